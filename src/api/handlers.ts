@@ -1,0 +1,66 @@
+/**
+ * Connect handlers for PaymentService and AccountService. Each one decodes the request, calls the
+ * application layer and maps the result; errors are mapped in errors.ts.
+ */
+import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
+import { AccountService } from '../../gen/payment/v1/account_pb.js';
+import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+import type { Mutation, PaymentsApp } from '../app/payments-app.js';
+import { toAccount, toBalance, toDeposit, toLedgerEntry, toPayment } from '../wire/messages.js';
+import { IDEMPOTENT_REPLAYED_HEADER, principalKey } from './principal.js';
+
+function unwrap<T>(context: HandlerContext, mutation: Mutation<T>): T {
+  if (mutation.replayed) context.responseHeader.set(IDEMPOTENT_REPLAYED_HEADER, 'true');
+  return mutation.value;
+}
+
+export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp): void {
+  router.service(PaymentService, {
+    async authorizePayment(request, context) {
+      const payment = await app.authorizePayment(context.values.get(principalKey), {
+        idempotencyKey: request.idempotencyKey,
+        payerAccountId: request.payerAccountId,
+        payeeAccountId: request.payeeAccountId,
+        amount: request.amount,
+        description: request.description,
+      });
+      return { payment: toPayment(unwrap(context, payment)) };
+    },
+    async getPayment(request) {
+      return { payment: toPayment(await app.getPayment(request.paymentId)) };
+    },
+    async getAccountBalance(request) {
+      return { balance: toBalance(await app.getBalance(request.accountId)) };
+    },
+  });
+
+  router.service(AccountService, {
+    async createAccount(request, context) {
+      const account = await app.createAccount(context.values.get(principalKey), {
+        idempotencyKey: request.idempotencyKey,
+        ownerRef: request.ownerRef,
+        currency: request.currency,
+      });
+      return { account: toAccount(unwrap(context, account)) };
+    },
+    async getAccount(request) {
+      return { account: toAccount(await app.getAccount(request.accountId)) };
+    },
+    async depositFunds(request, context) {
+      const deposit = await app.deposit(context.values.get(principalKey), {
+        idempotencyKey: request.idempotencyKey,
+        accountId: request.accountId,
+        amount: request.amount,
+      });
+      return { deposit: toDeposit(unwrap(context, deposit)) };
+    },
+    async listLedgerEntries(request) {
+      const page = await app.listEntries({
+        accountId: request.accountId,
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+      });
+      return { entries: page.entries.map(toLedgerEntry), nextPageToken: page.nextPageToken };
+    },
+  });
+}

@@ -1,0 +1,190 @@
+/**
+ * The ledger's tables. Money columns are bigint minor units read as JS bigint, never numbers or floats.
+ * Balances are credit-normal: posted = credits - debits, so a customer's money is positive and the funding
+ * account (which pays out every deposit) is negative; per currency, all posted balances sum to zero.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => 'bytea',
+});
+
+const money = (name: string) => bigint(name, { mode: 'bigint' });
+const createdAt = () => timestamp('created_at', { withTimezone: true, precision: 6 }).notNull().defaultNow();
+
+export const accounts = pgTable(
+  'accounts',
+  {
+    id: text('id').primaryKey(),
+    ownerRef: text('owner_ref').notNull(),
+    currency: text('currency').notNull(),
+    status: text('status', { enum: ['ACTIVE', 'FROZEN', 'CLOSED'] }).notNull(),
+    /** USER accounts belong to customers; SYSTEM accounts (funding) are the ledger's own contra accounts. */
+    kind: text('kind', { enum: ['USER', 'SYSTEM'] }).notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    check('accounts_currency_shape', sql`${table.currency} ~ '^[A-Z]{3}$'`),
+    check('accounts_status_known', sql`${table.status} in ('ACTIVE', 'FROZEN', 'CLOSED')`),
+    check('accounts_kind_known', sql`${table.kind} in ('USER', 'SYSTEM')`),
+    index('accounts_owner_ref_idx').on(table.ownerRef),
+  ],
+);
+
+export const accountBalances = pgTable(
+  'account_balances',
+  {
+    accountId: text('account_id')
+      .primaryKey()
+      .references(() => accounts.id),
+    currency: text('currency').notNull(),
+    postedMinor: money('posted_minor').notNull().default(sql`0`),
+    heldMinor: money('held_minor').notNull().default(sql`0`),
+    /** Only SYSTEM accounts may go below zero; copied here so the CHECK below can see it. */
+    allowNegative: boolean('allow_negative').notNull(),
+    /** +1 per change; each ledger entry records the version it produced. */
+    version: bigint('version', { mode: 'bigint' }).notNull().default(sql`0`),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+  },
+  (table) => [
+    // The last line of defence against an overdraft: the application checks first, this refuses the commit.
+    check(
+      'account_balances_available_not_negative',
+      sql`${table.allowNegative} or ${table.postedMinor} - ${table.heldMinor} >= 0`,
+    ),
+    check('account_balances_held_not_negative', sql`${table.heldMinor} >= 0`),
+  ],
+);
+
+export const payments = pgTable(
+  'payments',
+  {
+    id: text('id').primaryKey(),
+    payerAccountId: text('payer_account_id')
+      .notNull()
+      .references(() => accounts.id),
+    payeeAccountId: text('payee_account_id')
+      .notNull()
+      .references(() => accounts.id),
+    amountMinor: money('amount_minor').notNull(),
+    currency: text('currency').notNull(),
+    status: text('status', { enum: ['COMPLETED', 'DECLINED'] }).notNull(),
+    declineReason: text('decline_reason'),
+    description: text('description').notNull().default(''),
+    /** +1 per state change; the per-aggregate sequence of its outbox events. */
+    version: integer('version').notNull().default(1),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 6 }).notNull().defaultNow(),
+  },
+  (table) => [
+    check('payments_amount_positive', sql`${table.amountMinor} > 0`),
+    check('payments_distinct_parties', sql`${table.payerAccountId} <> ${table.payeeAccountId}`),
+    check(
+      'payments_decline_reason_iff_declined',
+      sql`(${table.status} = 'DECLINED') = (${table.declineReason} is not null)`,
+    ),
+    index('payments_payer_idx').on(table.payerAccountId, table.createdAt),
+    index('payments_payee_idx').on(table.payeeAccountId, table.createdAt),
+  ],
+);
+
+export const deposits = pgTable(
+  'deposits',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    amountMinor: money('amount_minor').notNull(),
+    currency: text('currency').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    check('deposits_amount_positive', sql`${table.amountMinor} > 0`),
+    index('deposits_account_idx').on(table.accountId),
+  ],
+);
+
+export const ledgerEntries = pgTable(
+  'ledger_entries',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    /** The payment or deposit that caused the entry. */
+    referenceId: text('reference_id').notNull(),
+    direction: text('direction', { enum: ['DEBIT', 'CREDIT'] }).notNull(),
+    amountMinor: money('amount_minor').notNull(),
+    currency: text('currency').notNull(),
+    balanceAfterMinor: money('balance_after_minor').notNull(),
+    accountVersion: bigint('account_version', { mode: 'bigint' }).notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    check('ledger_entries_amount_positive', sql`${table.amountMinor} > 0`),
+    check('ledger_entries_direction_known', sql`${table.direction} in ('DEBIT', 'CREDIT')`),
+    // Written while the balance row is locked, so version order is commit order: safe to page by.
+    uniqueIndex('ledger_entries_account_version_idx').on(table.accountId, table.accountVersion),
+    index('ledger_entries_reference_idx').on(table.referenceId),
+  ],
+);
+
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    /** Keys are scoped per caller, so one caller can never replay or block another's key. */
+    principal: text('principal').notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    operation: text('operation').notNull(),
+    /** The request's parameters, to tell a true retry from a reused key (and name the field that differs). */
+    requestParams: jsonb('request_params').$type<Record<string, string>>().notNull(),
+    /**
+     * The stored outcome, replayed for a retry. Null only inside the transaction that claimed the key: it is
+     * filled (or the key released) before that transaction commits.
+     */
+    response: jsonb('response'),
+    createdAt: createdAt(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  },
+  (table) => [
+    primaryKey({ columns: [table.principal, table.idempotencyKey] }),
+    index('idempotency_keys_expires_idx').on(table.expiresAt),
+  ],
+);
+
+export const outboxEvents = pgTable(
+  'outbox_events',
+  {
+    /** Internal row order only: ids are taken before commit, so never page by it. */
+    id: bigint('id', { mode: 'bigint' }).primaryKey().generatedAlwaysAsIdentity(),
+    eventId: text('event_id').notNull().unique(),
+    eventType: text('event_type').notNull(),
+    aggregateType: text('aggregate_type').notNull(),
+    aggregateId: text('aggregate_id').notNull(),
+    aggregateSeq: bigint('aggregate_seq', { mode: 'bigint' }).notNull(),
+    payload: bytea('payload').notNull(),
+    createdAt: createdAt(),
+    publishedAt: timestamp('published_at', { withTimezone: true }),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: text('last_error'),
+  },
+  (table) => [
+    index('outbox_events_unpublished_idx').on(table.createdAt).where(sql`${table.publishedAt} is null`),
+    index('outbox_events_aggregate_idx').on(table.aggregateId, table.aggregateSeq),
+  ],
+);

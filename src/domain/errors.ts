@@ -1,0 +1,60 @@
+/**
+ * Errors the service raises on purpose. Each kind says what went wrong in domain terms; the API layer maps
+ * kinds to protocol codes in one place (src/api/errors.ts). Messages are written for clients: they never hold
+ * SQL, stack traces or other internals.
+ */
+export type DomainErrorKind =
+  | 'invalid_argument'
+  | 'not_found'
+  | 'idempotency_key_reused'
+  | 'failed_precondition'
+  | 'concurrent_request'
+  | 'unavailable';
+
+export class DomainError extends Error {
+  constructor(
+    readonly kind: DomainErrorKind,
+    /** Stable, machine-readable, e.g. "INVALID_AMOUNT". */
+    readonly reason: string,
+    message: string,
+    /** The request field at fault, when there is one. */
+    readonly field: string = '',
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export function invalidArgument(field: string, reason: string, message: string): DomainError {
+  return new DomainError('invalid_argument', reason, message, field);
+}
+
+export function notFound(resource: 'account' | 'payment', id: string): DomainError {
+  return new DomainError('not_found', `${resource.toUpperCase()}_NOT_FOUND`, `${resource} ${id} not found`);
+}
+
+export function idempotencyKeyReused(field: string): DomainError {
+  const detail = field ? ` (${field} differs)` : '';
+  return new DomainError(
+    'idempotency_key_reused',
+    'IDEMPOTENCY_KEY_REUSED',
+    `idempotency key was already used for a different request${detail}; use a new key for a new request`,
+    field,
+  );
+}
+
+export function failedPrecondition(reason: string, message: string, field = ''): DomainError {
+  return new DomainError('failed_precondition', reason, message, field);
+}
+
+export function concurrentRequest(): DomainError {
+  return new DomainError(
+    'concurrent_request',
+    'REQUEST_IN_PROGRESS',
+    'a request with this idempotency key is still in progress; retry with the same key',
+  );
+}
+
+export function serviceUnavailable(reason: string, message: string): DomainError {
+  return new DomainError('unavailable', reason, message);
+}

@@ -1,0 +1,135 @@
+/**
+ * Idempotency keys live in the same transaction as the effect they guard, so "stored response" and "money
+ * moved" commit together or not at all. A key is claimed first (INSERT … ON CONFLICT): a concurrent request
+ * with the same key blocks on the unique index until the first commits, then sees its stored outcome and
+ * replays it. No request ever observes a half-done key.
+ */
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { LedgerTx } from '../db/client.js';
+import { idempotencyKeys } from '../db/schema.js';
+import type { LedgerOutcome } from './commands.js';
+import { decodeOutcome, encodeOutcome } from './stored-outcome.js';
+
+export interface KeyClaim {
+  principal: string;
+  idempotencyKey: string;
+  params: Record<string, string>;
+}
+
+export interface StoredKey {
+  params: Record<string, string>;
+  outcome: LedgerOutcome;
+}
+
+const keyOf = (principal: string, idempotencyKey: string) => `${principal}\u0000${idempotencyKey}`;
+
+/**
+ * Claims keys in one statement, in a fixed (sorted) order so that two transactions claiming overlapping keys
+ * cannot deadlock. An expired key that the reaper has not deleted yet is taken over. Returns the claimed
+ * keys, and the stored outcome of every key another request already completed.
+ */
+export async function claimKeys(
+  tx: LedgerTx,
+  claims: KeyClaim[],
+  now: Date,
+  retentionMs: number,
+): Promise<{ claimed: Set<string>; existing: Map<string, StoredKey> }> {
+  const claimed = new Set<string>();
+  const existing = new Map<string, StoredKey>();
+  if (claims.length === 0) return { claimed, existing };
+
+  const sorted = [...claims].sort((a, b) =>
+    keyOf(a.principal, a.idempotencyKey) < keyOf(b.principal, b.idempotencyKey) ? -1 : 1,
+  );
+  const expiresAt = new Date(now.getTime() + retentionMs);
+  const inserted = await tx
+    .insert(idempotencyKeys)
+    .values(
+      sorted.map((claim) => ({
+        principal: claim.principal,
+        idempotencyKey: claim.idempotencyKey,
+        operation: claim.params.operation ?? '',
+        requestParams: claim.params,
+        response: null,
+        createdAt: now,
+        expiresAt,
+      })),
+    )
+    .onConflictDoUpdate({
+      target: [idempotencyKeys.principal, idempotencyKeys.idempotencyKey],
+      set: {
+        operation: sql`excluded.operation`,
+        requestParams: sql`excluded.request_params`,
+        response: null,
+        createdAt: sql`excluded.created_at`,
+        expiresAt: sql`excluded.expires_at`,
+      },
+      setWhere: sql`${idempotencyKeys.expiresAt} <= ${now.toISOString()}::timestamptz`,
+    })
+    .returning({ principal: idempotencyKeys.principal, idempotencyKey: idempotencyKeys.idempotencyKey });
+  for (const row of inserted) claimed.add(keyOf(row.principal, row.idempotencyKey));
+
+  const taken = sorted.filter((claim) => !claimed.has(keyOf(claim.principal, claim.idempotencyKey)));
+  if (taken.length > 0) {
+    const rows = await tx
+      .select({
+        principal: idempotencyKeys.principal,
+        idempotencyKey: idempotencyKeys.idempotencyKey,
+        requestParams: idempotencyKeys.requestParams,
+        response: idempotencyKeys.response,
+      })
+      .from(idempotencyKeys)
+      .where(
+        and(
+          inArray(idempotencyKeys.principal, [...new Set(taken.map((claim) => claim.principal))]),
+          inArray(
+            idempotencyKeys.idempotencyKey,
+            taken.map((claim) => claim.idempotencyKey),
+          ),
+        ),
+      );
+    for (const row of rows) {
+      if (row.response === null) continue;
+      existing.set(keyOf(row.principal, row.idempotencyKey), {
+        params: row.requestParams,
+        outcome: decodeOutcome(row.response),
+      });
+    }
+  }
+  return { claimed, existing };
+}
+
+export { keyOf as idempotencyKeyOf };
+
+/** Stores the outcomes of claimed keys, in one statement. */
+export async function storeOutcomes(
+  tx: LedgerTx,
+  outcomes: { principal: string; idempotencyKey: string; outcome: LedgerOutcome }[],
+): Promise<void> {
+  if (outcomes.length === 0) return;
+  const rows = outcomes.map(
+    (item) => sql`(${item.principal}, ${item.idempotencyKey}, ${JSON.stringify(encodeOutcome(item.outcome))}::jsonb)`,
+  );
+  await tx.execute(sql`
+    update ${idempotencyKeys} as k set response = v.response
+    from (values ${sql.join(rows, sql`, `)}) as v(principal, idempotency_key, response)
+    where k.principal = v.principal and k.idempotency_key = v.idempotency_key`);
+}
+
+/** Gives back keys whose request failed (e.g. NOT_FOUND): a failed request stores nothing. */
+export async function releaseKeys(tx: LedgerTx, keys: { principal: string; idempotencyKey: string }[]) {
+  for (const key of keys) {
+    await tx
+      .delete(idempotencyKeys)
+      .where(and(eq(idempotencyKeys.principal, key.principal), eq(idempotencyKeys.idempotencyKey, key.idempotencyKey)));
+  }
+}
+
+/** Deletes keys past their retention, a bounded number per call; returns how many it deleted. */
+export async function reapExpiredKeys(tx: LedgerTx, now: Date, limit: number): Promise<number> {
+  const result = (await tx.execute(sql`
+    delete from ${idempotencyKeys} where ctid in (
+      select ctid from ${idempotencyKeys} where expires_at <= ${now.toISOString()}::timestamptz limit ${limit}
+    )`)) as unknown as { rowCount?: number; affectedRows?: number };
+  return result.rowCount ?? result.affectedRows ?? 0;
+}

@@ -1,0 +1,55 @@
+/** Entry point: `npm start`. Reads config once, starts the service, stops cleanly on SIGTERM/SIGINT. */
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { demoBanner, seedDemoAccounts } from './demo/seed.js';
+import { startService } from './server/service.js';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  const service = await startService(config);
+  const log = service.fastify.log;
+  log.info(
+    { url: service.url, database: service.database.kind === 'pglite' ? `embedded (${config.dataDir})` : 'postgres' },
+    'payment ledger listening: gRPC, gRPC-Web and Connect on one port',
+  );
+  if (config.seedDemoData) {
+    const demo = await seedDemoAccounts(service.app);
+    process.stdout.write(demoBanner(service.url, demo));
+  }
+
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
+    log.info({ signal }, 'shutting down: draining in-flight requests');
+    service.close().then(
+      () => {
+        log.info('shut down cleanly');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error('failed to start:', error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,123 @@
+/**
+ * Builds the Fastify server: Connect handlers for every service on one port (gRPC, gRPC-Web, Connect),
+ * CORS for configured browser origins, HTTP liveness/readiness, health and reflection.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { cors as connectCors } from '@connectrpc/connect';
+import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
+import fastifyCors from '@fastify/cors';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.js';
+import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
+import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
+import { file_payment_v1_account } from '../../gen/payment/v1/account_pb.js';
+import { file_payment_v1_payment } from '../../gen/payment/v1/payment_pb.js';
+import { errorMappingInterceptor } from '../api/errors.js';
+import { registerLedgerServices } from '../api/handlers.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
+import type { PaymentsApp } from '../app/payments-app.js';
+import type { Config } from '../config.js';
+import type { Database } from '../db/client.js';
+import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
+import { registerReflectionServices } from '../grpc/reflection.js';
+import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
+
+export interface ServerDependencies {
+  config: Config;
+  database: Database;
+  app: PaymentsApp;
+  health: HealthStatusBoard;
+}
+
+const MAX_HEADER_BYTES = 16 * 1024;
+const IDLE_TIMEOUT_MS = 60_000;
+const READY_CHECK_TIMEOUT_MS = 2_000;
+// Headers of our own that browsers must be allowed to send or read, beyond Connect's lists.
+const EXTRA_REQUEST_HEADERS = ['authorization', 'x-request-id'];
+const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id'];
+
+export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
+  const { config } = deps;
+  const fastify = Fastify({
+    logger: { level: config.logLevel },
+    // Fastify's types assume one protocol; at run time it only needs listen/close/address, which this has.
+    serverFactory: (handler) =>
+      createListener(handler as ListenerHandler, {
+        tls: config.tls,
+        maxHeaderBytes: MAX_HEADER_BYTES,
+        idleTimeoutMs: IDLE_TIMEOUT_MS,
+      }) as unknown as Server,
+    forceCloseConnections: 'idle',
+    bodyLimit: config.requestBodyMaxBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // Per-request access lines at info level would dominate the log under load; errors are logged with the id.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+
+  fastify.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  if (config.corsOrigins.length > 0) {
+    await fastify.register(fastifyCors, {
+      origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
+      methods: [...connectCors.allowedMethods],
+      allowedHeaders: [...connectCors.allowedHeaders, ...EXTRA_REQUEST_HEADERS],
+      exposedHeaders: [...connectCors.exposedHeaders, ...EXTRA_RESPONSE_HEADERS],
+      maxAge: 2 * 60 * 60,
+    });
+  }
+
+  await fastify.register(fastifyConnectPlugin, {
+    interceptors: [errorMappingInterceptor(fastify.log)],
+    readMaxBytes: config.requestBodyMaxBytes,
+    // Refuses cross-site form posts and makes accidental plain-HTTP clients fail loudly.
+    requireConnectProtocolHeader: true,
+    // Zero amounts and default enums are written out: a balance of 0 should read as 0, not be absent.
+    jsonOptions: { ignoreUnknownFields: false, alwaysEmitImplicit: true },
+    shutdownTimeoutMs: config.shutdownGraceMs,
+    routes(router) {
+      registerLedgerServices(router, deps.app);
+      registerHealthService(router, deps.health);
+      registerReflectionServices(router, [
+        file_payment_v1_payment,
+        file_payment_v1_account,
+        file_grpc_health_v1_health,
+        file_grpc_reflection_v1_reflection,
+        file_grpc_reflection_v1alpha_reflection,
+      ]);
+    },
+  });
+
+  fastify.get('/healthz', async () => ({ status: 'ok' }));
+  fastify.get('/readyz', async (_request, reply) => {
+    try {
+      await withTimeout(deps.database.ping(), READY_CHECK_TIMEOUT_MS);
+      return { status: 'ready', database: 'ok' };
+    } catch {
+      return reply.code(503).send({ status: 'not ready', database: 'unreachable' });
+    }
+  });
+
+  return fastify as unknown as FastifyInstance;
+}
+
+export function listenerOf(fastify: FastifyInstance): DualProtocolServer {
+  return fastify.server as unknown as DualProtocolServer;
+}
+
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * One port, every protocol. Cleartext: HTTP/2 with prior knowledge (native gRPC clients) and HTTP/1.1
+ * (browsers, curl) share a port by looking at a connection's first bytes: an HTTP/2 client opens with the
+ * preface "PRI * HTTP/2.0", which no HTTP/1.1 request starts with. With TLS, ALPN makes the same choice and
+ * Node's secure HTTP/2 server with allowHTTP1 serves both.
+ *
+ * The returned server is what Fastify's serverFactory hands back; it also offers the hooks Fastify calls on
+ * close (closeIdleConnections, closeHttp2Sessions) so that keep-alive connections and HTTP/2 sessions do
+ * not hold shutdown open.
+ */
+import { readFileSync } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import net from 'node:net';
+import type { TlsConfig } from '../config.js';
+
+export type ListenerHandler = (
+  request: IncomingMessage | Http2ServerRequest,
+  response: ServerResponse | Http2ServerResponse,
+) => void;
+
+export interface DualProtocolServer extends net.Server {
+  closeIdleConnections(): void;
+  closeHttp2Sessions(): void;
+  /** Destroys every connection still open; the last step of a bounded shutdown. */
+  destroyAllConnections(): void;
+}
+
+const HTTP2_PREFACE_START = Buffer.from('PRI * HTTP/2.0');
+// Bytes needed to tell the protocols apart; a client sending fewer before pausing is waited for, up to this.
+const SNIFF_BYTES = 3;
+const SNIFF_TIMEOUT_MS = 10_000;
+
+export interface ListenerOptions {
+  tls: TlsConfig | undefined;
+  maxHeaderBytes: number;
+  /** Idle keep-alive / session timeout. */
+  idleTimeoutMs: number;
+}
+
+export function createListener(handler: ListenerHandler, options: ListenerOptions): DualProtocolServer {
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<Http2Session>();
+  let closing = false;
+
+  const http2Options = {
+    maxSessionMemory: 10,
+    settings: { maxConcurrentStreams: 256, maxHeaderListSize: options.maxHeaderBytes },
+    maxSendHeaderBlockLength: options.maxHeaderBytes,
+  };
+  const h2 = options.tls
+    ? http2.createSecureServer(
+        {
+          ...http2Options,
+          cert: readFileSync(options.tls.certFile),
+          key: readFileSync(options.tls.keyFile),
+          allowHTTP1: true,
+        },
+        handler,
+      )
+    : http2.createServer(http2Options, handler);
+  h2.on('session', (session: Http2Session) => {
+    sessions.add(session);
+    session.setTimeout(options.idleTimeoutMs, () => session.close());
+    session.once('close', () => sessions.delete(session));
+    if (closing) session.close();
+  });
+
+  const h1 = http.createServer(
+    { maxHeaderSize: options.maxHeaderBytes, keepAliveTimeout: options.idleTimeoutMs },
+    handler,
+  );
+  // A request still running when shutdown began leaves its keep-alive socket idle once it finishes.
+  h1.on('request', (_request, response: ServerResponse) => {
+    if (closing) response.shouldKeepAlive = false;
+  });
+
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+
+  let server: net.Server;
+  if (options.tls) {
+    server = h2;
+    h2.on('connection', track);
+    h2.on('secureConnection', track);
+  } else {
+    server = net.createServer((socket) => {
+      track(socket);
+      sniff(socket, (isHttp2) => (isHttp2 ? h2 : h1).emit('connection', socket));
+    });
+  }
+
+  return Object.assign(server, {
+    closeIdleConnections() {
+      closing = true;
+      h1.closeIdleConnections();
+    },
+    closeHttp2Sessions() {
+      closing = true;
+      // close() (GOAWAY) lets streams already running finish; it refuses new ones.
+      for (const session of sessions) session.close();
+    },
+    destroyAllConnections() {
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+    },
+  });
+}
+
+function sniff(socket: net.Socket, route: (isHttp2: boolean) => void): void {
+  let buffered = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
+  const onData = (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    if (buffered.length < SNIFF_BYTES) return;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.pause();
+    // Give the bytes back so the chosen server parses the connection from its first byte.
+    socket.unshift(buffered);
+    const prefixLength = Math.min(buffered.length, HTTP2_PREFACE_START.length);
+    const isHttp2 = buffered.subarray(0, prefixLength).equals(HTTP2_PREFACE_START.subarray(0, prefixLength));
+    route(isHttp2);
+    // The HTTP/1.1 parser reads through the stream and needs it flowing again; an HTTP/2 session takes over
+    // the socket's handle and drains the unshifted bytes itself, so resuming would hand them to nobody.
+    if (!isHttp2) socket.resume();
+  };
+  socket.on('data', onData);
+  socket.once('close', () => clearTimeout(timer));
+  socket.on('error', () => socket.destroy());
+}

@@ -1,0 +1,82 @@
+/**
+ * Wires the service together and runs it: database (migrated), ledger, application layer, background jobs
+ * and the HTTP server. Used by main.ts and by the tests, which start real servers in-process.
+ */
+import type { FastifyInstance } from 'fastify';
+import { PaymentsApp } from '../app/payments-app.js';
+import type { Config } from '../config.js';
+import { type Database, openPglite, openPostgres } from '../db/client.js';
+import { minorUnitExponent } from '../domain/currency.js';
+import { HealthStatusBoard } from '../grpc/health.js';
+import { Ledger } from '../ledger/apply.js';
+import { startKeyReaper } from '../ledger/key-reaper.js';
+import { buildServer, listenerOf } from './app.js';
+
+export interface RunningService {
+  fastify: FastifyInstance;
+  database: Database;
+  app: PaymentsApp;
+  /** http://host:port (https:// with TLS). */
+  url: string;
+  port: number;
+  /** Stops accepting, lets in-flight requests finish within the grace period, then releases everything. */
+  close(): Promise<void>;
+}
+
+export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) => bigint {
+  const cache = new Map<string, bigint>();
+  return (currency) => {
+    let max = cache.get(currency);
+    if (max === undefined) {
+      max = maxMajorUnits * 10n ** BigInt(minorUnitExponent(currency) ?? 2);
+      cache.set(currency, max);
+    }
+    return max;
+  };
+}
+
+export async function openDatabase(config: Config): Promise<Database> {
+  const database = config.databaseUrl
+    ? openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize })
+    : await openPglite(config.dataDir);
+  await database.migrate();
+  return database;
+}
+
+export async function startService(config: Config): Promise<RunningService> {
+  const database = await openDatabase(config);
+  const ledger = new Ledger(database.db, {
+    idempotencyRetentionMs: config.idempotencyRetentionMs,
+    maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
+  });
+  const app = new PaymentsApp(database.db, ledger);
+  const health = new HealthStatusBoard();
+  const fastify = await buildServer({ config, database, app, health });
+  const reaper = startKeyReaper(database.db, config.idempotencyReapIntervalMs, fastify.log);
+
+  await fastify.listen({ host: config.host, port: config.port });
+  const address = fastify.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `${config.tls ? 'https' : 'http'}://${hostForUrl}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      health.close();
+      const listener = listenerOf(fastify);
+      // Past the grace period, whatever is still open is cut so that shutdown is bounded.
+      const deadline = setTimeout(() => listener.destroyAllConnections(), config.shutdownGraceMs);
+      try {
+        await fastify.close();
+      } finally {
+        clearTimeout(deadline);
+        await reaper.stop();
+        await database.close();
+      }
+    })();
+    return closing;
+  };
+
+  return { fastify, database, app, url, port, close };
+}

@@ -1,0 +1,114 @@
+/**
+ * Domain records to and from protobuf messages. The API handlers and the event encoder both use these, so a
+ * payment looks the same in a response and in an event.
+ */
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import {
+  type Account,
+  AccountSchema,
+  AccountStatus,
+  type Deposit,
+  DepositSchema,
+  EntryDirection,
+  type LedgerEntry,
+  LedgerEntrySchema,
+} from '../../gen/payment/v1/account_pb.js';
+import { type Money, MoneySchema } from '../../gen/payment/v1/money_pb.js';
+import {
+  type AccountBalance,
+  AccountBalanceSchema,
+  DeclineReason,
+  type Payment,
+  PaymentSchema,
+  PaymentStatus,
+} from '../../gen/payment/v1/payment_pb.js';
+import type {
+  AccountRecord,
+  BalanceRecord,
+  DepositRecord,
+  DeclineReason as DomainDeclineReason,
+  LedgerEntryRecord,
+  PaymentRecord,
+} from '../domain/records.js';
+
+export function toMoney(amountMinor: bigint, currency: string): Money {
+  return create(MoneySchema, { amountMinor, currency });
+}
+
+const ACCOUNT_STATUS = {
+  ACTIVE: AccountStatus.ACTIVE,
+  FROZEN: AccountStatus.FROZEN,
+  CLOSED: AccountStatus.CLOSED,
+} as const;
+
+export function toAccount(account: AccountRecord): Account {
+  return create(AccountSchema, {
+    id: account.id,
+    ownerRef: account.ownerRef,
+    currency: account.currency,
+    status: ACCOUNT_STATUS[account.status],
+    createTime: timestampFromDate(account.createdAt),
+  });
+}
+
+export function toBalance(balance: BalanceRecord): AccountBalance {
+  return create(AccountBalanceSchema, {
+    accountId: balance.accountId,
+    currency: balance.currency,
+    available: toMoney(balance.availableMinor, balance.currency),
+    posted: toMoney(balance.postedMinor, balance.currency),
+    held: toMoney(balance.heldMinor, balance.currency),
+    version: balance.version,
+    updateTime: timestampFromDate(balance.updatedAt),
+  });
+}
+
+export function toDeposit(deposit: DepositRecord): Deposit {
+  return create(DepositSchema, {
+    id: deposit.id,
+    accountId: deposit.accountId,
+    amount: toMoney(deposit.amountMinor, deposit.currency),
+    createTime: timestampFromDate(deposit.createdAt),
+  });
+}
+
+const PAYMENT_STATUS = {
+  COMPLETED: PaymentStatus.COMPLETED,
+  DECLINED: PaymentStatus.DECLINED,
+} as const;
+
+const DECLINE_REASON: Record<DomainDeclineReason, DeclineReason> = {
+  INSUFFICIENT_FUNDS: DeclineReason.INSUFFICIENT_FUNDS,
+  PAYER_ACCOUNT_INACTIVE: DeclineReason.PAYER_ACCOUNT_INACTIVE,
+  PAYEE_ACCOUNT_INACTIVE: DeclineReason.PAYEE_ACCOUNT_INACTIVE,
+  CURRENCY_MISMATCH: DeclineReason.CURRENCY_MISMATCH,
+  AMOUNT_ABOVE_LIMIT: DeclineReason.AMOUNT_ABOVE_LIMIT,
+};
+
+export function toPayment(payment: PaymentRecord): Payment {
+  return create(PaymentSchema, {
+    id: payment.id,
+    payerAccountId: payment.payerAccountId,
+    payeeAccountId: payment.payeeAccountId,
+    amount: toMoney(payment.amountMinor, payment.currency),
+    status: PAYMENT_STATUS[payment.status],
+    declineReason: payment.declineReason ? DECLINE_REASON[payment.declineReason] : DeclineReason.UNSPECIFIED,
+    description: payment.description,
+    createTime: timestampFromDate(payment.createdAt),
+    updateTime: timestampFromDate(payment.updatedAt),
+  });
+}
+
+export function toLedgerEntry(entry: LedgerEntryRecord): LedgerEntry {
+  return create(LedgerEntrySchema, {
+    id: entry.id,
+    accountId: entry.accountId,
+    direction: entry.direction === 'DEBIT' ? EntryDirection.DEBIT : EntryDirection.CREDIT,
+    amount: toMoney(entry.amountMinor, entry.currency),
+    balanceAfter: toMoney(entry.balanceAfterMinor, entry.currency),
+    referenceId: entry.referenceId,
+    accountVersion: entry.accountVersion,
+    createTime: timestampFromDate(entry.createdAt),
+  });
+}
