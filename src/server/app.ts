@@ -28,6 +28,8 @@ export interface ServerDependencies {
   database: Database;
   app: PaymentsApp;
   health: HealthStatusBoard;
+  /** Aborted when the shutdown grace period is over: handlers still running are cancelled. */
+  shutdownSignal: AbortSignal;
 }
 
 const MAX_HEADER_BYTES = 16 * 1024;
@@ -77,7 +79,7 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     requireConnectProtocolHeader: true,
     // Zero amounts and default enums are written out: a balance of 0 should read as 0, not be absent.
     jsonOptions: { ignoreUnknownFields: false, alwaysEmitImplicit: true },
-    shutdownTimeoutMs: config.shutdownGraceMs,
+    shutdownSignal: deps.shutdownSignal,
     routes(router) {
       registerLedgerServices(router, deps.app);
       registerHealthService(router, deps.health);

@@ -2,6 +2,8 @@
  * Wires the service together and runs it: database (migrated), ledger, application layer, background jobs
  * and the HTTP server. Used by main.ts and by the tests, which start real servers in-process.
  */
+import { setMaxListeners } from 'node:events';
+import { Code, ConnectError } from '@connectrpc/connect';
 import type { FastifyInstance } from 'fastify';
 import { PaymentsApp } from '../app/payments-app.js';
 import type { Config } from '../config.js';
@@ -51,7 +53,10 @@ export async function startService(config: Config): Promise<RunningService> {
   });
   const app = new PaymentsApp(database.db, ledger);
   const health = new HealthStatusBoard();
-  const fastify = await buildServer({ config, database, app, health });
+  const shutdown = new AbortController();
+  // Every in-flight request listens on this signal; Node's default cap of 10 listeners would warn under load.
+  setMaxListeners(0, shutdown.signal);
+  const fastify = await buildServer({ config, database, app, health, shutdownSignal: shutdown.signal });
   const reaper = startKeyReaper(database.db, config.idempotencyReapIntervalMs, fastify.log);
 
   await fastify.listen({ host: config.host, port: config.port });
@@ -66,7 +71,12 @@ export async function startService(config: Config): Promise<RunningService> {
       health.close();
       const listener = listenerOf(fastify);
       // Past the grace period, whatever is still open is cut so that shutdown is bounded.
-      const deadline = setTimeout(() => listener.destroyAllConnections(), config.shutdownGraceMs);
+      const deadline = setTimeout(() => {
+        shutdown.abort(
+          new ConnectError('the server is shutting down; retry with the same idempotency key', Code.Unavailable),
+        );
+        listener.destroyAllConnections();
+      }, config.shutdownGraceMs);
       try {
         await fastify.close();
       } finally {

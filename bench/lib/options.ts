@@ -1,0 +1,211 @@
+/**
+ * Command-line flags of the AuthorizePayment benchmark. Every value is validated up front so that a typo
+ * fails in a second with a message naming the flag, instead of after a minute of setup.
+ */
+
+export const SCENARIOS = ['uniform', 'hot-payee'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** child: server in its own process (default); in-process: shares this event loop; target: already running. */
+export type ServerMode = 'child' | 'in-process' | 'target';
+
+export interface BenchOptions {
+  mode: ServerMode;
+  /** Base URL of an already running server; set only in target mode. */
+  targetUrl: string | undefined;
+  accounts: number;
+  durationMs: number;
+  warmupMs: number;
+  concurrencies: number[];
+  scenarios: ScenarioName[];
+  /** Upper bound on measured requests per run; sizes the preallocated latency buffer. */
+  maxRequests: number;
+  setupConcurrency: number;
+  /** HTTP/2 connections the in-flight requests are spread over. */
+  connections: number;
+  timeoutMs: number;
+  json: boolean;
+}
+
+/** A bad flag: reported on stderr with exit status 2. */
+export class UsageError extends Error {}
+
+// The server advertises SETTINGS_MAX_CONCURRENT_STREAMS = 256 (src/server/listener.ts); more in-flight
+// requests than that on one connection would be refused by the server rather than measured.
+const MAX_STREAMS_PER_CONNECTION = 256;
+
+export const USAGE = `Usage: npm run bench -- [flags]
+
+Closed-loop load generator for PaymentService.AuthorizePayment over native gRPC (HTTP/2 cleartext).
+By default it starts the server as a child process against a fresh PostgreSQL database
+(TEST_ADMIN_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres) and drops it at the end.
+
+  --target URL              drive an already running server (e.g. http://127.0.0.1:8080) instead
+  --server child|in-process where to start the server when there is no --target (default child;
+                            in-process shares this process's event loop and skews the figures)
+  --scenarios LIST          comma list of ${SCENARIOS.join(', ')} (default all)
+  --concurrency LIST        in-flight requests, comma list to run each, e.g. 8,32,64 (default 32)
+  --duration SECONDS        measured time per run (default 10)
+  --warmup SECONDS          unmeasured load before each run (default 2)
+  --accounts N              payer/payee accounts to create, plus one merchant (default 200)
+  --max-requests N          stop a run after N measured requests (default 2000000)
+  --connections N           HTTP/2 connections to spread requests over (default 1)
+  --setup-concurrency N     in-flight requests while creating and funding accounts (default 16)
+  --timeout-ms N            per-request deadline (default 10000)
+  --json                    print a JSON summary instead of the table
+  --help                    show this text
+
+Server settings such as DB_POOL_SIZE are passed through from the environment to the child server.`;
+
+const DEFAULTS: BenchOptions = {
+  mode: 'child',
+  targetUrl: undefined,
+  accounts: 200,
+  durationMs: 10_000,
+  warmupMs: 2_000,
+  concurrencies: [32],
+  scenarios: [...SCENARIOS],
+  maxRequests: 2_000_000,
+  setupConcurrency: 16,
+  connections: 1,
+  timeoutMs: 10_000,
+  json: false,
+};
+
+/** Returns the options, or undefined when --help was asked for. */
+export function parseOptions(argv: string[]): BenchOptions | undefined {
+  const options: BenchOptions = { ...DEFAULTS, concurrencies: [...DEFAULTS.concurrencies] };
+  let serverFlag: 'child' | 'in-process' | undefined;
+  // `npx tsx bench/authorize.ts -- --flag` hands the separator through to the script; npm strips it.
+  const args = argv[0] === '--' ? argv.slice(1) : argv;
+
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}" (flags start with --)`);
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const inlineValue = eq === -1 ? undefined : arg.slice(eq + 1);
+    const value = (): string => {
+      if (inlineValue !== undefined) return inlineValue;
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith('--')) throw new UsageError(`${flag} needs a value`);
+      i++;
+      return next;
+    };
+    const noValue = () => {
+      if (inlineValue !== undefined) throw new UsageError(`${flag} takes no value`);
+    };
+
+    switch (flag) {
+      case '--help':
+      case '-h':
+        return undefined;
+      case '--json':
+        noValue();
+        options.json = true;
+        break;
+      case '--target':
+        options.targetUrl = parseTarget(value());
+        break;
+      case '--server':
+        serverFlag = parseServerMode(value());
+        break;
+      case '--scenarios':
+        options.scenarios = parseScenarios(value());
+        break;
+      case '--concurrency':
+        options.concurrencies = parseIntList(flag, value(), 1, 4096);
+        break;
+      case '--duration':
+        options.durationMs = parseSeconds(flag, value(), 0.1, 3600);
+        break;
+      case '--warmup':
+        options.warmupMs = parseSeconds(flag, value(), 0, 600);
+        break;
+      case '--accounts':
+        options.accounts = parseInteger(flag, value(), 2, 100_000);
+        break;
+      case '--max-requests':
+        // 8 bytes per latency: the cap keeps the buffer under 80 MB.
+        options.maxRequests = parseInteger(flag, value(), 1, 10_000_000);
+        break;
+      case '--connections':
+        options.connections = parseInteger(flag, value(), 1, 64);
+        break;
+      case '--setup-concurrency':
+        options.setupConcurrency = parseInteger(flag, value(), 1, 256);
+        break;
+      case '--timeout-ms':
+        options.timeoutMs = parseInteger(flag, value(), 100, 600_000);
+        break;
+      default:
+        throw new UsageError(`unknown flag ${flag}`);
+    }
+  }
+
+  if (options.targetUrl !== undefined && serverFlag !== undefined) {
+    throw new UsageError('--server and --target exclude each other: --target drives a server that is already running');
+  }
+  options.mode = options.targetUrl !== undefined ? 'target' : (serverFlag ?? 'child');
+  const maxConcurrency = Math.max(...options.concurrencies);
+  if (maxConcurrency > options.connections * MAX_STREAMS_PER_CONNECTION) {
+    throw new UsageError(
+      `--concurrency ${maxConcurrency} exceeds ${MAX_STREAMS_PER_CONNECTION} streams per connection; ` +
+        `add --connections ${Math.ceil(maxConcurrency / MAX_STREAMS_PER_CONNECTION)}`,
+    );
+  }
+  return options;
+}
+
+function parseInteger(flag: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new UsageError(`${flag} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new UsageError(`${flag} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function parseSeconds(flag: string, raw: string, min: number, max: number): number {
+  if (!/^\d+(\.\d+)?$/.test(raw)) throw new UsageError(`${flag} must be a number of seconds, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new UsageError(`${flag} must be between ${min} and ${max} s, got ${value}`);
+  return Math.round(value * 1000);
+}
+
+function parseIntList(flag: string, raw: string, min: number, max: number): number[] {
+  const values = raw.split(',').map((part) => parseInteger(flag, part.trim(), min, max));
+  if (new Set(values).size !== values.length) throw new UsageError(`${flag} lists a value twice: "${raw}"`);
+  return values;
+}
+
+function parseScenarios(raw: string): ScenarioName[] {
+  const names = raw.split(',').map((part) => part.trim());
+  for (const name of names) {
+    if (!(SCENARIOS as readonly string[]).includes(name)) {
+      throw new UsageError(`--scenarios: unknown scenario "${name}" (known: ${SCENARIOS.join(', ')})`);
+    }
+  }
+  if (new Set(names).size !== names.length) throw new UsageError(`--scenarios lists a scenario twice: "${raw}"`);
+  return names as ScenarioName[];
+}
+
+function parseServerMode(raw: string): 'child' | 'in-process' {
+  if (raw === 'child' || raw === 'in-process') return raw;
+  throw new UsageError(`--server must be child or in-process, got "${raw}"`);
+}
+
+function parseTarget(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--target must be a URL like http://127.0.0.1:8080, got "${raw}"`);
+  }
+  // createGrpcTransport speaks h2c to http:// and HTTP/2 over TLS to https://; nothing else makes sense.
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--target must start with http:// or https://, got "${url.protocol}//"`);
+  }
+  if (url.pathname !== '/' || url.search !== '') {
+    throw new UsageError(`--target must be a base URL without a path, got "${raw}"`);
+  }
+  return url.origin;
+}

@@ -1,0 +1,32 @@
+/**
+ * Real clients for the three protocols: Connect JSON over HTTP/1.1 (what curl speaks), gRPC-Web binary over
+ * HTTP/1.1 (what the browser wallet speaks) and gRPC over HTTP/2 cleartext (what backends speak).
+ */
+import { type Client, createClient, type Transport } from '@connectrpc/connect';
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { AccountService } from '../../gen/payment/v1/account_pb.js';
+import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+
+export type ProtocolName = 'connect-json' | 'grpc-web' | 'grpc';
+export const PROTOCOLS: ProtocolName[] = ['connect-json', 'grpc-web', 'grpc'];
+
+export function transportFor(protocol: ProtocolName, baseUrl: string): Transport {
+  switch (protocol) {
+    case 'connect-json':
+      return createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false });
+    case 'grpc-web':
+      return createGrpcWebTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: true });
+    case 'grpc':
+      return createGrpcTransport({ baseUrl });
+  }
+}
+
+export interface Clients {
+  payments: Client<typeof PaymentService>;
+  accounts: Client<typeof AccountService>;
+}
+
+export function clientsFor(protocol: ProtocolName, baseUrl: string): Clients {
+  const transport = transportFor(protocol, baseUrl);
+  return { payments: createClient(PaymentService, transport), accounts: createClient(AccountService, transport) };
+}
