@@ -1,0 +1,193 @@
+/**
+ * The server under test: a child process (default, so that the load generator's event loop does not
+ * compete with the server's), the service started in this process, or a server that is already running.
+ * Local servers get a fresh PostgreSQL database, dropped when the benchmark ends.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestDatabase, type TestDatabase } from '../../test/support/database.js';
+import type { BenchOptions } from './options.js';
+import { type ProcessProbe, probeProcess } from './process-stats.js';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const READY_TIMEOUT_MS = 30_000;
+const READY_POLL_MS = 100;
+// The server's own shutdown grace is 10 s (SHUTDOWN_GRACE_MS); past this it is killed outright.
+const STOP_TIMEOUT_MS = 15_000;
+// Server log lines echoed to stderr; beyond this they are only counted, so an error storm stays readable.
+const MAX_ECHOED_LOG_LINES = 40;
+
+export interface Target {
+  url: string;
+  mode: BenchOptions['mode'];
+  /** The server's process, when it runs on this machine; in-process it is this process. */
+  probe: ProcessProbe | undefined;
+  /** Present for servers started here: lets the benchmark check what the ledger recorded. */
+  database: TestDatabase | undefined;
+  /** Server log lines seen (child mode), including those not echoed. */
+  logLines(): number;
+  stop(): Promise<void>;
+}
+
+export async function startTarget(options: BenchOptions): Promise<Target> {
+  if (options.mode === 'target') {
+    return {
+      url: options.targetUrl!,
+      mode: 'target',
+      probe: undefined,
+      database: undefined,
+      logLines: () => 0,
+      stop: async () => {},
+    };
+  }
+  const database = await createTestDatabase();
+  try {
+    return options.mode === 'child' ? await startChild(database) : await startInProcess(database);
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+}
+
+async function startInProcess(database: TestDatabase): Promise<Target> {
+  // Imported here so that child and target modes never load the server code into the load generator.
+  const [{ loadConfig }, { startService }] = await Promise.all([
+    import('../../src/config.js'),
+    import('../../src/server/service.js'),
+  ]);
+  const config = loadConfig({
+    DATABASE_URL: database.url,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    SEED_DEMO_DATA: 'false',
+  });
+  const service = await startService(config);
+  return {
+    url: service.url,
+    mode: 'in-process',
+    probe: probeProcess(process.pid),
+    database,
+    logLines: () => 0,
+    stop: async () => {
+      try {
+        await service.close();
+      } finally {
+        await database.drop();
+      }
+    },
+  };
+}
+
+async function startChild(database: TestDatabase): Promise<Target> {
+  const port = await findFreePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: database.url,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+    SEED_DEMO_DATA: 'false',
+  };
+  // An inherited TLS setting would make the server speak HTTPS to a cleartext client.
+  delete env.TLS_CERT_FILE;
+  delete env.TLS_KEY_FILE;
+  // `node --import tsx` rather than `npx tsx`: the pid we hold is then the server itself, not a wrapper.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = echoServerLog(child);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    try {
+      await stopChild(child);
+    } finally {
+      await database.drop();
+    }
+  };
+  try {
+    await waitUntilReady(url, child, log);
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+  return { url, mode: 'child', probe: probeProcess(child.pid!), database, logLines: () => log.count, stop };
+}
+
+interface ServerLog {
+  count: number;
+  recent: string[];
+}
+
+function echoServerLog(child: ChildProcess): ServerLog {
+  const log: ServerLog = { count: 0, recent: [] };
+  const onLine = (line: string) => {
+    if (line.trim() === '') return;
+    log.count++;
+    log.recent.push(line);
+    if (log.recent.length > 10) log.recent.shift();
+    if (log.count <= MAX_ECHOED_LOG_LINES) process.stderr.write(`[server] ${line}\n`);
+    else if (log.count === MAX_ECHOED_LOG_LINES + 1) process.stderr.write('[server] … further lines counted only\n');
+  };
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let pending = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) onLine(line);
+    });
+    stream.on('end', () => onLine(pending));
+  }
+  return log;
+}
+
+async function waitUntilReady(url: string, child: ChildProcess, log: ServerLog): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let lastProblem = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const tail = log.recent.join('\n  ');
+      throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before it was ready:\n  ${tail}`);
+    }
+    try {
+      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+      lastProblem = `GET /readyz answered ${response.status}`;
+    } catch (error) {
+      lastProblem = error instanceof Error ? error.message : String(error);
+    }
+    await new Promise((done) => setTimeout(done, READY_POLL_MS));
+  }
+  throw new Error(`server at ${url} not ready after ${READY_TIMEOUT_MS / 1000} s (${lastProblem})`);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  try {
+    await exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A port free right now; the child binds it a moment later (a race that is harmless on a bench machine). */
+async function findFreePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  server.close();
+  await once(server, 'close');
+  return port;
+}

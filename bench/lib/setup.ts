@@ -1,0 +1,95 @@
+/**
+ * gRPC clients, and the accounts the load runs against, created through the public API (the same way in
+ * every mode, so that a remote target needs nothing but its URL).
+ */
+import { type Client, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { AccountService } from '../../gen/payment/v1/account_pb.js';
+import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+
+export const CURRENCY = 'USD';
+// $1,000,000 per account. Payments are at most $100 (see load.ts), so even a payer that takes part in
+// every payment of a long run at high throughput does not run dry: declines stay a signal of a bug.
+const DEPOSIT_MINOR = 100_000_000n;
+
+export interface LedgerClients {
+  payments: Client<typeof PaymentService>;
+  accounts: Client<typeof AccountService>;
+}
+
+/**
+ * One transport per connection: connect-node keeps one HTTP/2 session per transport, so N transports
+ * spread the streams over N connections.
+ */
+export function grpcClients(baseUrl: string, connections: number): LedgerClients[] {
+  return Array.from({ length: connections }, () => {
+    const transport = createGrpcTransport({ baseUrl });
+    return { payments: createClient(PaymentService, transport), accounts: createClient(AccountService, transport) };
+  });
+}
+
+export interface BenchAccounts {
+  /** Payers everywhere, and payees in the uniform scenario. */
+  users: string[];
+  /** The one payee of the hot-payee scenario; not among the users, so it never pays. */
+  merchant: string;
+}
+
+/** Creates `count` funded user accounts and one merchant account, `concurrency` requests at a time. */
+export async function createBenchAccounts(
+  clients: LedgerClients,
+  options: { count: number; concurrency: number; runId: string; timeoutMs: number; signal: AbortSignal },
+): Promise<BenchAccounts> {
+  const { runId, timeoutMs, signal } = options;
+  const ids: string[] = new Array(options.count + 1);
+  await forEachBounded(options.count + 1, options.concurrency, signal, async (index) => {
+    const isMerchant = index === options.count;
+    const { account } = await clients.accounts.createAccount(
+      {
+        idempotencyKey: `bench-${runId}-account-${index}`,
+        ownerRef: isMerchant ? `bench:${runId}:merchant` : `bench:${runId}:user:${index}`,
+        currency: CURRENCY,
+      },
+      { timeoutMs, signal },
+    );
+    if (!account) throw new Error('CreateAccount answered without an account');
+    ids[index] = account.id;
+    if (isMerchant) return;
+    await clients.accounts.depositFunds(
+      {
+        idempotencyKey: `bench-${runId}-deposit-${index}`,
+        accountId: account.id,
+        amount: { amountMinor: DEPOSIT_MINOR, currency: CURRENCY },
+      },
+      { timeoutMs, signal },
+    );
+  });
+  return { users: ids.slice(0, options.count), merchant: ids[options.count]! };
+}
+
+/**
+ * Runs work(0..count-1) with at most `concurrency` calls in flight. The first failure stops the others
+ * from starting new items and is rethrown once the running ones have settled.
+ */
+async function forEachBounded(
+  count: number,
+  concurrency: number,
+  signal: AbortSignal,
+  work: (index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (failure === undefined && !signal.aborted && next < count) {
+      const index = next++;
+      try {
+        await work(index);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  if (failure !== undefined) throw failure;
+  if (signal.aborted) throw new Error('setup interrupted');
+}
