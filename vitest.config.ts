@@ -7,6 +7,7 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    reporters: ['default'],
+    // The JSON report feeds the one-line totals that .ci/run prints.
+    reporters: ['default', ['json', { outputFile: '.vitest-report.json' }]],
   },
 });

@@ -3,7 +3,7 @@
  * h2c side of the one-port listener and Connect's gRPC implementation against an independent gRPC stack,
  * with nothing but the protobuf-es schemas for (de)serialization.
  */
-import { type DescMessage, fromBinary, type MessageInitShape, type MessageShape, toBinary, create } from '@bufbuild/protobuf';
+import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -21,7 +21,6 @@ import { fundedAccount, key, openAccount } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const SERVICE = '/payment.v1.PaymentService';
-// Every call gets a deadline so a wedged connection fails the test instead of hanging it.
 const DEADLINE_MS = 10_000;
 
 function unary<I extends DescMessage, O extends DescMessage>(name: string, input: I, output: O) {
@@ -43,19 +42,27 @@ const definition = {
 };
 const PaymentServiceClient = grpc.makeGenericClientConstructor(definition, 'payment.v1.PaymentService');
 
+type Definition = typeof definition;
+type RequestOf<M extends keyof Definition> = Parameters<Definition[M]['requestSerialize']>[0];
+type ResponseOf<M extends keyof Definition> = ReturnType<Definition[M]['responseDeserialize']>;
+
 /** Promisified unary call through the generic client, with protobuf-es messages in and out. */
-function call<I extends DescMessage, O extends DescMessage>(
+function call<M extends keyof Definition>(
   client: grpc.Client,
-  method: keyof typeof definition,
-  input: I,
-  request: MessageInitShape<I>,
-): Promise<MessageShape<O>> {
+  method: M,
+  request: RequestOf<M>,
+): Promise<ResponseOf<M>> {
   return new Promise((resolve, reject) => {
+    // Every call gets a deadline so a wedged connection fails the test instead of hanging it.
     const deadline = new Date(Date.now() + DEADLINE_MS);
-    // The generic constructor adds one method per definition key; its type only knows Client.
-    const fn = (client as unknown as Record<string, grpc.requestCallback<MessageShape<O>> & Function>)[method]!;
-    fn.call(client, create(input, request), new grpc.Metadata(), { deadline }, (error: grpc.ServiceError | null, response?: MessageShape<O>) =>
-      error ? reject(error) : resolve(response!),
+    // The generic constructor adds one method per definition key; its static type only knows Client.
+    const method_ = (client as unknown as Record<string, (...args: unknown[]) => unknown>)[method]!;
+    method_.call(
+      client,
+      request,
+      new grpc.Metadata(),
+      { deadline },
+      (error: grpc.ServiceError | null, response?: ResponseOf<M>) => (error ? reject(error) : resolve(response!)),
     );
   });
 }
@@ -78,17 +85,16 @@ describe('native gRPC with @grpc/grpc-js', () => {
     const payer = await fundedAccount(clients, 10_000n);
     const payee = await openAccount(clients);
 
-    const authorized = await call<typeof AuthorizePaymentRequestSchema, typeof AuthorizePaymentResponseSchema>(
+    const authorized = await call(
       client,
       'AuthorizePayment',
-      AuthorizePaymentRequestSchema,
-      {
+      create(AuthorizePaymentRequestSchema, {
         idempotencyKey: key('grpc-js'),
         payerAccountId: payer,
         payeeAccountId: payee,
         amount: { amountMinor: 1_234n, currency: 'USD' },
         description: 'paid by grpc-js',
-      },
+      }),
     );
     expect(authorized.payment?.id).toMatch(/^pay_[0-9a-z]{26}$/);
     expect(PaymentStatus[authorized.payment!.status]).toBe(PaymentStatus[PaymentStatus.COMPLETED]);
@@ -96,30 +102,24 @@ describe('native gRPC with @grpc/grpc-js', () => {
     expect(authorized.payment?.description).toBe('paid by grpc-js');
 
     const balance = (accountId: string) =>
-      call<typeof GetAccountBalanceRequestSchema, typeof GetAccountBalanceResponseSchema>(
-        client,
-        'GetAccountBalance',
-        GetAccountBalanceRequestSchema,
-        { accountId },
-      );
+      call(client, 'GetAccountBalance', create(GetAccountBalanceRequestSchema, { accountId }));
     const payerBalance = await balance(payer);
     expect(payerBalance.balance?.accountId).toBe(payer);
     expect(payerBalance.balance?.available?.amountMinor).toBe(10_000n - 1_234n);
     expect(payerBalance.balance?.currency).toBe('USD');
     expect((await balance(payee)).balance?.available?.amountMinor).toBe(1_234n);
 
-    const read = await call<typeof GetPaymentRequestSchema, typeof GetPaymentResponseSchema>(
+    const read = await call(
       client,
       'GetPayment',
-      GetPaymentRequestSchema,
-      { paymentId: authorized.payment!.id },
+      create(GetPaymentRequestSchema, { paymentId: authorized.payment!.id }),
     );
     expect(read.payment).toEqual(authorized.payment);
   });
 
   it('answers NOT_FOUND (status 5) for an unknown payment, without SQL in the message', async () => {
     // A well-formed id, so the server really looks it up rather than refusing the shape.
-    const error = await call(client, 'GetPayment', GetPaymentRequestSchema, { paymentId: newId('pay') }).then(
+    const error = await call(client, 'GetPayment', create(GetPaymentRequestSchema, { paymentId: newId('pay') })).then(
       () => {
         throw new Error('expected NOT_FOUND, but the call succeeded');
       },

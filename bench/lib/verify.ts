@@ -1,0 +1,72 @@
+/**
+ * After the load, checks what the ledger recorded against what the clients were told, plus the
+ * double-entry invariants. A benchmark that only counts responses would miss a server that answers fast
+ * because it stopped writing correctly. Only possible when the benchmark owns the database.
+ */
+import type { TestDatabase } from '../../test/support/database.js';
+
+export interface Verification {
+  /** Payments the clients saw, warm-up included; failed requests may or may not have committed. */
+  clientCompleted: number;
+  clientDeclined: number;
+  clientFailed: number;
+  databaseCompleted: number;
+  databaseDeclined: number;
+  /** Sum of every posted balance; double entry makes it 0 (funding accounts go negative by the deposits). */
+  balanceSumMinor: string;
+  /** Balances that differ from the sum of their account's entries. */
+  balancesNotMatchingEntries: number;
+  /** User accounts whose available balance is negative. */
+  overdrawnAccounts: number;
+  problems: string[];
+}
+
+export async function verifyLedger(
+  database: TestDatabase,
+  client: { completed: number; declined: number; failed: number },
+): Promise<Verification> {
+  const statusRows = await database.query<{ status: string; count: string }>(
+    'select status, count(*)::text as count from payments group by status',
+  );
+  const countOf = (status: string) => Number(statusRows.find((row) => row.status === status)?.count ?? 0);
+  const [sumRow] = await database.query<{ total: string }>(
+    'select coalesce(sum(posted_minor), 0)::text as total from account_balances',
+  );
+  const [mismatchRow] = await database.query<{ count: string }>(`
+    select count(*)::text as count from account_balances b
+    where b.posted_minor <> (
+      select coalesce(sum(case when e.direction = 'CREDIT' then e.amount_minor else -e.amount_minor end), 0)
+      from ledger_entries e where e.account_id = b.account_id)`);
+  const [overdrawnRow] = await database.query<{ count: string }>(
+    'select count(*)::text as count from account_balances where not allow_negative and posted_minor - held_minor < 0',
+  );
+
+  const result: Verification = {
+    clientCompleted: client.completed,
+    clientDeclined: client.declined,
+    clientFailed: client.failed,
+    databaseCompleted: countOf('COMPLETED'),
+    databaseDeclined: countOf('DECLINED'),
+    balanceSumMinor: sumRow?.total ?? '?',
+    balancesNotMatchingEntries: Number(mismatchRow?.count ?? 0),
+    overdrawnAccounts: Number(overdrawnRow?.count ?? 0),
+    problems: [],
+  };
+
+  // A request that failed on the client (e.g. its deadline passed) may still have committed on the server,
+  // so the database may hold up to clientFailed more payments than the clients saw, never fewer.
+  const recorded = result.databaseCompleted + result.databaseDeclined;
+  const seen = client.completed + client.declined;
+  if (result.databaseCompleted < client.completed || result.databaseDeclined < client.declined) {
+    result.problems.push(`database holds fewer payments than clients were told were recorded (${recorded} < ${seen})`);
+  }
+  if (recorded > seen + client.failed) {
+    result.problems.push(`database holds ${recorded - seen} payments nobody was told about (failed: ${client.failed})`);
+  }
+  if (result.balanceSumMinor !== '0') result.problems.push(`balances sum to ${result.balanceSumMinor}, not 0`);
+  if (result.balancesNotMatchingEntries > 0) {
+    result.problems.push(`${result.balancesNotMatchingEntries} balances differ from the sum of their entries`);
+  }
+  if (result.overdrawnAccounts > 0) result.problems.push(`${result.overdrawnAccounts} user accounts are overdrawn`);
+  return result;
+}
