@@ -3,15 +3,32 @@
  * application layer and maps the result; errors are mapped in errors.ts.
  */
 import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
-import { AccountService } from '../../gen/payment/v1/account_pb.js';
-import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js';
+import { CaptureMode, PaymentService } from '../../gen/payment/v1/payment_pb.js';
 import type { Mutation, PaymentsApp } from '../app/payments-app.js';
-import { toAccount, toBalance, toDeposit, toLedgerEntry, toPayment } from '../wire/messages.js';
+import { toAccount, toBalance, toDeposit, toLedgerEntry, toPayment, toRefund } from '../wire/messages.js';
 import { IDEMPOTENT_REPLAYED_HEADER, principalKey } from './principal.js';
 
 function unwrap<T>(context: HandlerContext, mutation: Mutation<T>): T {
   if (mutation.replayed) context.responseHeader.set(IDEMPOTENT_REPLAYED_HEADER, 'true');
   return mutation.value;
+}
+
+const CAPTURE_MODES = {
+  [CaptureMode.UNSPECIFIED]: undefined,
+  [CaptureMode.AUTOMATIC]: 'AUTOMATIC',
+  [CaptureMode.MANUAL]: 'MANUAL',
+} as const;
+
+const ACCOUNT_TYPES = {
+  [AccountType.UNSPECIFIED]: undefined,
+  [AccountType.PERSONAL]: 'PERSONAL',
+  [AccountType.MERCHANT]: 'MERCHANT',
+} as const;
+
+/** google.protobuf.Duration to milliseconds; huge values stay huge so validation refuses them. */
+function durationMs(duration: { seconds: bigint; nanos: number } | undefined): number | undefined {
+  return duration ? Number(duration.seconds) * 1000 + Math.trunc(duration.nanos / 1_000_000) : undefined;
 }
 
 export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp): void {
@@ -23,8 +40,37 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
         payeeAccountId: request.payeeAccountId,
         amount: request.amount,
         description: request.description,
+        captureMode: CAPTURE_MODES[request.captureMode],
+        holdDurationMs: durationMs(request.holdDuration),
       });
       return { payment: toPayment(unwrap(context, payment)) };
+    },
+    async capturePayment(request, context) {
+      const payment = await app.capturePayment(context.values.get(principalKey), {
+        idempotencyKey: request.idempotencyKey,
+        paymentId: request.paymentId,
+        amount: request.amount,
+      });
+      return { payment: toPayment(unwrap(context, payment)) };
+    },
+    async voidPayment(request, context) {
+      const payment = await app.voidPayment(context.values.get(principalKey), {
+        idempotencyKey: request.idempotencyKey,
+        paymentId: request.paymentId,
+      });
+      return { payment: toPayment(unwrap(context, payment)) };
+    },
+    async refundPayment(request, context) {
+      const result = unwrap(
+        context,
+        await app.refundPayment(context.values.get(principalKey), {
+          idempotencyKey: request.idempotencyKey,
+          paymentId: request.paymentId,
+          amount: request.amount,
+          reason: request.reason,
+        }),
+      );
+      return { refund: toRefund(result.refund), payment: toPayment(result.payment) };
     },
     async getPayment(request) {
       return { payment: toPayment(await app.getPayment(request.paymentId)) };
@@ -40,6 +86,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
         idempotencyKey: request.idempotencyKey,
         ownerRef: request.ownerRef,
         currency: request.currency,
+        type: ACCOUNT_TYPES[request.type],
       });
       return { account: toAccount(unwrap(context, account)) };
     },

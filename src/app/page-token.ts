@@ -1,22 +1,24 @@
 /**
- * Page tokens are opaque to clients (base64url) but carry the account they belong to, so a token from one
- * listing cannot be replayed against another.
+ * Page tokens are opaque to clients (base64url) but carry the listing they belong to (its scope, e.g. the
+ * account), so a token from one listing cannot be replayed against another.
  */
 import { invalidArgument } from '../domain/errors.js';
 
 const TOKEN_VERSION = 'v1';
+const MAX_TOKEN_LENGTH = 300;
 
-export function encodePageToken(accountId: string, beforeVersion: bigint): string {
-  return Buffer.from(`${TOKEN_VERSION}:${accountId}:${beforeVersion}`).toString('base64url');
+export function encodePageToken(scope: string, position: string): string {
+  return Buffer.from(`${TOKEN_VERSION}|${scope}|${position}`).toString('base64url');
 }
 
-export function decodePageToken(token: string, accountId: string): bigint | undefined {
+/** The position after which the next page starts, or undefined for the first page. */
+export function decodePageToken(token: string, scope: string, positionPattern: RegExp): string | undefined {
   if (token === '') return undefined;
   const invalid = invalidArgument('page_token', 'PAGE_TOKEN_INVALID', 'page_token is not a token from this listing');
-  if (token.length > 200) throw invalid;
-  const parts = Buffer.from(token, 'base64url').toString('utf8').split(':');
-  if (parts.length !== 3 || parts[0] !== TOKEN_VERSION || parts[1] !== accountId || !/^\d{1,19}$/.test(parts[2]!)) {
+  if (token.length > MAX_TOKEN_LENGTH) throw invalid;
+  const parts = Buffer.from(token, 'base64url').toString('utf8').split('|');
+  if (parts.length !== 3 || parts[0] !== TOKEN_VERSION || parts[1] !== scope || !positionPattern.test(parts[2]!)) {
     throw invalid;
   }
-  return BigInt(parts[2]!);
+  return parts[2];
 }

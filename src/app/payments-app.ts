@@ -7,22 +7,27 @@ import type { LedgerDb } from '../db/client.js';
 import { type DomainError, invalidArgument, notFound } from '../domain/errors.js';
 import type {
   AccountRecord,
+  AccountType,
   BalanceRecord,
+  CaptureMode,
   DepositRecord,
   LedgerEntryRecord,
   PaymentRecord,
+  RefundRecord,
 } from '../domain/records.js';
-import type { CommandResult, LedgerCommand, LedgerOutcome } from '../ledger/commands.js';
+import type { CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries } from '../ledger/queries.js';
 import { decodePageToken, encodePageToken } from './page-token.js';
 import {
   MAX_DESCRIPTION_LENGTH,
+  MAX_REFUND_REASON_LENGTH,
   MAX_OWNER_REF_LENGTH,
   type MoneyInput,
   pageSizeOf,
   requireCurrency,
   requireId,
   requireIdempotencyKey,
+  requireOptionalPositiveMoney,
   requirePositiveMoney,
   requireText,
 } from './validation.js';
@@ -43,15 +48,23 @@ export interface CommandRunner {
   apply(commands: LedgerCommand[]): Promise<CommandResult[]>;
 }
 
+/** How long a MANUAL payment's hold may last: the default, and the bounds a request may choose within. */
+export interface HoldPolicy {
+  defaultMs: number;
+  minMs: number;
+  maxMs: number;
+}
+
 export class PaymentsApp {
   constructor(
     private readonly db: LedgerDb,
     private readonly ledger: CommandRunner,
+    private readonly holds: HoldPolicy,
   ) {}
 
   async createAccount(
     principal: string,
-    input: { idempotencyKey: string; ownerRef: string; currency: string },
+    input: { idempotencyKey: string; ownerRef: string; currency: string; type: AccountType | undefined },
   ): Promise<Mutation<AccountRecord>> {
     const outcome = await this.run({
       kind: 'createAccount',
@@ -59,6 +72,7 @@ export class PaymentsApp {
       idempotencyKey: requireIdempotencyKey(input.idempotencyKey),
       ownerRef: requireText('owner_ref', input.ownerRef, MAX_OWNER_REF_LENGTH, true),
       currency: requireCurrency('currency', input.currency),
+      type: input.type ?? 'PERSONAL',
     });
     return { value: expect(outcome.value, 'account').account, replayed: outcome.replayed };
   }
@@ -90,6 +104,9 @@ export class PaymentsApp {
       payeeAccountId: string;
       amount: MoneyInput | undefined;
       description: string;
+      captureMode: CaptureMode | undefined;
+      /** Undefined: the policy's default. */
+      holdDurationMs: number | undefined;
     },
   ): Promise<Mutation<PaymentRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
@@ -100,6 +117,8 @@ export class PaymentsApp {
     }
     const amount = requirePositiveMoney('amount', input.amount);
     const description = requireText('description', input.description, MAX_DESCRIPTION_LENGTH, false);
+    const captureMode = input.captureMode ?? 'AUTOMATIC';
+    const holdDurationMs = this.holdDurationOf(captureMode, input.holdDurationMs);
     if (!payerExists) throw notFound('account', input.payerAccountId);
     if (!payeeExists) throw notFound('account', input.payeeAccountId);
     const outcome = await this.run({
@@ -111,8 +130,65 @@ export class PaymentsApp {
       amountMinor: amount.amountMinor,
       currency: amount.currency,
       description,
+      captureMode,
+      holdDurationMs,
     });
     return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+  }
+
+  async capturePayment(
+    principal: string,
+    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined },
+  ): Promise<Mutation<PaymentRecord>> {
+    const command = this.paymentCommand(input);
+    const amount = requireOptionalPositiveMoney('amount', input.amount);
+    const outcome = await this.run({ kind: 'capturePayment', principal, ...command, amount });
+    return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+  }
+
+  async voidPayment(
+    principal: string,
+    input: { idempotencyKey: string; paymentId: string },
+  ): Promise<Mutation<PaymentRecord>> {
+    const outcome = await this.run({ kind: 'voidPayment', principal, ...this.paymentCommand(input) });
+    return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+  }
+
+  async refundPayment(
+    principal: string,
+    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined; reason: string },
+  ): Promise<Mutation<{ refund: RefundRecord; payment: PaymentRecord }>> {
+    const command = this.paymentCommand(input);
+    const amount: OptionalAmount | null = requireOptionalPositiveMoney('amount', input.amount);
+    const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
+    const outcome = await this.run({ kind: 'refundPayment', principal, ...command, amount, reason });
+    const { refund, payment } = expect(outcome.value, 'refund');
+    return { value: { refund, payment }, replayed: outcome.replayed };
+  }
+
+  /** The key and payment id every command on an existing payment carries, validated. */
+  private paymentCommand(input: { idempotencyKey: string; paymentId: string }) {
+    const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
+    if (!requireId('payment_id', 'pay', input.paymentId)) throw notFound('payment', input.paymentId);
+    return { idempotencyKey, paymentId: input.paymentId };
+  }
+
+  private holdDurationOf(captureMode: CaptureMode, requestedMs: number | undefined): number {
+    if (captureMode === 'AUTOMATIC') {
+      if (requestedMs !== undefined) {
+        throw invalidArgument('hold_duration', 'HOLD_DURATION_WITHOUT_HOLD', 'hold_duration applies to MANUAL capture only');
+      }
+      return 0;
+    }
+    if (requestedMs === undefined) return this.holds.defaultMs;
+    if (requestedMs < this.holds.minMs || requestedMs > this.holds.maxMs) {
+      throw invalidArgument(
+        'hold_duration',
+        'HOLD_DURATION_OUT_OF_RANGE',
+        `hold_duration must be between ${this.holds.minMs / 1000} and ${this.holds.maxMs / 1000} seconds`,
+      );
+    }
+    return requestedMs;
   }
 
   async getAccount(accountId: string): Promise<AccountRecord> {
@@ -135,13 +211,14 @@ export class PaymentsApp {
 
   async listEntries(input: { accountId: string; pageSize: number; pageToken: string }): Promise<EntriesPage> {
     const pageSize = pageSizeOf(input.pageSize);
-    const beforeVersion = decodePageToken(input.pageToken, input.accountId);
+    const position = decodePageToken(input.pageToken, input.accountId, /^\d{1,19}$/);
+    const beforeVersion = position === undefined ? undefined : BigInt(position);
     await this.getAccount(input.accountId);
     // One extra row tells whether another page exists without a count query.
     const rows = await listEntries(this.db, input.accountId, pageSize + 1, beforeVersion);
     const entries = rows.slice(0, pageSize);
     const last = entries[entries.length - 1];
-    const nextPageToken = rows.length > pageSize && last ? encodePageToken(input.accountId, last.accountVersion) : '';
+    const nextPageToken = rows.length > pageSize && last ? encodePageToken(input.accountId, last.accountVersion.toString()) : '';
     return { entries, nextPageToken };
   }
 

@@ -9,6 +9,7 @@ import { hasIdShape, type IdPrefix } from '../domain/ids.js';
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 export const MAX_OWNER_REF_LENGTH = 255;
 export const MAX_DESCRIPTION_LENGTH = 500;
+export const MAX_REFUND_REASON_LENGTH = 500;
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 500;
 
@@ -34,7 +35,7 @@ export function requireText(field: string, value: string, maxLength: number, req
   if (value.length > maxLength) {
     throw invalidArgument(field, 'FIELD_TOO_LONG', `${field} must be at most ${maxLength} characters`);
   }
-  if (field !== 'description' && CONTROL_CHARACTERS.test(value)) {
+  if (field !== 'description' && field !== 'reason' && CONTROL_CHARACTERS.test(value)) {
     throw invalidArgument(field, 'FIELD_INVALID', `${field} must not contain control characters`);
   }
   return value;
@@ -67,6 +68,11 @@ export function requirePositiveMoney(field: string, money: MoneyInput | undefine
     );
   }
   return { amountMinor: money.amountMinor, currency: requireCurrency(`${field}.currency`, money.currency) };
+}
+
+/** An amount a client may leave out (meaning "all of it"); when present it must be positive and known. */
+export function requireOptionalPositiveMoney(field: string, money: MoneyInput | undefined): MoneyInput | null {
+  return money ? requirePositiveMoney(field, money) : null;
 }
 
 /**

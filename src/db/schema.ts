@@ -35,12 +35,17 @@ export const accounts = pgTable(
     status: text('status', { enum: ['ACTIVE', 'FROZEN', 'CLOSED'] }).notNull(),
     /** USER accounts belong to customers; SYSTEM accounts (funding) are the ledger's own contra accounts. */
     kind: text('kind', { enum: ['USER', 'SYSTEM'] }).notNull(),
+    /** MERCHANT accounts receive captured money into pending settlement; PERSONAL ones into available. */
+    type: text('type', { enum: ['PERSONAL', 'MERCHANT'] })
+      .notNull()
+      .default('PERSONAL'),
     createdAt: createdAt(),
   },
   (table) => [
     check('accounts_currency_shape', sql`${table.currency} ~ '^[A-Z]{3}$'`),
     check('accounts_status_known', sql`${table.status} in ('ACTIVE', 'FROZEN', 'CLOSED')`),
     check('accounts_kind_known', sql`${table.kind} in ('USER', 'SYSTEM')`),
+    check('accounts_type_known', sql`${table.type} in ('PERSONAL', 'MERCHANT')`),
     index('accounts_owner_ref_idx').on(table.ownerRef),
   ],
 );
@@ -52,8 +57,12 @@ export const accountBalances = pgTable(
       .primaryKey()
       .references(() => accounts.id),
     currency: text('currency').notNull(),
+    /** The sum of all the account's entries; the buckets below are parts of it, available is the rest. */
     postedMinor: money('posted_minor').notNull().default(sql`0`),
+    /** Sum of the account's HELD entries: outgoing holds. */
     heldMinor: money('held_minor').notNull().default(sql`0`),
+    /** Sum of the account's PENDING_SETTLEMENT entries: captured to a merchant, not settled yet. */
+    pendingSettlementMinor: money('pending_settlement_minor').notNull().default(sql`0`),
     /** Only SYSTEM accounts may go below zero; copied here so the CHECK below can see it. */
     allowNegative: boolean('allow_negative').notNull(),
     /** +1 per change; each ledger entry records the version it produced. */
@@ -64,9 +73,10 @@ export const accountBalances = pgTable(
     // The last line of defence against an overdraft: the application checks first, this refuses the commit.
     check(
       'account_balances_available_not_negative',
-      sql`${table.allowNegative} or ${table.postedMinor} - ${table.heldMinor} >= 0`,
+      sql`${table.allowNegative} or ${table.postedMinor} - ${table.heldMinor} - ${table.pendingSettlementMinor} >= 0`,
     ),
     check('account_balances_held_not_negative', sql`${table.heldMinor} >= 0`),
+    check('account_balances_pending_not_negative', sql`${table.pendingSettlementMinor} >= 0`),
   ],
 );
 
@@ -82,9 +92,21 @@ export const payments = pgTable(
       .references(() => accounts.id),
     amountMinor: money('amount_minor').notNull(),
     currency: text('currency').notNull(),
-    status: text('status', { enum: ['COMPLETED', 'DECLINED'] }).notNull(),
+    status: text('status', {
+      enum: ['COMPLETED', 'DECLINED', 'AUTHORIZED', 'VOIDED', 'EXPIRED', 'PARTIALLY_REFUNDED', 'REFUNDED'],
+    }).notNull(),
     declineReason: text('decline_reason'),
     description: text('description').notNull().default(''),
+    captureMode: text('capture_mode', { enum: ['AUTOMATIC', 'MANUAL'] })
+      .notNull()
+      .default('AUTOMATIC'),
+    capturedMinor: money('captured_minor').notNull().default(sql`0`),
+    refundedMinor: money('refunded_minor').notNull().default(sql`0`),
+    /** When an AUTHORIZED hold expires (server clock); null for AUTOMATIC payments. */
+    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 6 }),
+    /** Captured into the payee's pending settlement (a MERCHANT payee), so a settlement run must cover it. */
+    awaitsSettlement: boolean('awaits_settlement').notNull().default(false),
+    settlementId: text('settlement_id'),
     /** +1 per state change; the per-aggregate sequence of its outbox events. */
     version: integer('version').notNull().default(1),
     createdAt: createdAt(),
@@ -92,6 +114,14 @@ export const payments = pgTable(
   },
   (table) => [
     check('payments_amount_positive', sql`${table.amountMinor} > 0`),
+    check(
+      'payments_status_known',
+      sql`${table.status} in ('COMPLETED', 'DECLINED', 'AUTHORIZED', 'VOIDED', 'EXPIRED', 'PARTIALLY_REFUNDED', 'REFUNDED')`,
+    ),
+    check(
+      'payments_amounts_consistent',
+      sql`${table.capturedMinor} >= 0 and ${table.capturedMinor} <= ${table.amountMinor} and ${table.refundedMinor} >= 0 and ${table.refundedMinor} <= ${table.capturedMinor}`,
+    ),
     check('payments_distinct_parties', sql`${table.payerAccountId} <> ${table.payeeAccountId}`),
     check(
       'payments_decline_reason_iff_declined',
@@ -99,6 +129,55 @@ export const payments = pgTable(
     ),
     index('payments_payer_idx').on(table.payerAccountId, table.createdAt),
     index('payments_payee_idx').on(table.payeeAccountId, table.createdAt),
+    index('payments_hold_expiry_idx')
+      .on(table.expiresAt)
+      .where(sql`${table.status} = 'AUTHORIZED'`),
+    index('payments_unsettled_idx')
+      .on(table.payeeAccountId, table.id)
+      .where(sql`${table.awaitsSettlement} and ${table.settlementId} is null`),
+    index('payments_settlement_idx').on(table.settlementId),
+  ],
+);
+
+export const refunds = pgTable(
+  'refunds',
+  {
+    id: text('id').primaryKey(),
+    paymentId: text('payment_id')
+      .notNull()
+      .references(() => payments.id),
+    amountMinor: money('amount_minor').notNull(),
+    currency: text('currency').notNull(),
+    status: text('status', { enum: ['COMPLETED', 'DECLINED'] }).notNull(),
+    declineReason: text('decline_reason'),
+    reason: text('reason').notNull().default(''),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    check('refunds_amount_positive', sql`${table.amountMinor} > 0`),
+    check('refunds_status_known', sql`${table.status} in ('COMPLETED', 'DECLINED')`),
+    index('refunds_payment_idx').on(table.paymentId),
+  ],
+);
+
+export const settlements = pgTable(
+  'settlements',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    currency: text('currency').notNull(),
+    paymentCount: integer('payment_count').notNull(),
+    grossMinor: money('gross_minor').notNull(),
+    refundsMinor: money('refunds_minor').notNull(),
+    netMinor: money('net_minor').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    check('settlements_net_is_gross_minus_refunds', sql`${table.netMinor} = ${table.grossMinor} - ${table.refundsMinor}`),
+    check('settlements_amounts_not_negative', sql`${table.netMinor} >= 0 and ${table.refundsMinor} >= 0`),
+    index('settlements_account_idx').on(table.accountId, table.id),
   ],
 );
 
@@ -129,6 +208,9 @@ export const ledgerEntries = pgTable(
     /** The payment or deposit that caused the entry. */
     referenceId: text('reference_id').notNull(),
     direction: text('direction', { enum: ['DEBIT', 'CREDIT'] }).notNull(),
+    bucket: text('bucket', { enum: ['AVAILABLE', 'HELD', 'PENDING_SETTLEMENT'] })
+      .notNull()
+      .default('AVAILABLE'),
     amountMinor: money('amount_minor').notNull(),
     currency: text('currency').notNull(),
     balanceAfterMinor: money('balance_after_minor').notNull(),
@@ -138,6 +220,7 @@ export const ledgerEntries = pgTable(
   (table) => [
     check('ledger_entries_amount_positive', sql`${table.amountMinor} > 0`),
     check('ledger_entries_direction_known', sql`${table.direction} in ('DEBIT', 'CREDIT')`),
+    check('ledger_entries_bucket_known', sql`${table.bucket} in ('AVAILABLE', 'HELD', 'PENDING_SETTLEMENT')`),
     // Written while the balance row is locked, so version order is commit order: safe to page by.
     uniqueIndex('ledger_entries_account_version_idx').on(table.accountId, table.accountVersion),
     index('ledger_entries_reference_idx').on(table.referenceId),
@@ -186,5 +269,9 @@ export const outboxEvents = pgTable(
   (table) => [
     index('outbox_events_unpublished_idx').on(table.createdAt).where(sql`${table.publishedAt} is null`),
     index('outbox_events_aggregate_idx').on(table.aggregateId, table.aggregateSeq),
+    // The publisher's batch: unpublished rows in id order (src/outbox/store.ts), without sorting the backlog.
+    index('outbox_events_pending_idx').on(table.id).where(sql`${table.publishedAt} is null`),
+    // The retention cleanup: published rows by age.
+    index('outbox_events_published_idx').on(table.publishedAt).where(sql`${table.publishedAt} is not null`),
   ],
 );

@@ -4,7 +4,7 @@
  * accounts instead of creating more.
  */
 import type { PaymentsApp } from '../app/payments-app.js';
-import type { AccountRecord } from '../domain/records.js';
+import type { AccountRecord, AccountType } from '../domain/records.js';
 
 const DEMO_PRINCIPAL = 'demo-seed';
 
@@ -14,11 +14,17 @@ export interface DemoAccounts {
   merchant: AccountRecord;
 }
 
-async function openFunded(app: PaymentsApp, name: string, depositMinor: bigint): Promise<AccountRecord> {
+async function openFunded(
+  app: PaymentsApp,
+  name: string,
+  depositMinor: bigint,
+  type: AccountType = 'PERSONAL',
+): Promise<AccountRecord> {
   const account = await app.createAccount(DEMO_PRINCIPAL, {
     idempotencyKey: `demo-account-${name}`,
-    ownerRef: `user:${name}`,
+    ownerRef: `${type === 'MERCHANT' ? 'merchant' : 'user'}:${name}`,
     currency: 'USD',
+    type,
   });
   if (depositMinor > 0n) {
     await app.deposit(DEMO_PRINCIPAL, {
@@ -34,7 +40,7 @@ export async function seedDemoAccounts(app: PaymentsApp): Promise<DemoAccounts> 
   return {
     alice: await openFunded(app, 'alice', 100_000n),
     bob: await openFunded(app, 'bob', 5_000n),
-    merchant: await openFunded(app, 'coffee-shop', 0n),
+    merchant: await openFunded(app, 'coffee-shop', 0n, 'MERCHANT'),
   };
 }
 

@@ -1,11 +1,13 @@
 /** What the ledger stores and returns, in domain terms. Money is bigint minor units. */
 export type AccountStatus = 'ACTIVE' | 'FROZEN' | 'CLOSED';
+export type AccountType = 'PERSONAL' | 'MERCHANT';
 
 export interface AccountRecord {
   id: string;
   ownerRef: string;
   currency: string;
   status: AccountStatus;
+  type: AccountType;
   createdAt: Date;
 }
 
@@ -14,6 +16,7 @@ export interface BalanceRecord {
   currency: string;
   postedMinor: bigint;
   heldMinor: bigint;
+  pendingSettlementMinor: bigint;
   availableMinor: bigint;
   version: bigint;
   updatedAt: Date;
@@ -27,7 +30,16 @@ export interface DepositRecord {
   createdAt: Date;
 }
 
-export type PaymentStatus = 'COMPLETED' | 'DECLINED';
+export type PaymentStatus =
+  | 'COMPLETED'
+  | 'DECLINED'
+  | 'AUTHORIZED'
+  | 'VOIDED'
+  | 'EXPIRED'
+  | 'PARTIALLY_REFUNDED'
+  | 'REFUNDED';
+
+export type CaptureMode = 'AUTOMATIC' | 'MANUAL';
 
 export type DeclineReason =
   | 'INSUFFICIENT_FUNDS'
@@ -45,18 +57,55 @@ export interface PaymentRecord {
   status: PaymentStatus;
   declineReason: DeclineReason | null;
   description: string;
+  captureMode: CaptureMode;
+  /** What moved to the payee. */
+  capturedMinor: bigint;
+  /** Sum of completed refunds; never above capturedMinor. */
+  refundedMinor: bigint;
+  /** When an AUTHORIZED hold expires; null for AUTOMATIC payments. */
+  expiresAt: Date | null;
+  /** Captured into a merchant's pending settlement, so a settlement run must cover it. */
+  awaitsSettlement: boolean;
+  settlementId: string | null;
   version: number;
   createdAt: Date;
   updatedAt: Date;
 }
 
+export type RefundStatus = 'COMPLETED' | 'DECLINED';
+
+export interface RefundRecord {
+  id: string;
+  paymentId: string;
+  amountMinor: bigint;
+  currency: string;
+  status: RefundStatus;
+  declineReason: DeclineReason | null;
+  reason: string;
+  createdAt: Date;
+}
+
+export interface SettlementRecord {
+  id: string;
+  accountId: string;
+  currency: string;
+  paymentCount: number;
+  grossMinor: bigint;
+  refundsMinor: bigint;
+  netMinor: bigint;
+  paymentIds: string[];
+  createdAt: Date;
+}
+
 export type EntryDirection = 'DEBIT' | 'CREDIT';
+export type BalanceBucket = 'AVAILABLE' | 'HELD' | 'PENDING_SETTLEMENT';
 
 export interface LedgerEntryRecord {
   id: string;
   accountId: string;
   referenceId: string;
   direction: EntryDirection;
+  bucket: BalanceBucket;
   amountMinor: bigint;
   currency: string;
   balanceAfterMinor: bigint;

@@ -8,11 +8,25 @@ import {
   AccountCreatedSchema,
   EventMetadataSchema,
   FundsDepositedSchema,
+  PaymentAuthorizedSchema,
+  PaymentCapturedSchema,
   PaymentCompletedSchema,
   PaymentDeclinedSchema,
+  PaymentExpiredSchema,
+  PaymentRefundedSchema,
+  PaymentVoidedSchema,
+  RefundDeclinedSchema,
+  SettlementCompletedSchema,
 } from '../../gen/payment/events/v1/events_pb.js';
-import type { AccountRecord, BalanceRecord, DepositRecord, PaymentRecord } from '../domain/records.js';
-import { toAccount, toBalance, toDeposit, toPayment } from '../wire/messages.js';
+import type {
+  AccountRecord,
+  BalanceRecord,
+  DepositRecord,
+  PaymentRecord,
+  RefundRecord,
+  SettlementRecord,
+} from '../domain/records.js';
+import { toAccount, toBalance, toDeposit, toPayment, toRefund, toSettlement } from '../wire/messages.js';
 
 interface EventBase {
   eventId: string;
@@ -27,8 +41,18 @@ export type DomainEvent = EventBase &
   (
     | { type: 'AccountCreated'; account: AccountRecord }
     | { type: 'FundsDeposited'; deposit: DepositRecord; balance: BalanceRecord }
-    | { type: 'PaymentCompleted'; payment: PaymentRecord }
-    | { type: 'PaymentDeclined'; payment: PaymentRecord }
+    | {
+        type:
+          | 'PaymentCompleted'
+          | 'PaymentDeclined'
+          | 'PaymentAuthorized'
+          | 'PaymentCaptured'
+          | 'PaymentVoided'
+          | 'PaymentExpired';
+        payment: PaymentRecord;
+      }
+    | { type: 'PaymentRefunded' | 'RefundDeclined'; refund: RefundRecord; payment: PaymentRecord }
+    | { type: 'SettlementCompleted'; settlement: SettlementRecord }
   );
 
 export type EventType = DomainEvent['type'];
@@ -39,6 +63,13 @@ export const EVENT_SCHEMAS = {
   FundsDeposited: FundsDepositedSchema,
   PaymentCompleted: PaymentCompletedSchema,
   PaymentDeclined: PaymentDeclinedSchema,
+  PaymentAuthorized: PaymentAuthorizedSchema,
+  PaymentCaptured: PaymentCapturedSchema,
+  PaymentVoided: PaymentVoidedSchema,
+  PaymentExpired: PaymentExpiredSchema,
+  PaymentRefunded: PaymentRefundedSchema,
+  RefundDeclined: RefundDeclinedSchema,
+  SettlementCompleted: SettlementCompletedSchema,
 } as const satisfies Record<EventType, DescMessage>;
 
 function metadataOf(event: DomainEvent) {
@@ -66,8 +97,20 @@ export function encodeEvent(event: DomainEvent): Uint8Array {
         balance: toBalance(event.balance),
       });
     case 'PaymentCompleted':
-      return encode(PaymentCompletedSchema, { metadata, payment: toPayment(event.payment) });
     case 'PaymentDeclined':
-      return encode(PaymentDeclinedSchema, { metadata, payment: toPayment(event.payment) });
+    case 'PaymentAuthorized':
+    case 'PaymentCaptured':
+    case 'PaymentVoided':
+    case 'PaymentExpired':
+      return encode(EVENT_SCHEMAS[event.type], { metadata, payment: toPayment(event.payment) });
+    case 'PaymentRefunded':
+    case 'RefundDeclined':
+      return encode(EVENT_SCHEMAS[event.type], {
+        metadata,
+        refund: toRefund(event.refund),
+        payment: toPayment(event.payment),
+      });
+    case 'SettlementCompleted':
+      return encode(SettlementCompletedSchema, { metadata, settlement: toSettlement(event.settlement) });
   }
 }

@@ -2,27 +2,29 @@
  * The ledger core: applies a list of commands in one database transaction and returns one result per
  * command, in order. Steps, each a single set-based statement for the whole list:
  *   1. claim the idempotency keys (sorted), replaying outcomes of keys already used;
- *   2. lock every balance row involved, in account-id order (so A→B and B→A never deadlock);
+ *   2. lock the payments the commands act on, then every balance row involved, each in id order
+ *      (locks.ts: one global order, so A→B and B→A never deadlock);
  *   3. plan each command in memory against the locked state (plan.ts, pure);
- *   4. write accounts, payments, deposits, entries, balances, outbox events and stored outcomes.
+ *   4. write accounts, payments, refunds, entries, balances, outbox events and stored outcomes (writes.ts).
  * A command that fails (e.g. NOT_FOUND) writes nothing and gives its key back; the others still commit.
  */
-import { inArray, sql } from 'drizzle-orm';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
 import { isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
-import { accountBalances, accounts, deposits, ledgerEntries, outboxEvents, payments } from '../db/schema.js';
+import { accountBalances, accounts } from '../db/schema.js';
 import { concurrentRequest, DomainError, idempotencyKeyReused, serviceUnavailable } from '../domain/errors.js';
-import { encodeEvent } from '../events/domain-events.js';
-import { type CommandResult, firstDifference, idempotencyParams, type LedgerCommand } from './commands.js';
-import { claimKeys, idempotencyKeyOf, releaseKeys, storeOutcomes } from './idempotency-store.js';
 import {
-  type AccountState,
-  accountsToLock,
-  type Effects,
-  emptyEffects,
-  fundingAccountId,
-  planCommand,
-} from './plan.js';
+  type CommandResult,
+  firstDifference,
+  idempotencyParams,
+  type LedgerCommand,
+  type LedgerOutcome,
+  paymentIdOf,
+} from './commands.js';
+import { claimKeys, idempotencyKeyOf, releaseKeys, storeOutcomes } from './idempotency-store.js';
+import { lockAccounts, lockPayments } from './locks.js';
+import { accountsToLock, planCommand } from './plan.js';
+import { emptyEffects, fundingAccountId, type PlanContext } from './state.js';
+import { writeEffects } from './writes.js';
 
 export interface LedgerOptions {
   idempotencyRetentionMs: number;
@@ -32,13 +34,29 @@ export interface LedgerOptions {
   now?: () => Date;
 }
 
+export const MAX_COMMANDS_PER_TRANSACTION = 500;
+const DEFAULT_MAX_ATTEMPTS = 3;
+
 function depositCurrencies(commands: LedgerCommand[], except: Set<string>): string[] {
   const currencies = commands.flatMap((command) => (command.kind === 'deposit' ? [command.currency] : []));
   return [...new Set(currencies)].filter((currency) => !except.has(currency));
 }
 
-export const MAX_COMMANDS_PER_TRANSACTION = 500;
-const DEFAULT_MAX_ATTEMPTS = 3;
+/** Runs `work` in a transaction, again after a deadlock or serialization failure, a bounded number of times. */
+export async function inTransaction<T>(
+  db: LedgerDb,
+  work: (tx: LedgerTx) => Promise<T>,
+  maxAttempts = DEFAULT_MAX_ATTEMPTS,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(work);
+    } catch (error) {
+      if (isRetryable(error) && attempt < maxAttempts) continue;
+      throw translateDatabaseError(error);
+    }
+  }
+}
 
 export class Ledger {
   /** Currencies whose funding account is known to exist; saves an insert per deposit. */
@@ -54,18 +72,14 @@ export class Ledger {
     if (commands.length > MAX_COMMANDS_PER_TRANSACTION) {
       throw new Error(`at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`);
     }
-    const maxAttempts = this.options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const results = await this.db.transaction((tx) => this.applyInTransaction(tx, commands));
-        // Only now, after the commit, is it certain that these funding accounts exist.
-        for (const currency of depositCurrencies(commands, new Set())) this.fundedCurrencies.add(currency);
-        return results;
-      } catch (error) {
-        if (isRetryable(error) && attempt < maxAttempts) continue;
-        throw translateDatabaseError(error);
-      }
-    }
+    const results = await inTransaction(
+      this.db,
+      (tx) => this.applyInTransaction(tx, commands),
+      this.options.maxAttempts,
+    );
+    // Only now, after the commit, is it certain that these funding accounts exist.
+    for (const currency of depositCurrencies(commands, new Set())) this.fundedCurrencies.add(currency);
+    return results;
   }
 
   private async applyInTransaction(tx: LedgerTx, commands: LedgerCommand[]): Promise<CommandResult[]> {
@@ -98,35 +112,38 @@ export class Ledger {
       else results[index] = replayOrMismatch(stored.params, params[index]!, stored.outcome);
     }
 
-    const plannedCommands = toPlan.map((index) => commands[index]!);
-    await this.ensureFundingAccounts(tx, depositCurrencies(plannedCommands, this.fundedCurrencies));
-    const lockedAccounts = await lockAccounts(tx, plannedCommands.flatMap(accountsToLock));
-    const effects = emptyEffects();
-    const context = {
+    const planned = toPlan.map((index) => commands[index]!);
+    await this.ensureFundingAccounts(tx, depositCurrencies(planned, this.fundedCurrencies));
+    const lockedPayments = await lockPayments(tx, planned.flatMap((command) => paymentIdOf(command) ?? []));
+    const lockedAccounts = await lockAccounts(
+      tx,
+      planned.flatMap((command) => {
+        const paymentId = paymentIdOf(command);
+        return accountsToLock(command, paymentId ? lockedPayments.get(paymentId) : undefined);
+      }),
+    );
+    const context: PlanContext = {
       now,
       maxPaymentMinor: this.options.maxPaymentMinor,
       accounts: lockedAccounts,
-      effects,
+      payments: lockedPayments,
+      effects: emptyEffects(),
     };
     const outcomesToStore = [];
     const keysToRelease = [];
     for (const index of toPlan) {
       const command = commands[index]!;
-      const planned = planCommand(command, context);
-      if (planned instanceof DomainError) {
-        results[index] = { ok: false, error: planned };
+      const outcome = planCommand(command, context);
+      if (outcome instanceof DomainError) {
+        results[index] = { ok: false, error: outcome };
         keysToRelease.push(command);
       } else {
-        results[index] = { ok: true, outcome: planned, replayed: false };
-        outcomesToStore.push({
-          principal: command.principal,
-          idempotencyKey: command.idempotencyKey,
-          outcome: planned,
-        });
+        results[index] = { ok: true, outcome, replayed: false };
+        outcomesToStore.push({ principal: command.principal, idempotencyKey: command.idempotencyKey, outcome });
       }
     }
 
-    await writeEffects(tx, effects, lockedAccounts);
+    await writeEffects(tx, context.effects, lockedAccounts);
     await storeOutcomes(tx, outcomesToStore);
     await releaseKeys(tx, keysToRelease);
 
@@ -163,89 +180,11 @@ export class Ledger {
 function replayOrMismatch(
   storedParams: Record<string, string>,
   incomingParams: Record<string, string>,
-  outcome: CommandResult & { ok: true } extends { outcome: infer O } ? O : never,
+  outcome: LedgerOutcome,
 ): CommandResult {
   const differing = firstDifference(storedParams, incomingParams);
   if (differing !== undefined) return { ok: false, error: idempotencyKeyReused(differing) };
   return { ok: true, outcome, replayed: true };
-}
-
-async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<string, AccountState>> {
-  const locked = new Map<string, AccountState>();
-  const unique = [...new Set(ids)];
-  if (unique.length === 0) return locked;
-  const rows = await tx
-    .select({
-      id: accounts.id,
-      ownerRef: accounts.ownerRef,
-      currency: accounts.currency,
-      status: accounts.status,
-      kind: accounts.kind,
-      createdAt: accounts.createdAt,
-      postedMinor: accountBalances.postedMinor,
-      heldMinor: accountBalances.heldMinor,
-      version: accountBalances.version,
-      updatedAt: accountBalances.updatedAt,
-    })
-    .from(accountBalances)
-    .innerJoin(accounts, sql`${accounts.id} = ${accountBalances.accountId}`)
-    .where(inArray(accountBalances.accountId, unique))
-    // ORDER BY is applied before the rows are locked, so every transaction locks in the same order.
-    .orderBy(accountBalances.accountId)
-    .for('update', { of: accountBalances });
-  for (const row of rows) locked.set(row.id, { ...row });
-  return locked;
-}
-
-async function writeEffects(tx: LedgerTx, effects: Effects, lockedAccounts: Map<string, AccountState>) {
-  if (effects.newAccounts.length > 0) {
-    await tx.insert(accounts).values(
-      effects.newAccounts.map((state) => ({
-        id: state.id,
-        ownerRef: state.ownerRef,
-        currency: state.currency,
-        status: state.status,
-        kind: state.kind,
-        createdAt: state.createdAt,
-      })),
-    );
-    await tx.insert(accountBalances).values(
-      effects.newAccounts.map((state) => ({
-        accountId: state.id,
-        currency: state.currency,
-        allowNegative: state.kind === 'SYSTEM',
-        updatedAt: state.updatedAt,
-      })),
-    );
-  }
-  if (effects.payments.length > 0) await tx.insert(payments).values(effects.payments);
-  if (effects.deposits.length > 0) await tx.insert(deposits).values(effects.deposits);
-  if (effects.entries.length > 0) await tx.insert(ledgerEntries).values(effects.entries);
-  const touched = [...effects.touchedAccountIds].map((id) => lockedAccounts.get(id)!);
-  if (touched.length > 0) {
-    const rows = touched.map(
-      (state) =>
-        sql`(${state.id}, ${state.postedMinor.toString()}::bigint, ${state.heldMinor.toString()}::bigint, ${state.version.toString()}::bigint, ${state.updatedAt.toISOString()}::timestamptz)`,
-    );
-    await tx.execute(sql`
-      update ${accountBalances} as b
-      set posted_minor = v.posted_minor, held_minor = v.held_minor, version = v.version, updated_at = v.updated_at
-      from (values ${sql.join(rows, sql`, `)}) as v(account_id, posted_minor, held_minor, version, updated_at)
-      where b.account_id = v.account_id`);
-  }
-  if (effects.events.length > 0) {
-    await tx.insert(outboxEvents).values(
-      effects.events.map((event) => ({
-        eventId: event.eventId,
-        eventType: event.type,
-        aggregateType: event.aggregateType,
-        aggregateId: event.aggregateId,
-        aggregateSeq: event.aggregateSeq,
-        payload: encodeEvent(event),
-        createdAt: event.occurredAt,
-      })),
-    );
-  }
 }
 
 /** Database failures a client can act on become domain errors; anything else stays internal. */

@@ -3,7 +3,15 @@
  * one result per command, in order; a single request is a list of one.
  */
 import type { DomainError } from '../domain/errors.js';
-import type { AccountRecord, BalanceRecord, DepositRecord, PaymentRecord } from '../domain/records.js';
+import type {
+  AccountRecord,
+  AccountType,
+  BalanceRecord,
+  CaptureMode,
+  DepositRecord,
+  PaymentRecord,
+  RefundRecord,
+} from '../domain/records.js';
 
 /** Who asked, and under which idempotency key. Keys are unique per principal. */
 interface Keyed {
@@ -15,6 +23,7 @@ export interface CreateAccountCommand extends Keyed {
   kind: 'createAccount';
   ownerRef: string;
   currency: string;
+  type: AccountType;
 }
 
 export interface DepositCommand extends Keyed {
@@ -31,14 +40,62 @@ export interface AuthorizePaymentCommand extends Keyed {
   amountMinor: bigint;
   currency: string;
   description: string;
+  captureMode: CaptureMode;
+  /** MANUAL only: how long the hold lasts. */
+  holdDurationMs: number;
 }
 
-export type LedgerCommand = CreateAccountCommand | DepositCommand | AuthorizePaymentCommand;
+/** An amount a client may leave out: null means "all of it" (the whole hold, all that is refundable). */
+export interface OptionalAmount {
+  amountMinor: bigint;
+  currency: string;
+}
+
+export interface CapturePaymentCommand extends Keyed {
+  kind: 'capturePayment';
+  paymentId: string;
+  amount: OptionalAmount | null;
+}
+
+export interface VoidPaymentCommand extends Keyed {
+  kind: 'voidPayment';
+  paymentId: string;
+}
+
+/** Issued by the hold sweeper, keyed by the payment so that several sweepers expire a hold once. */
+export interface ExpireHoldCommand extends Keyed {
+  kind: 'expireHold';
+  paymentId: string;
+}
+
+export interface RefundPaymentCommand extends Keyed {
+  kind: 'refundPayment';
+  paymentId: string;
+  amount: OptionalAmount | null;
+  reason: string;
+}
+
+export type LedgerCommand =
+  | CreateAccountCommand
+  | DepositCommand
+  | AuthorizePaymentCommand
+  | CapturePaymentCommand
+  | VoidPaymentCommand
+  | ExpireHoldCommand
+  | RefundPaymentCommand;
+
+/** Commands that act on an existing payment, which is locked before its accounts. */
+export type PaymentCommand = CapturePaymentCommand | VoidPaymentCommand | ExpireHoldCommand | RefundPaymentCommand;
+
+export function paymentIdOf(command: LedgerCommand): string | undefined {
+  return 'paymentId' in command ? command.paymentId : undefined;
+}
 
 export type LedgerOutcome =
   | { kind: 'account'; account: AccountRecord }
   | { kind: 'deposit'; deposit: DepositRecord; balance: BalanceRecord }
-  | { kind: 'payment'; payment: PaymentRecord };
+  | { kind: 'payment'; payment: PaymentRecord }
+  | { kind: 'refund'; refund: RefundRecord; payment: PaymentRecord };
 
 export type CommandResult =
   /** replayed: the outcome was stored by an earlier request with the same key; nothing happened now. */
@@ -51,7 +108,7 @@ export type CommandResult =
 export function idempotencyParams(command: LedgerCommand): Record<string, string> {
   switch (command.kind) {
     case 'createAccount':
-      return { operation: command.kind, owner_ref: command.ownerRef, currency: command.currency };
+      return { operation: command.kind, owner_ref: command.ownerRef, currency: command.currency, type: command.type };
     case 'deposit':
       return {
         operation: command.kind,
@@ -67,8 +124,29 @@ export function idempotencyParams(command: LedgerCommand): Record<string, string
         'amount.amount_minor': command.amountMinor.toString(),
         'amount.currency': command.currency,
         description: command.description,
+        capture_mode: command.captureMode,
+        hold_duration_ms: command.captureMode === 'MANUAL' ? String(command.holdDurationMs) : '',
+      };
+    case 'capturePayment':
+      return { operation: command.kind, payment_id: command.paymentId, ...optionalAmountParams(command.amount) };
+    case 'voidPayment':
+    case 'expireHold':
+      return { operation: command.kind, payment_id: command.paymentId };
+    case 'refundPayment':
+      return {
+        operation: command.kind,
+        payment_id: command.paymentId,
+        ...optionalAmountParams(command.amount),
+        reason: command.reason,
       };
   }
+}
+
+function optionalAmountParams(amount: OptionalAmount | null): Record<string, string> {
+  return {
+    'amount.amount_minor': amount ? amount.amountMinor.toString() : '',
+    'amount.currency': amount ? amount.currency : '',
+  };
 }
 
 /** The first parameter that differs between a stored request and a new one, or undefined when equal. */

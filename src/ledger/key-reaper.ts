@@ -1,17 +1,12 @@
 /**
- * Deletes idempotency keys past their retention, in bounded batches, on an interval. A retry after that
- * is a new request, as with Stripe's 24-hour keys.
+ * Deletes idempotency keys past their retention, in bounded batches. A retry after that is a new request,
+ * as with Stripe's 24-hour keys.
  */
 import type { LedgerDb } from '../db/client.js';
 import { reapExpiredKeys } from './idempotency-store.js';
 
 const BATCH_SIZE = 1_000;
 const MAX_BATCHES_PER_RUN = 20;
-
-export interface ReaperLogger {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-}
 
 /** One run: deletes up to BATCH_SIZE × MAX_BATCHES_PER_RUN expired keys; returns how many. */
 export async function reapOnce(db: LedgerDb, now: Date = new Date()): Promise<number> {
@@ -22,23 +17,4 @@ export async function reapOnce(db: LedgerDb, now: Date = new Date()): Promise<nu
     if (deleted < BATCH_SIZE) break;
   }
   return total;
-}
-
-export function startKeyReaper(db: LedgerDb, intervalMs: number, logger: ReaperLogger): { stop(): Promise<void> } {
-  let running: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => {
-    running = reapOnce(db).then(
-      (deleted) => {
-        if (deleted > 0) logger.info({ deleted }, 'reaped expired idempotency keys');
-      },
-      (error: unknown) => logger.warn({ err: error }, 'reaping idempotency keys failed; will retry'),
-    );
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
 }

@@ -1,13 +1,14 @@
 /** Reads. Only USER accounts are visible: the ledger's own accounts answer as if they did not exist. */
-import { and, desc, eq, lt } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, lt } from 'drizzle-orm';
 import type { LedgerDb } from '../db/client.js';
-import { accountBalances, accounts, ledgerEntries, payments } from '../db/schema.js';
+import { accountBalances, accounts, ledgerEntries, payments, settlements } from '../db/schema.js';
 import type {
   AccountRecord,
   BalanceRecord,
   DeclineReason,
   LedgerEntryRecord,
   PaymentRecord,
+  SettlementRecord,
 } from '../domain/records.js';
 
 export async function findAccount(db: LedgerDb, id: string): Promise<AccountRecord | undefined> {
@@ -17,6 +18,7 @@ export async function findAccount(db: LedgerDb, id: string): Promise<AccountReco
       ownerRef: accounts.ownerRef,
       currency: accounts.currency,
       status: accounts.status,
+      type: accounts.type,
       createdAt: accounts.createdAt,
     })
     .from(accounts)
@@ -31,13 +33,14 @@ export async function findBalance(db: LedgerDb, accountId: string): Promise<Bala
       currency: accountBalances.currency,
       postedMinor: accountBalances.postedMinor,
       heldMinor: accountBalances.heldMinor,
+      pendingSettlementMinor: accountBalances.pendingSettlementMinor,
       version: accountBalances.version,
       updatedAt: accountBalances.updatedAt,
     })
     .from(accountBalances)
     .innerJoin(accounts, eq(accounts.id, accountBalances.accountId))
     .where(and(eq(accountBalances.accountId, accountId), eq(accounts.kind, 'USER')));
-  return row && { ...row, availableMinor: row.postedMinor - row.heldMinor };
+  return row && { ...row, availableMinor: row.postedMinor - row.heldMinor - row.pendingSettlementMinor };
 }
 
 export async function findPayment(db: LedgerDb, id: string): Promise<PaymentRecord | undefined> {
@@ -62,4 +65,49 @@ export async function listEntries(
     .where(beforeVersion === undefined ? scope : and(scope, lt(ledgerEntries.accountVersion, beforeVersion)))
     .orderBy(desc(ledgerEntries.accountVersion))
     .limit(limit);
+}
+
+/** Attaches the ids of the payments each settlement covered, in one query for the whole page. */
+async function withPaymentIds(db: LedgerDb, rows: (typeof settlements.$inferSelect)[]): Promise<SettlementRecord[]> {
+  if (rows.length === 0) return [];
+  const covered = await db
+    .select({ id: payments.id, settlementId: payments.settlementId })
+    .from(payments)
+    .where(
+      inArray(
+        payments.settlementId,
+        rows.map((row) => row.id),
+      ),
+    )
+    .orderBy(asc(payments.id));
+  const idsBySettlement = new Map<string, string[]>(rows.map((row) => [row.id, []]));
+  for (const payment of covered) idsBySettlement.get(payment.settlementId ?? '')?.push(payment.id);
+  return rows.map((row) => ({ ...row, paymentIds: idsBySettlement.get(row.id) ?? [] }));
+}
+
+export async function findSettlement(db: LedgerDb, id: string): Promise<SettlementRecord | undefined> {
+  const rows = await db.select().from(settlements).where(eq(settlements.id, id));
+  const [settlement] = await withPaymentIds(db, rows);
+  return settlement;
+}
+
+/** Newest first (settlement ids sort by creation time), strictly before `beforeId` when given. */
+export async function listSettlements(
+  db: LedgerDb,
+  accountId: string | undefined,
+  limit: number,
+  beforeId: string | undefined,
+): Promise<SettlementRecord[]> {
+  const rows = await db
+    .select()
+    .from(settlements)
+    .where(
+      and(
+        accountId ? eq(settlements.accountId, accountId) : undefined,
+        beforeId ? lt(settlements.id, beforeId) : undefined,
+      ),
+    )
+    .orderBy(desc(settlements.id))
+    .limit(limit);
+  return withPaymentIds(db, rows);
 }

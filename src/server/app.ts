@@ -12,11 +12,15 @@ import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.j
 import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
 import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import { file_payment_v1_account } from '../../gen/payment/v1/account_pb.js';
+import { file_payment_v1_admin } from '../../gen/payment/v1/admin_pb.js';
 import { file_payment_v1_payment } from '../../gen/payment/v1/payment_pb.js';
+import { file_payment_v1_settlement } from '../../gen/payment/v1/settlement_pb.js';
 import { errorMappingInterceptor } from '../api/errors.js';
 import { registerLedgerServices } from '../api/handlers.js';
+import { registerOperatorServices } from '../api/operator-handlers.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
 import type { PaymentsApp } from '../app/payments-app.js';
+import type { SettlementsApp } from '../app/settlements-app.js';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
@@ -27,6 +31,7 @@ export interface ServerDependencies {
   config: Config;
   database: Database;
   app: PaymentsApp;
+  settlementsApp: SettlementsApp;
   health: HealthStatusBoard;
   /** Aborted when the shutdown grace period is over: handlers still running are cancelled. */
   shutdownSignal: AbortSignal;
@@ -82,10 +87,13 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     shutdownSignal: deps.shutdownSignal,
     routes(router) {
       registerLedgerServices(router, deps.app);
+      registerOperatorServices(router, deps.settlementsApp);
       registerHealthService(router, deps.health);
       registerReflectionServices(router, [
         file_payment_v1_payment,
         file_payment_v1_account,
+        file_payment_v1_settlement,
+        file_payment_v1_admin,
         file_grpc_health_v1_health,
         file_grpc_reflection_v1_reflection,
         file_grpc_reflection_v1alpha_reflection,

@@ -6,18 +6,25 @@ import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { FastifyInstance } from 'fastify';
 import { PaymentsApp } from '../app/payments-app.js';
+import { SettlementsApp } from '../app/settlements-app.js';
 import type { Config } from '../config.js';
 import { type Database, openPglite, openPostgres } from '../db/client.js';
 import { minorUnitExponent } from '../domain/currency.js';
 import { HealthStatusBoard } from '../grpc/health.js';
 import { Ledger } from '../ledger/apply.js';
-import { startKeyReaper } from '../ledger/key-reaper.js';
+import { sweepExpiredHolds } from '../ledger/hold-sweeper.js';
+import { reapOnce } from '../ledger/key-reaper.js';
+import { runSettlement } from '../ledger/settlement.js';
 import { buildServer, listenerOf } from './app.js';
+import { type Periodic, startPeriodic } from './periodic.js';
 
 export interface RunningService {
   fastify: FastifyInstance;
   database: Database;
   app: PaymentsApp;
+  ledger: Ledger;
+  /** Background jobs, exposed so that tests and tools can run one now. */
+  jobs: { keyReaper: Periodic; holdSweeper: Periodic; settlement: Periodic };
   /** http://host:port (https:// with TLS). */
   url: string;
   port: number;
@@ -51,13 +58,50 @@ export async function startService(config: Config): Promise<RunningService> {
     idempotencyRetentionMs: config.idempotencyRetentionMs,
     maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
   });
-  const app = new PaymentsApp(database.db, ledger);
+  const app = new PaymentsApp(database.db, ledger, config.holds);
+  const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
   const shutdown = new AbortController();
   // Every in-flight request listens on this signal; Node's default cap of 10 listeners would warn under load.
   setMaxListeners(0, shutdown.signal);
-  const fastify = await buildServer({ config, database, app, health, shutdownSignal: shutdown.signal });
-  const reaper = startKeyReaper(database.db, config.idempotencyReapIntervalMs, fastify.log);
+  const fastify = await buildServer({
+    config,
+    database,
+    app,
+    settlementsApp,
+    health,
+    shutdownSignal: shutdown.signal,
+  });
+  const log = fastify.log;
+  const jobs = {
+    keyReaper: startPeriodic(
+      'idempotency key reaper',
+      config.idempotencyReapIntervalMs,
+      async () => {
+        const deleted = await reapOnce(database.db);
+        if (deleted > 0) log.info({ deleted }, 'reaped expired idempotency keys');
+      },
+      log,
+    ),
+    holdSweeper: startPeriodic(
+      'hold sweeper',
+      config.holds.sweepIntervalMs,
+      async () => {
+        const expired = await sweepExpiredHolds(database.db, ledger);
+        if (expired > 0) log.info({ expired }, 'expired holds released');
+      },
+      log,
+    ),
+    settlement: startPeriodic(
+      'settlement run',
+      config.settlementIntervalMs,
+      async () => {
+        const made = await runSettlement(database.db, { skipIfBusy: true });
+        if (made && made.length > 0) log.info({ settlements: made.length }, 'scheduled settlement run completed');
+      },
+      log,
+    ),
+  };
 
   await fastify.listen({ host: config.host, port: config.port });
   const address = fastify.server.address();
@@ -81,12 +125,12 @@ export async function startService(config: Config): Promise<RunningService> {
         await fastify.close();
       } finally {
         clearTimeout(deadline);
-        await reaper.stop();
+        await Promise.all(Object.values(jobs).map((job) => job.stop()));
         await database.close();
       }
     })();
     return closing;
   };
 
-  return { fastify, database, app, url, port, close };
+  return { fastify, database, app, ledger, jobs, url, port, close };
 }

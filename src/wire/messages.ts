@@ -8,6 +8,8 @@ import {
   type Account,
   AccountSchema,
   AccountStatus,
+  AccountType,
+  BalanceBucket,
   type Deposit,
   DepositSchema,
   EntryDirection,
@@ -18,11 +20,16 @@ import { type Money, MoneySchema } from '../../gen/payment/v1/money_pb.js';
 import {
   type AccountBalance,
   AccountBalanceSchema,
+  CaptureMode,
   DeclineReason,
   type Payment,
   PaymentSchema,
   PaymentStatus,
+  type Refund,
+  RefundSchema,
+  RefundStatus,
 } from '../../gen/payment/v1/payment_pb.js';
+import { type Settlement, SettlementSchema } from '../../gen/payment/v1/settlement_pb.js';
 import type {
   AccountRecord,
   BalanceRecord,
@@ -30,6 +37,8 @@ import type {
   DeclineReason as DomainDeclineReason,
   LedgerEntryRecord,
   PaymentRecord,
+  RefundRecord,
+  SettlementRecord,
 } from '../domain/records.js';
 
 export function toMoney(amountMinor: bigint, currency: string): Money {
@@ -48,6 +57,7 @@ export function toAccount(account: AccountRecord): Account {
     ownerRef: account.ownerRef,
     currency: account.currency,
     status: ACCOUNT_STATUS[account.status],
+    type: account.type === 'MERCHANT' ? AccountType.MERCHANT : AccountType.PERSONAL,
     createTime: timestampFromDate(account.createdAt),
   });
 }
@@ -59,6 +69,7 @@ export function toBalance(balance: BalanceRecord): AccountBalance {
     available: toMoney(balance.availableMinor, balance.currency),
     posted: toMoney(balance.postedMinor, balance.currency),
     held: toMoney(balance.heldMinor, balance.currency),
+    pendingSettlement: toMoney(balance.pendingSettlementMinor, balance.currency),
     version: balance.version,
     updateTime: timestampFromDate(balance.updatedAt),
   });
@@ -76,6 +87,11 @@ export function toDeposit(deposit: DepositRecord): Deposit {
 const PAYMENT_STATUS = {
   COMPLETED: PaymentStatus.COMPLETED,
   DECLINED: PaymentStatus.DECLINED,
+  AUTHORIZED: PaymentStatus.AUTHORIZED,
+  VOIDED: PaymentStatus.VOIDED,
+  EXPIRED: PaymentStatus.EXPIRED,
+  PARTIALLY_REFUNDED: PaymentStatus.PARTIALLY_REFUNDED,
+  REFUNDED: PaymentStatus.REFUNDED,
 } as const;
 
 const DECLINE_REASON: Record<DomainDeclineReason, DeclineReason> = {
@@ -97,8 +113,45 @@ export function toPayment(payment: PaymentRecord): Payment {
     description: payment.description,
     createTime: timestampFromDate(payment.createdAt),
     updateTime: timestampFromDate(payment.updatedAt),
+    captureMode: payment.captureMode === 'MANUAL' ? CaptureMode.MANUAL : CaptureMode.AUTOMATIC,
+    capturedAmount: toMoney(payment.capturedMinor, payment.currency),
+    refundedAmount: toMoney(payment.refundedMinor, payment.currency),
+    expireTime: payment.expiresAt ? timestampFromDate(payment.expiresAt) : undefined,
+    settlementId: payment.settlementId ?? '',
   });
 }
+
+export function toRefund(refund: RefundRecord): Refund {
+  return create(RefundSchema, {
+    id: refund.id,
+    paymentId: refund.paymentId,
+    amount: toMoney(refund.amountMinor, refund.currency),
+    status: refund.status === 'COMPLETED' ? RefundStatus.COMPLETED : RefundStatus.DECLINED,
+    declineReason: refund.declineReason ? DECLINE_REASON[refund.declineReason] : DeclineReason.UNSPECIFIED,
+    reason: refund.reason,
+    createTime: timestampFromDate(refund.createdAt),
+  });
+}
+
+export function toSettlement(settlement: SettlementRecord): Settlement {
+  return create(SettlementSchema, {
+    id: settlement.id,
+    accountId: settlement.accountId,
+    currency: settlement.currency,
+    paymentCount: BigInt(settlement.paymentCount),
+    gross: toMoney(settlement.grossMinor, settlement.currency),
+    refunds: toMoney(settlement.refundsMinor, settlement.currency),
+    net: toMoney(settlement.netMinor, settlement.currency),
+    paymentIds: settlement.paymentIds,
+    createTime: timestampFromDate(settlement.createdAt),
+  });
+}
+
+const BALANCE_BUCKET = {
+  AVAILABLE: BalanceBucket.AVAILABLE,
+  HELD: BalanceBucket.HELD,
+  PENDING_SETTLEMENT: BalanceBucket.PENDING_SETTLEMENT,
+} as const;
 
 export function toLedgerEntry(entry: LedgerEntryRecord): LedgerEntry {
   return create(LedgerEntrySchema, {
@@ -110,5 +163,6 @@ export function toLedgerEntry(entry: LedgerEntryRecord): LedgerEntry {
     referenceId: entry.referenceId,
     accountVersion: entry.accountVersion,
     createTime: timestampFromDate(entry.createdAt),
+    bucket: BALANCE_BUCKET[entry.bucket],
   });
 }

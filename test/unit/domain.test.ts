@@ -61,6 +61,7 @@ describe('stored outcomes', () => {
         currency: 'USD',
         postedMinor: 9_007_199_254_740_993n,
         heldMinor: 0n,
+        pendingSettlementMinor: 0n,
         availableMinor: 9_007_199_254_740_993n,
         version: 3n,
         updatedAt: new Date(2),
@@ -73,11 +74,13 @@ describe('stored outcomes', () => {
 
 describe('page tokens', () => {
   it('round-trip for the same account and are refused for another', () => {
-    const token = encodePageToken('acct_a', 42n);
-    expect(decodePageToken(token, 'acct_a')).toBe(42n);
-    expect(() => decodePageToken(token, 'acct_b')).toThrow(/page_token/);
-    expect(() => decodePageToken('%%%', 'acct_a')).toThrow(/page_token/);
-    expect(decodePageToken('', 'acct_a')).toBeUndefined();
+    const digits = /^\d+$/;
+    const token = encodePageToken('acct_a', '42');
+    expect(decodePageToken(token, 'acct_a', digits)).toBe('42');
+    expect(() => decodePageToken(token, 'acct_b', digits)).toThrow(/page_token/);
+    expect(() => decodePageToken(encodePageToken('acct_a', 'x'), 'acct_a', digits)).toThrow(/page_token/);
+    expect(() => decodePageToken('%%%', 'acct_a', digits)).toThrow(/page_token/);
+    expect(decodePageToken('', 'acct_a', digits)).toBeUndefined();
   });
 });
 
@@ -92,6 +95,8 @@ describe('idempotency parameters', () => {
       amountMinor: 5n,
       currency: 'USD',
       description: '',
+      captureMode: 'AUTOMATIC' as const,
+      holdDurationMs: 0,
     };
     const stored = idempotencyParams(base);
     expect(firstDifference(stored, idempotencyParams({ ...base, idempotencyKey: 'other' }))).toBeUndefined();

@@ -2,14 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors.js';
 import type { AuthorizePaymentCommand, DepositCommand } from '../../src/ledger/commands.js';
-import {
-  type AccountState,
-  accountsToLock,
-  emptyEffects,
-  fundingAccountId,
-  type PlanContext,
-  planCommand,
-} from '../../src/ledger/plan.js';
+import { accountsToLock, planCommand } from '../../src/ledger/plan.js';
+import { type AccountState, emptyEffects, fundingAccountId, type PlanContext } from '../../src/ledger/state.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
 
@@ -19,10 +13,12 @@ function account(id: string, postedMinor: bigint, overrides: Partial<AccountStat
     ownerRef: 'user:x',
     currency: 'USD',
     status: 'ACTIVE',
+    type: 'PERSONAL',
     kind: 'USER',
     createdAt: now,
     postedMinor,
     heldMinor: 0n,
+    pendingSettlementMinor: 0n,
     version: 0n,
     updatedAt: now,
     ...overrides,
@@ -34,6 +30,7 @@ function contextWith(...states: AccountState[]): PlanContext {
     now,
     maxPaymentMinor: () => 1_000n,
     accounts: new Map(states.map((state) => [state.id, state])),
+    payments: new Map(),
     effects: emptyEffects(),
   };
 }
@@ -48,6 +45,8 @@ function payment(amountMinor: bigint, overrides: Partial<AuthorizePaymentCommand
     amountMinor,
     currency: 'USD',
     description: '',
+    captureMode: 'AUTOMATIC',
+    holdDurationMs: 0,
     ...overrides,
   };
 }
@@ -77,8 +76,11 @@ describe('authorizePayment', () => {
     expect(over.effects.entries).toEqual([]);
   });
 
-  it('counts held funds as unavailable', () => {
-    const context = contextWith(account('acct_a', 500n, { heldMinor: 400n }), account('acct_b', 0n));
+  it('counts held and pending-settlement funds as unavailable', () => {
+    const context = contextWith(
+      account('acct_a', 500n, { heldMinor: 300n, pendingSettlementMinor: 100n }),
+      account('acct_b', 0n),
+    );
     expect(planCommand(payment(101n), context)).toMatchObject({ payment: { declineReason: 'INSUFFICIENT_FUNDS' } });
   });
 
@@ -104,7 +106,7 @@ describe('authorizePayment', () => {
     expect((missing as DomainError).kind).toBe('not_found');
     const toSystem = planCommand(payment(1n, { payeeAccountId: system.id }), context);
     expect((toSystem as DomainError).kind).toBe('not_found');
-    expect(context.effects.payments).toEqual([]);
+    expect(context.effects.newPayments).toEqual([]);
   });
 
   it('applies a list in order against the same state', () => {
@@ -133,7 +135,7 @@ describe('deposit', () => {
     const context = contextWith(account('acct_a', 0n), funding);
     expect(planCommand(command, context)).toMatchObject({ kind: 'deposit', balance: { availableMinor: 70n } });
     expect(funding.postedMinor).toBe(-70n);
-    expect(accountsToLock(command)).toEqual(['acct_a', 'sys_funding_USD']);
+    expect(accountsToLock(command, undefined)).toEqual(['acct_a', 'sys_funding_USD']);
   });
 
   it('refuses a currency mismatch or an inactive account as a failed precondition', () => {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payment/v1/account.proto.
  */
 export const file_payment_v1_account: GenFile = /*@__PURE__*/
-  fileDesc("ChhwYXltZW50L3YxL2FjY291bnQucHJvdG8SCnBheW1lbnQudjEilgEKB0FjY291bnQSCgoCaWQYASABKAkSEQoJb3duZXJfcmVmGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEikKBnN0YXR1cxgEIAEoDjIZLnBheW1lbnQudjEuQWNjb3VudFN0YXR1cxIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVAoUQ3JlYXRlQWNjb3VudFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhEKCW93bmVyX3JlZhgCIAEoCRIQCghjdXJyZW5jeRgDIAEoCSI9ChVDcmVhdGVBY2NvdW50UmVzcG9uc2USJAoHYWNjb3VudBgBIAEoCzITLnBheW1lbnQudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIjoKEkdldEFjY291bnRSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50ImUKE0RlcG9zaXRGdW5kc1JlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSIQoGYW1vdW50GAMgASgLMhEucGF5bWVudC52MS5Nb25leSJ9CgdEZXBvc2l0EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSIQoGYW1vdW50GAMgASgLMhEucGF5bWVudC52MS5Nb25leRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPAoURGVwb3NpdEZ1bmRzUmVzcG9uc2USJAoHZGVwb3NpdBgBIAEoCzITLnBheW1lbnQudjEuRGVwb3NpdCKJAgoLTGVkZ2VyRW50cnkSCgoCaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRItCglkaXJlY3Rpb24YAyABKA4yGi5wYXltZW50LnYxLkVudHJ5RGlyZWN0aW9uEiEKBmFtb3VudBgEIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKAoNYmFsYW5jZV9hZnRlchgFIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSFAoMcmVmZXJlbmNlX2lkGAYgASgJEhcKD2FjY291bnRfdmVyc2lvbhgHIAEoAxIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoYTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiXgoZTGlzdExlZGdlckVudHJpZXNSZXNwb25zZRIoCgdlbnRyaWVzGAEgAygLMhcucGF5bWVudC52MS5MZWRnZXJFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqgAEKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1NUQVRVU19BQ1RJVkUQARIZChVBQ0NPVU5UX1NUQVRVU19GUk9aRU4QAhIZChVBQ0NPVU5UX1NUQVRVU19DTE9TRUQQAypoCg5FbnRyeURpcmVjdGlvbhIfChtFTlRSWV9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIZChVFTlRSWV9ESVJFQ1RJT05fREVCSVQQARIaChZFTlRSWV9ESVJFQ1RJT05fQ1JFRElUEAIy6AIKDkFjY291bnRTZXJ2aWNlElQKDUNyZWF0ZUFjY291bnQSIC5wYXltZW50LnYxLkNyZWF0ZUFjY291bnRSZXF1ZXN0GiEucGF5bWVudC52MS5DcmVhdGVBY2NvdW50UmVzcG9uc2USSwoKR2V0QWNjb3VudBIdLnBheW1lbnQudjEuR2V0QWNjb3VudFJlcXVlc3QaHi5wYXltZW50LnYxLkdldEFjY291bnRSZXNwb25zZRJRCgxEZXBvc2l0RnVuZHMSHy5wYXltZW50LnYxLkRlcG9zaXRGdW5kc1JlcXVlc3QaIC5wYXltZW50LnYxLkRlcG9zaXRGdW5kc1Jlc3BvbnNlEmAKEUxpc3RMZWRnZXJFbnRyaWVzEiQucGF5bWVudC52MS5MaXN0TGVkZ2VyRW50cmllc1JlcXVlc3QaJS5wYXltZW50LnYxLkxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_payment_v1_money]);
+  fileDesc("ChhwYXltZW50L3YxL2FjY291bnQucHJvdG8SCnBheW1lbnQudjEivQEKB0FjY291bnQSCgoCaWQYASABKAkSEQoJb3duZXJfcmVmGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEikKBnN0YXR1cxgEIAEoDjIZLnBheW1lbnQudjEuQWNjb3VudFN0YXR1cxIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEdHlwZRgGIAEoDjIXLnBheW1lbnQudjEuQWNjb3VudFR5cGUiewoUQ3JlYXRlQWNjb3VudFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhEKCW93bmVyX3JlZhgCIAEoCRIQCghjdXJyZW5jeRgDIAEoCRIlCgR0eXBlGAQgASgOMhcucGF5bWVudC52MS5BY2NvdW50VHlwZSI9ChVDcmVhdGVBY2NvdW50UmVzcG9uc2USJAoHYWNjb3VudBgBIAEoCzITLnBheW1lbnQudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIjoKEkdldEFjY291bnRSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50ImUKE0RlcG9zaXRGdW5kc1JlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSIQoGYW1vdW50GAMgASgLMhEucGF5bWVudC52MS5Nb25leSJ9CgdEZXBvc2l0EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSIQoGYW1vdW50GAMgASgLMhEucGF5bWVudC52MS5Nb25leRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPAoURGVwb3NpdEZ1bmRzUmVzcG9uc2USJAoHZGVwb3NpdBgBIAEoCzITLnBheW1lbnQudjEuRGVwb3NpdCK0AgoLTGVkZ2VyRW50cnkSCgoCaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRItCglkaXJlY3Rpb24YAyABKA4yGi5wYXltZW50LnYxLkVudHJ5RGlyZWN0aW9uEiEKBmFtb3VudBgEIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKAoNYmFsYW5jZV9hZnRlchgFIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSFAoMcmVmZXJlbmNlX2lkGAYgASgJEhcKD2FjY291bnRfdmVyc2lvbhgHIAEoAxIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGYnVja2V0GAkgASgOMhkucGF5bWVudC52MS5CYWxhbmNlQnVja2V0IlUKGExpc3RMZWRnZXJFbnRyaWVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl4KGUxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnBheW1lbnQudjEuTGVkZ2VyRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKoABCg1BY2NvdW50U3RhdHVzEh4KGkFDQ09VTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVQUNDT1VOVF9TVEFUVVNfQUNUSVZFEAESGQoVQUNDT1VOVF9TVEFUVVNfRlJPWkVOEAISGQoVQUNDT1VOVF9TVEFUVVNfQ0xPU0VEEAMqYQoLQWNjb3VudFR5cGUSHAoYQUNDT1VOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVQUNDT1VOVF9UWVBFX1BFUlNPTkFMEAESGQoVQUNDT1VOVF9UWVBFX01FUkNIQU5UEAIqjQEKDUJhbGFuY2VCdWNrZXQSHgoaQkFMQU5DRV9CVUNLRVRfVU5TUEVDSUZJRUQQABIcChhCQUxBTkNFX0JVQ0tFVF9BVkFJTEFCTEUQARIXChNCQUxBTkNFX0JVQ0tFVF9IRUxEEAISJQohQkFMQU5DRV9CVUNLRVRfUEVORElOR19TRVRUTEVNRU5UEAMqaAoORW50cnlEaXJlY3Rpb24SHwobRU5UUllfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVRU5UUllfRElSRUNUSU9OX0RFQklUEAESGgoWRU5UUllfRElSRUNUSU9OX0NSRURJVBACMugCCg5BY2NvdW50U2VydmljZRJUCg1DcmVhdGVBY2NvdW50EiAucGF5bWVudC52MS5DcmVhdGVBY2NvdW50UmVxdWVzdBohLnBheW1lbnQudjEuQ3JlYXRlQWNjb3VudFJlc3BvbnNlEksKCkdldEFjY291bnQSHS5wYXltZW50LnYxLkdldEFjY291bnRSZXF1ZXN0Gh4ucGF5bWVudC52MS5HZXRBY2NvdW50UmVzcG9uc2USUQoMRGVwb3NpdEZ1bmRzEh8ucGF5bWVudC52MS5EZXBvc2l0RnVuZHNSZXF1ZXN0GiAucGF5bWVudC52MS5EZXBvc2l0RnVuZHNSZXNwb25zZRJgChFMaXN0TGVkZ2VyRW50cmllcxIkLnBheW1lbnQudjEuTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0GiUucGF5bWVudC52MS5MaXN0TGVkZ2VyRW50cmllc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_payment_v1_money]);
 
 /**
  * @generated from message payment.v1.Account
@@ -50,6 +50,11 @@ export type Account = Message<"payment.v1.Account"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 5;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: payment.v1.AccountType type = 6;
+   */
+  type: AccountType;
 };
 
 /**
@@ -81,6 +86,13 @@ export type CreateAccountRequest = Message<"payment.v1.CreateAccountRequest"> & 
    * @generated from field: string currency = 3;
    */
   currency: string;
+
+  /**
+   * Unspecified means PERSONAL.
+   *
+   * @generated from field: payment.v1.AccountType type = 4;
+   */
+  type: AccountType;
 };
 
 /**
@@ -254,14 +266,15 @@ export type LedgerEntry = Message<"payment.v1.LedgerEntry"> & {
   amount?: Money | undefined;
 
   /**
-   * The account's posted balance right after this entry.
+   * The balance of the entry's bucket right after this entry.
    *
    * @generated from field: payment.v1.Money balance_after = 5;
    */
   balanceAfter?: Money | undefined;
 
   /**
-   * The id of what caused the entry: a payment ("pay_…") or a deposit ("dep_…").
+   * The id of what caused the entry: a payment ("pay_…"), a refund ("ref_…"), a deposit ("dep_…") or a
+   * settlement ("stl_…").
    *
    * @generated from field: string reference_id = 6;
    */
@@ -278,6 +291,11 @@ export type LedgerEntry = Message<"payment.v1.LedgerEntry"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 8;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: payment.v1.BalanceBucket bucket = 9;
+   */
+  bucket: BalanceBucket;
 };
 
 /**
@@ -380,6 +398,76 @@ export const AccountStatusSchema: GenEnum<AccountStatus> = /*@__PURE__*/
   enumDesc(file_payment_v1_account, 0);
 
 /**
+ * @generated from enum payment.v1.AccountType
+ */
+export enum AccountType {
+  /**
+   * @generated from enum value: ACCOUNT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Peer-to-peer: money captured to it is available at once.
+   *
+   * @generated from enum value: ACCOUNT_TYPE_PERSONAL = 1;
+   */
+  PERSONAL = 1,
+
+  /**
+   * Money captured to it waits in pending settlement until a settlement run makes it available.
+   *
+   * @generated from enum value: ACCOUNT_TYPE_MERCHANT = 2;
+   */
+  MERCHANT = 2,
+}
+
+/**
+ * Describes the enum payment.v1.AccountType.
+ */
+export const AccountTypeSchema: GenEnum<AccountType> = /*@__PURE__*/
+  enumDesc(file_payment_v1_account, 1);
+
+/**
+ * Each account's money sits in one of three buckets; its posted balance is their sum. Moving money between
+ * buckets of one account (a hold, a release, a settlement) is a debit and a credit like any other posting.
+ *
+ * @generated from enum payment.v1.BalanceBucket
+ */
+export enum BalanceBucket {
+  /**
+   * @generated from enum value: BALANCE_BUCKET_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Spendable.
+   *
+   * @generated from enum value: BALANCE_BUCKET_AVAILABLE = 1;
+   */
+  AVAILABLE = 1,
+
+  /**
+   * Reserved by an outgoing hold (an AUTHORIZED payment) until it is captured, voided or expires.
+   *
+   * @generated from enum value: BALANCE_BUCKET_HELD = 2;
+   */
+  HELD = 2,
+
+  /**
+   * Captured to a merchant, waiting for a settlement run.
+   *
+   * @generated from enum value: BALANCE_BUCKET_PENDING_SETTLEMENT = 3;
+   */
+  PENDING_SETTLEMENT = 3,
+}
+
+/**
+ * Describes the enum payment.v1.BalanceBucket.
+ */
+export const BalanceBucketSchema: GenEnum<BalanceBucket> = /*@__PURE__*/
+  enumDesc(file_payment_v1_account, 2);
+
+/**
  * @generated from enum payment.v1.EntryDirection
  */
 export enum EntryDirection {
@@ -407,7 +495,7 @@ export enum EntryDirection {
  * Describes the enum payment.v1.EntryDirection.
  */
 export const EntryDirectionSchema: GenEnum<EntryDirection> = /*@__PURE__*/
-  enumDesc(file_payment_v1_account, 1);
+  enumDesc(file_payment_v1_account, 3);
 
 /**
  * Accounts hold money in exactly one currency. Deposits and reads of entries live here too.

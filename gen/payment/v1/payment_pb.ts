@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Money } from "./money_pb.js";
 import { file_payment_v1_money } from "./money_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payment/v1/payment.proto.
  */
 export const file_payment_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEiwQIKB1BheW1lbnQSCgoCaWQYASABKAkSGAoQcGF5ZXJfYWNjb3VudF9pZBgCIAEoCRIYChBwYXllZV9hY2NvdW50X2lkGAMgASgJEiEKBmFtb3VudBgEIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKQoGc3RhdHVzGAUgASgOMhkucGF5bWVudC52MS5QYXltZW50U3RhdHVzEjEKDmRlY2xpbmVfcmVhc29uGAYgASgOMhkucGF5bWVudC52MS5EZWNsaW5lUmVhc29uEhMKC2Rlc2NyaXB0aW9uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAingEKF0F1dGhvcml6ZVBheW1lbnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIYChBwYXllcl9hY2NvdW50X2lkGAIgASgJEhgKEHBheWVlX2FjY291bnRfaWQYAyABKAkSIQoGYW1vdW50GAQgASgLMhEucGF5bWVudC52MS5Nb25leRITCgtkZXNjcmlwdGlvbhgFIAEoCSJAChhBdXRob3JpemVQYXltZW50UmVzcG9uc2USJAoHcGF5bWVudBgBIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCInChFHZXRQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIjoKEkdldFBheW1lbnRSZXNwb25zZRIkCgdwYXltZW50GAEgASgLMhMucGF5bWVudC52MS5QYXltZW50Ii4KGEdldEFjY291bnRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIuIBCg5BY2NvdW50QmFsYW5jZRISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEiQKCWF2YWlsYWJsZRgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSIQoGcG9zdGVkGAQgASgLMhEucGF5bWVudC52MS5Nb25leRIfCgRoZWxkGAUgASgLMhEucGF5bWVudC52MS5Nb25leRIPCgd2ZXJzaW9uGAYgASgDEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJIChlHZXRBY2NvdW50QmFsYW5jZVJlc3BvbnNlEisKB2JhbGFuY2UYASABKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlKmoKDVBheW1lbnRTdGF0dXMSHgoaUEFZTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhQQVlNRU5UX1NUQVRVU19DT01QTEVURUQQARIbChdQQVlNRU5UX1NUQVRVU19ERUNMSU5FRBACKvkBCg1EZWNsaW5lUmVhc29uEh4KGkRFQ0xJTkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASJQohREVDTElORV9SRUFTT05fSU5TVUZGSUNJRU5UX0ZVTkRTEAESKQolREVDTElORV9SRUFTT05fUEFZRVJfQUNDT1VOVF9JTkFDVElWRRACEikKJURFQ0xJTkVfUkVBU09OX1BBWUVFX0FDQ09VTlRfSU5BQ1RJVkUQAxIkCiBERUNMSU5FX1JFQVNPTl9DVVJSRU5DWV9NSVNNQVRDSBAEEiUKIURFQ0xJTkVfUkVBU09OX0FNT1VOVF9BQk9WRV9MSU1JVBAFMp4CCg5QYXltZW50U2VydmljZRJdChBBdXRob3JpemVQYXltZW50EiMucGF5bWVudC52MS5BdXRob3JpemVQYXltZW50UmVxdWVzdBokLnBheW1lbnQudjEuQXV0aG9yaXplUGF5bWVudFJlc3BvbnNlEksKCkdldFBheW1lbnQSHS5wYXltZW50LnYxLkdldFBheW1lbnRSZXF1ZXN0Gh4ucGF5bWVudC52MS5HZXRQYXltZW50UmVzcG9uc2USYAoRR2V0QWNjb3VudEJhbGFuY2USJC5wYXltZW50LnYxLkdldEFjY291bnRCYWxhbmNlUmVxdWVzdBolLnBheW1lbnQudjEuR2V0QWNjb3VudEJhbGFuY2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_payment_v1_money]);
+  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEikAQKB1BheW1lbnQSCgoCaWQYASABKAkSGAoQcGF5ZXJfYWNjb3VudF9pZBgCIAEoCRIYChBwYXllZV9hY2NvdW50X2lkGAMgASgJEiEKBmFtb3VudBgEIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKQoGc3RhdHVzGAUgASgOMhkucGF5bWVudC52MS5QYXltZW50U3RhdHVzEjEKDmRlY2xpbmVfcmVhc29uGAYgASgOMhkucGF5bWVudC52MS5EZWNsaW5lUmVhc29uEhMKC2Rlc2NyaXB0aW9uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMY2FwdHVyZV9tb2RlGAogASgOMhcucGF5bWVudC52MS5DYXB0dXJlTW9kZRIqCg9jYXB0dXJlZF9hbW91bnQYCyABKAsyES5wYXltZW50LnYxLk1vbmV5EioKD3JlZnVuZGVkX2Ftb3VudBgMIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSLwoLZXhwaXJlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXNldHRsZW1lbnRfaWQYDiABKAki/wEKF0F1dGhvcml6ZVBheW1lbnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIYChBwYXllcl9hY2NvdW50X2lkGAIgASgJEhgKEHBheWVlX2FjY291bnRfaWQYAyABKAkSIQoGYW1vdW50GAQgASgLMhEucGF5bWVudC52MS5Nb25leRITCgtkZXNjcmlwdGlvbhgFIAEoCRItCgxjYXB0dXJlX21vZGUYBiABKA4yFy5wYXltZW50LnYxLkNhcHR1cmVNb2RlEjAKDWhvbGRfZHVyYXRpb24YByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoYQXV0aG9yaXplUGF5bWVudFJlc3BvbnNlEiQKB3BheW1lbnQYASABKAsyEy5wYXltZW50LnYxLlBheW1lbnQiZwoVQ2FwdHVyZVBheW1lbnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEiEKBmFtb3VudBgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkiPgoWQ2FwdHVyZVBheW1lbnRSZXNwb25zZRIkCgdwYXltZW50GAEgASgLMhMucGF5bWVudC52MS5QYXltZW50IkEKElZvaWRQYXltZW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCSI7ChNWb2lkUGF5bWVudFJlc3BvbnNlEiQKB3BheW1lbnQYASABKAsyEy5wYXltZW50LnYxLlBheW1lbnQi6QEKBlJlZnVuZBIKCgJpZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEiEKBmFtb3VudBgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKAoGc3RhdHVzGAQgASgOMhgucGF5bWVudC52MS5SZWZ1bmRTdGF0dXMSMQoOZGVjbGluZV9yZWFzb24YBSABKA4yGS5wYXltZW50LnYxLkRlY2xpbmVSZWFzb24SDgoGcmVhc29uGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ2ChRSZWZ1bmRQYXltZW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIhCgZhbW91bnQYAyABKAsyES5wYXltZW50LnYxLk1vbmV5Eg4KBnJlYXNvbhgEIAEoCSJhChVSZWZ1bmRQYXltZW50UmVzcG9uc2USIgoGcmVmdW5kGAEgASgLMhIucGF5bWVudC52MS5SZWZ1bmQSJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCInChFHZXRQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIjoKEkdldFBheW1lbnRSZXNwb25zZRIkCgdwYXltZW50GAEgASgLMhMucGF5bWVudC52MS5QYXltZW50Ii4KGEdldEFjY291bnRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIpECCg5BY2NvdW50QmFsYW5jZRISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEiQKCWF2YWlsYWJsZRgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSIQoGcG9zdGVkGAQgASgLMhEucGF5bWVudC52MS5Nb25leRIfCgRoZWxkGAUgASgLMhEucGF5bWVudC52MS5Nb25leRIPCgd2ZXJzaW9uGAYgASgDEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItChJwZW5kaW5nX3NldHRsZW1lbnQYCCABKAsyES5wYXltZW50LnYxLk1vbmV5IkgKGUdldEFjY291bnRCYWxhbmNlUmVzcG9uc2USKwoHYmFsYW5jZRgBIAEoCzIaLnBheW1lbnQudjEuQWNjb3VudEJhbGFuY2UqhAIKDVBheW1lbnRTdGF0dXMSHgoaUEFZTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhQQVlNRU5UX1NUQVRVU19DT01QTEVURUQQARIbChdQQVlNRU5UX1NUQVRVU19ERUNMSU5FRBACEh0KGVBBWU1FTlRfU1RBVFVTX0FVVEhPUklaRUQQAxIZChVQQVlNRU5UX1NUQVRVU19WT0lERUQQBBIaChZQQVlNRU5UX1NUQVRVU19FWFBJUkVEEAUSJQohUEFZTUVOVF9TVEFUVVNfUEFSVElBTExZX1JFRlVOREVEEAYSGwoXUEFZTUVOVF9TVEFUVVNfUkVGVU5ERUQQBypgCgtDYXB0dXJlTW9kZRIcChhDQVBUVVJFX01PREVfVU5TUEVDSUZJRUQQABIaChZDQVBUVVJFX01PREVfQVVUT01BVElDEAESFwoTQ0FQVFVSRV9NT0RFX01BTlVBTBACKvkBCg1EZWNsaW5lUmVhc29uEh4KGkRFQ0xJTkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASJQohREVDTElORV9SRUFTT05fSU5TVUZGSUNJRU5UX0ZVTkRTEAESKQolREVDTElORV9SRUFTT05fUEFZRVJfQUNDT1VOVF9JTkFDVElWRRACEikKJURFQ0xJTkVfUkVBU09OX1BBWUVFX0FDQ09VTlRfSU5BQ1RJVkUQAxIkCiBERUNMSU5FX1JFQVNPTl9DVVJSRU5DWV9NSVNNQVRDSBAEEiUKIURFQ0xJTkVfUkVBU09OX0FNT1VOVF9BQk9WRV9MSU1JVBAFKmYKDFJlZnVuZFN0YXR1cxIdChlSRUZVTkRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXUkVGVU5EX1NUQVRVU19DT01QTEVURUQQARIaChZSRUZVTkRfU1RBVFVTX0RFQ0xJTkVEEAIynQQKDlBheW1lbnRTZXJ2aWNlEl0KEEF1dGhvcml6ZVBheW1lbnQSIy5wYXltZW50LnYxLkF1dGhvcml6ZVBheW1lbnRSZXF1ZXN0GiQucGF5bWVudC52MS5BdXRob3JpemVQYXltZW50UmVzcG9uc2USVwoOQ2FwdHVyZVBheW1lbnQSIS5wYXltZW50LnYxLkNhcHR1cmVQYXltZW50UmVxdWVzdBoiLnBheW1lbnQudjEuQ2FwdHVyZVBheW1lbnRSZXNwb25zZRJOCgtWb2lkUGF5bWVudBIeLnBheW1lbnQudjEuVm9pZFBheW1lbnRSZXF1ZXN0Gh8ucGF5bWVudC52MS5Wb2lkUGF5bWVudFJlc3BvbnNlElQKDVJlZnVuZFBheW1lbnQSIC5wYXltZW50LnYxLlJlZnVuZFBheW1lbnRSZXF1ZXN0GiEucGF5bWVudC52MS5SZWZ1bmRQYXltZW50UmVzcG9uc2USSwoKR2V0UGF5bWVudBIdLnBheW1lbnQudjEuR2V0UGF5bWVudFJlcXVlc3QaHi5wYXltZW50LnYxLkdldFBheW1lbnRSZXNwb25zZRJgChFHZXRBY2NvdW50QmFsYW5jZRIkLnBheW1lbnQudjEuR2V0QWNjb3VudEJhbGFuY2VSZXF1ZXN0GiUucGF5bWVudC52MS5HZXRBY2NvdW50QmFsYW5jZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_payment_v1_money]);
 
 /**
  * @generated from message payment.v1.Payment
@@ -68,6 +68,39 @@ export type Payment = Message<"payment.v1.Payment"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 9;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: payment.v1.CaptureMode capture_mode = 10;
+   */
+  captureMode: CaptureMode;
+
+  /**
+   * What moved to the payee: the amount for AUTOMATIC, what CapturePayment captured for MANUAL, else zero.
+   *
+   * @generated from field: payment.v1.Money captured_amount = 11;
+   */
+  capturedAmount?: Money | undefined;
+
+  /**
+   * The sum of completed refunds.
+   *
+   * @generated from field: payment.v1.Money refunded_amount = 12;
+   */
+  refundedAmount?: Money | undefined;
+
+  /**
+   * When an AUTHORIZED hold expires; unset for AUTOMATIC payments.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 13;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The settlement that made a merchant's captured funds available; empty until settled or for PERSONAL payees.
+   *
+   * @generated from field: string settlement_id = 14;
+   */
+  settlementId: string;
 };
 
 /**
@@ -113,6 +146,19 @@ export type AuthorizePaymentRequest = Message<"payment.v1.AuthorizePaymentReques
    * @generated from field: string description = 5;
    */
   description: string;
+
+  /**
+   * @generated from field: payment.v1.CaptureMode capture_mode = 6;
+   */
+  captureMode: CaptureMode;
+
+  /**
+   * MANUAL only: how long the hold lasts before it expires. Unset means the server's default (7 days);
+   * otherwise it must lie within the server's configured bounds.
+   *
+   * @generated from field: google.protobuf.Duration hold_duration = 7;
+   */
+  holdDuration?: Duration | undefined;
 };
 
 /**
@@ -140,6 +186,204 @@ export const AuthorizePaymentResponseSchema: GenMessage<AuthorizePaymentResponse
   messageDesc(file_payment_v1_payment, 2);
 
 /**
+ * @generated from message payment.v1.CapturePaymentRequest
+ */
+export type CapturePaymentRequest = Message<"payment.v1.CapturePaymentRequest"> & {
+  /**
+   * Required, 1 to 255 characters, unique per caller (shared with every other mutation's keys).
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+
+  /**
+   * Optional: at most the authorized amount, in the payment's currency. Unset captures the whole amount.
+   *
+   * @generated from field: payment.v1.Money amount = 3;
+   */
+  amount?: Money | undefined;
+};
+
+/**
+ * Describes the message payment.v1.CapturePaymentRequest.
+ * Use `create(CapturePaymentRequestSchema)` to create a new message.
+ */
+export const CapturePaymentRequestSchema: GenMessage<CapturePaymentRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 3);
+
+/**
+ * @generated from message payment.v1.CapturePaymentResponse
+ */
+export type CapturePaymentResponse = Message<"payment.v1.CapturePaymentResponse"> & {
+  /**
+   * @generated from field: payment.v1.Payment payment = 1;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.v1.CapturePaymentResponse.
+ * Use `create(CapturePaymentResponseSchema)` to create a new message.
+ */
+export const CapturePaymentResponseSchema: GenMessage<CapturePaymentResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 4);
+
+/**
+ * @generated from message payment.v1.VoidPaymentRequest
+ */
+export type VoidPaymentRequest = Message<"payment.v1.VoidPaymentRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+};
+
+/**
+ * Describes the message payment.v1.VoidPaymentRequest.
+ * Use `create(VoidPaymentRequestSchema)` to create a new message.
+ */
+export const VoidPaymentRequestSchema: GenMessage<VoidPaymentRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 5);
+
+/**
+ * @generated from message payment.v1.VoidPaymentResponse
+ */
+export type VoidPaymentResponse = Message<"payment.v1.VoidPaymentResponse"> & {
+  /**
+   * @generated from field: payment.v1.Payment payment = 1;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.v1.VoidPaymentResponse.
+ * Use `create(VoidPaymentResponseSchema)` to create a new message.
+ */
+export const VoidPaymentResponseSchema: GenMessage<VoidPaymentResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 6);
+
+/**
+ * @generated from message payment.v1.Refund
+ */
+export type Refund = Message<"payment.v1.Refund"> & {
+  /**
+   * Opaque id, "ref_" followed by 26 characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+
+  /**
+   * @generated from field: payment.v1.Money amount = 3;
+   */
+  amount?: Money | undefined;
+
+  /**
+   * @generated from field: payment.v1.RefundStatus status = 4;
+   */
+  status: RefundStatus;
+
+  /**
+   * Set only when status is DECLINED.
+   *
+   * @generated from field: payment.v1.DeclineReason decline_reason = 5;
+   */
+  declineReason: DeclineReason;
+
+  /**
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message payment.v1.Refund.
+ * Use `create(RefundSchema)` to create a new message.
+ */
+export const RefundSchema: GenMessage<Refund> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 7);
+
+/**
+ * @generated from message payment.v1.RefundPaymentRequest
+ */
+export type RefundPaymentRequest = Message<"payment.v1.RefundPaymentRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+
+  /**
+   * Optional: more than zero and at most what is still refundable. Unset refunds all that is refundable.
+   *
+   * @generated from field: payment.v1.Money amount = 3;
+   */
+  amount?: Money | undefined;
+
+  /**
+   * Optional, at most 500 characters: why (shown to the payer).
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message payment.v1.RefundPaymentRequest.
+ * Use `create(RefundPaymentRequestSchema)` to create a new message.
+ */
+export const RefundPaymentRequestSchema: GenMessage<RefundPaymentRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 8);
+
+/**
+ * @generated from message payment.v1.RefundPaymentResponse
+ */
+export type RefundPaymentResponse = Message<"payment.v1.RefundPaymentResponse"> & {
+  /**
+   * @generated from field: payment.v1.Refund refund = 1;
+   */
+  refund?: Refund | undefined;
+
+  /**
+   * The payment after the refund.
+   *
+   * @generated from field: payment.v1.Payment payment = 2;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.v1.RefundPaymentResponse.
+ * Use `create(RefundPaymentResponseSchema)` to create a new message.
+ */
+export const RefundPaymentResponseSchema: GenMessage<RefundPaymentResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 9);
+
+/**
  * @generated from message payment.v1.GetPaymentRequest
  */
 export type GetPaymentRequest = Message<"payment.v1.GetPaymentRequest"> & {
@@ -154,7 +398,7 @@ export type GetPaymentRequest = Message<"payment.v1.GetPaymentRequest"> & {
  * Use `create(GetPaymentRequestSchema)` to create a new message.
  */
 export const GetPaymentRequestSchema: GenMessage<GetPaymentRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 3);
+  messageDesc(file_payment_v1_payment, 10);
 
 /**
  * @generated from message payment.v1.GetPaymentResponse
@@ -171,7 +415,7 @@ export type GetPaymentResponse = Message<"payment.v1.GetPaymentResponse"> & {
  * Use `create(GetPaymentResponseSchema)` to create a new message.
  */
 export const GetPaymentResponseSchema: GenMessage<GetPaymentResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 4);
+  messageDesc(file_payment_v1_payment, 11);
 
 /**
  * @generated from message payment.v1.GetAccountBalanceRequest
@@ -188,7 +432,7 @@ export type GetAccountBalanceRequest = Message<"payment.v1.GetAccountBalanceRequ
  * Use `create(GetAccountBalanceRequestSchema)` to create a new message.
  */
 export const GetAccountBalanceRequestSchema: GenMessage<GetAccountBalanceRequest> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 5);
+  messageDesc(file_payment_v1_payment, 12);
 
 /**
  * @generated from message payment.v1.AccountBalance
@@ -205,21 +449,21 @@ export type AccountBalance = Message<"payment.v1.AccountBalance"> & {
   currency: string;
 
   /**
-   * What the account can spend now: posted minus held.
+   * What the account can spend now: posted minus held minus pending settlement.
    *
    * @generated from field: payment.v1.Money available = 3;
    */
   available?: Money | undefined;
 
   /**
-   * The ledger balance: the sum of all posted entries (credits minus debits).
+   * The ledger balance: the sum of all the account's entries (credits minus debits) in every bucket.
    *
    * @generated from field: payment.v1.Money posted = 4;
    */
   posted?: Money | undefined;
 
   /**
-   * Reserved by outgoing holds; zero until holds exist.
+   * Reserved by outgoing holds (AUTHORIZED payments).
    *
    * @generated from field: payment.v1.Money held = 5;
    */
@@ -236,6 +480,13 @@ export type AccountBalance = Message<"payment.v1.AccountBalance"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 7;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Captured to this merchant account but not settled yet; not spendable.
+   *
+   * @generated from field: payment.v1.Money pending_settlement = 8;
+   */
+  pendingSettlement?: Money | undefined;
 };
 
 /**
@@ -243,7 +494,7 @@ export type AccountBalance = Message<"payment.v1.AccountBalance"> & {
  * Use `create(AccountBalanceSchema)` to create a new message.
  */
 export const AccountBalanceSchema: GenMessage<AccountBalance> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 6);
+  messageDesc(file_payment_v1_payment, 13);
 
 /**
  * @generated from message payment.v1.GetAccountBalanceResponse
@@ -260,7 +511,7 @@ export type GetAccountBalanceResponse = Message<"payment.v1.GetAccountBalanceRes
  * Use `create(GetAccountBalanceResponseSchema)` to create a new message.
  */
 export const GetAccountBalanceResponseSchema: GenMessage<GetAccountBalanceResponse> = /*@__PURE__*/
-  messageDesc(file_payment_v1_payment, 7);
+  messageDesc(file_payment_v1_payment, 14);
 
 /**
  * @generated from enum payment.v1.PaymentStatus
@@ -284,6 +535,41 @@ export enum PaymentStatus {
    * @generated from enum value: PAYMENT_STATUS_DECLINED = 2;
    */
   DECLINED = 2,
+
+  /**
+   * Funds are held on the payer's account, waiting for capture or void (capture_mode MANUAL).
+   *
+   * @generated from enum value: PAYMENT_STATUS_AUTHORIZED = 3;
+   */
+  AUTHORIZED = 3,
+
+  /**
+   * The hold was released by VoidPayment.
+   *
+   * @generated from enum value: PAYMENT_STATUS_VOIDED = 4;
+   */
+  VOIDED = 4,
+
+  /**
+   * The hold was released because it was not captured before expire_time.
+   *
+   * @generated from enum value: PAYMENT_STATUS_EXPIRED = 5;
+   */
+  EXPIRED = 5,
+
+  /**
+   * Captured, and part of the captured amount was refunded.
+   *
+   * @generated from enum value: PAYMENT_STATUS_PARTIALLY_REFUNDED = 6;
+   */
+  PARTIALLY_REFUNDED = 6,
+
+  /**
+   * Captured, and all of the captured amount was refunded.
+   *
+   * @generated from enum value: PAYMENT_STATUS_REFUNDED = 7;
+   */
+  REFUNDED = 7,
 }
 
 /**
@@ -291,6 +577,38 @@ export enum PaymentStatus {
  */
 export const PaymentStatusSchema: GenEnum<PaymentStatus> = /*@__PURE__*/
   enumDesc(file_payment_v1_payment, 0);
+
+/**
+ * @generated from enum payment.v1.CaptureMode
+ */
+export enum CaptureMode {
+  /**
+   * Means AUTOMATIC.
+   *
+   * @generated from enum value: CAPTURE_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Money moves at once; the payment is COMPLETED.
+   *
+   * @generated from enum value: CAPTURE_MODE_AUTOMATIC = 1;
+   */
+  AUTOMATIC = 1,
+
+  /**
+   * The amount is held (AUTHORIZED) and moves only on CapturePayment.
+   *
+   * @generated from enum value: CAPTURE_MODE_MANUAL = 2;
+   */
+  MANUAL = 2,
+}
+
+/**
+ * Describes the enum payment.v1.CaptureMode.
+ */
+export const CaptureModeSchema: GenEnum<CaptureMode> = /*@__PURE__*/
+  enumDesc(file_payment_v1_payment, 1);
 
 /**
  * @generated from enum payment.v1.DeclineReason
@@ -341,7 +659,37 @@ export enum DeclineReason {
  * Describes the enum payment.v1.DeclineReason.
  */
 export const DeclineReasonSchema: GenEnum<DeclineReason> = /*@__PURE__*/
-  enumDesc(file_payment_v1_payment, 1);
+  enumDesc(file_payment_v1_payment, 2);
+
+/**
+ * @generated from enum payment.v1.RefundStatus
+ */
+export enum RefundStatus {
+  /**
+   * @generated from enum value: REFUND_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Money moved back from payee to payer.
+   *
+   * @generated from enum value: REFUND_STATUS_COMPLETED = 1;
+   */
+  COMPLETED = 1,
+
+  /**
+   * The payee could not fund it (or an account is inactive); nothing moved.
+   *
+   * @generated from enum value: REFUND_STATUS_DECLINED = 2;
+   */
+  DECLINED = 2,
+}
+
+/**
+ * Describes the enum payment.v1.RefundStatus.
+ */
+export const RefundStatusSchema: GenEnum<RefundStatus> = /*@__PURE__*/
+  enumDesc(file_payment_v1_payment, 3);
 
 /**
  * Moves money between accounts and reads the result.
@@ -360,6 +708,38 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof AuthorizePaymentRequestSchema;
     output: typeof AuthorizePaymentResponseSchema;
+  },
+  /**
+   * Captures an AUTHORIZED payment: posts the captured amount (at most the authorized amount) from payer to
+   * payee and releases the rest of the hold. One capture per payment. Idempotent by key.
+   *
+   * @generated from rpc payment.v1.PaymentService.CapturePayment
+   */
+  capturePayment: {
+    methodKind: "unary";
+    input: typeof CapturePaymentRequestSchema;
+    output: typeof CapturePaymentResponseSchema;
+  },
+  /**
+   * Releases the whole hold of an AUTHORIZED payment. Idempotent by key.
+   *
+   * @generated from rpc payment.v1.PaymentService.VoidPayment
+   */
+  voidPayment: {
+    methodKind: "unary";
+    input: typeof VoidPaymentRequestSchema;
+    output: typeof VoidPaymentResponseSchema;
+  },
+  /**
+   * Moves captured money back from payee to payer; several partial refunds may add up to the captured
+   * amount. A refund the payee cannot fund is recorded as DECLINED. Idempotent by key.
+   *
+   * @generated from rpc payment.v1.PaymentService.RefundPayment
+   */
+  refundPayment: {
+    methodKind: "unary";
+    input: typeof RefundPaymentRequestSchema;
+    output: typeof RefundPaymentResponseSchema;
   },
   /**
    * Reads a payment.

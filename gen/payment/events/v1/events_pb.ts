@@ -8,15 +8,17 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Account, Deposit } from "../../v1/account_pb.js";
 import { file_payment_v1_account } from "../../v1/account_pb.js";
-import type { AccountBalance, Payment } from "../../v1/payment_pb.js";
+import type { AccountBalance, Payment, Refund } from "../../v1/payment_pb.js";
 import { file_payment_v1_payment } from "../../v1/payment_pb.js";
+import type { Settlement } from "../../v1/settlement_pb.js";
+import { file_payment_v1_settlement } from "../../v1/settlement_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file payment/events/v1/events.proto.
  */
 export const file_payment_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch5wYXltZW50L2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXBheW1lbnQuZXZlbnRzLnYxIn4KDUV2ZW50TWV0YWRhdGESEAoIZXZlbnRfaWQYASABKAkSFAoMYWdncmVnYXRlX2lkGAIgASgJEhUKDWFnZ3JlZ2F0ZV9zZXEYAyABKAMSLgoKb2NjdXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiagoOQWNjb3VudENyZWF0ZWQSMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEiQKB2FjY291bnQYAiABKAsyEy5wYXltZW50LnYxLkFjY291bnQilwEKDkZ1bmRzRGVwb3NpdGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdkZXBvc2l0GAIgASgLMhMucGF5bWVudC52MS5EZXBvc2l0EisKB2JhbGFuY2UYAyABKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlImwKEFBheW1lbnRDb21wbGV0ZWQSMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEiQKB3BheW1lbnQYAiABKAsyEy5wYXltZW50LnYxLlBheW1lbnQiawoPUGF5bWVudERlY2xpbmVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdwYXltZW50GAIgASgLMhMucGF5bWVudC52MS5QYXltZW50YgZwcm90bzM", [file_google_protobuf_timestamp, file_payment_v1_account, file_payment_v1_payment]);
+  fileDesc("Ch5wYXltZW50L2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXBheW1lbnQuZXZlbnRzLnYxIn4KDUV2ZW50TWV0YWRhdGESEAoIZXZlbnRfaWQYASABKAkSFAoMYWdncmVnYXRlX2lkGAIgASgJEhUKDWFnZ3JlZ2F0ZV9zZXEYAyABKAMSLgoKb2NjdXJfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiagoOQWNjb3VudENyZWF0ZWQSMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEiQKB2FjY291bnQYAiABKAsyEy5wYXltZW50LnYxLkFjY291bnQilwEKDkZ1bmRzRGVwb3NpdGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdkZXBvc2l0GAIgASgLMhMucGF5bWVudC52MS5EZXBvc2l0EisKB2JhbGFuY2UYAyABKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlImwKEFBheW1lbnRDb21wbGV0ZWQSMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEiQKB3BheW1lbnQYAiABKAsyEy5wYXltZW50LnYxLlBheW1lbnQiawoPUGF5bWVudERlY2xpbmVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdwYXltZW50GAIgASgLMhMucGF5bWVudC52MS5QYXltZW50Im0KEVBheW1lbnRBdXRob3JpemVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdwYXltZW50GAIgASgLMhMucGF5bWVudC52MS5QYXltZW50ImsKD1BheW1lbnRDYXB0dXJlZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJpCg1QYXltZW50Vm9pZGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdwYXltZW50GAIgASgLMhMucGF5bWVudC52MS5QYXltZW50ImoKDlBheW1lbnRFeHBpcmVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdwYXltZW50GAIgASgLMhMucGF5bWVudC52MS5QYXltZW50Io8BCg9QYXltZW50UmVmdW5kZWQSMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEiIKBnJlZnVuZBgCIAEoCzISLnBheW1lbnQudjEuUmVmdW5kEiQKB3BheW1lbnQYAyABKAsyEy5wYXltZW50LnYxLlBheW1lbnQijgEKDlJlZnVuZERlY2xpbmVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIiCgZyZWZ1bmQYAiABKAsyEi5wYXltZW50LnYxLlJlZnVuZBIkCgdwYXltZW50GAMgASgLMhMucGF5bWVudC52MS5QYXltZW50InUKE1NldHRsZW1lbnRDb21wbGV0ZWQSMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEioKCnNldHRsZW1lbnQYAiABKAsyFi5wYXltZW50LnYxLlNldHRsZW1lbnRiBnByb3RvMw", [file_google_protobuf_timestamp, file_payment_v1_account, file_payment_v1_payment, file_payment_v1_settlement]);
 
 /**
  * @generated from message payment.events.v1.EventMetadata
@@ -158,4 +160,183 @@ export type PaymentDeclined = Message<"payment.events.v1.PaymentDeclined"> & {
  */
 export const PaymentDeclinedSchema: GenMessage<PaymentDeclined> = /*@__PURE__*/
   messageDesc(file_payment_events_v1_events, 4);
+
+/**
+ * A MANUAL payment placed a hold on the payer's funds. aggregate: the payment.
+ *
+ * @generated from message payment.events.v1.PaymentAuthorized
+ */
+export type PaymentAuthorized = Message<"payment.events.v1.PaymentAuthorized"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Payment payment = 2;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.events.v1.PaymentAuthorized.
+ * Use `create(PaymentAuthorizedSchema)` to create a new message.
+ */
+export const PaymentAuthorizedSchema: GenMessage<PaymentAuthorized> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 5);
+
+/**
+ * An AUTHORIZED payment was captured (captured_amount moved; the rest of the hold released). aggregate: the
+ * payment.
+ *
+ * @generated from message payment.events.v1.PaymentCaptured
+ */
+export type PaymentCaptured = Message<"payment.events.v1.PaymentCaptured"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Payment payment = 2;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.events.v1.PaymentCaptured.
+ * Use `create(PaymentCapturedSchema)` to create a new message.
+ */
+export const PaymentCapturedSchema: GenMessage<PaymentCaptured> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 6);
+
+/**
+ * A hold was released by VoidPayment. aggregate: the payment.
+ *
+ * @generated from message payment.events.v1.PaymentVoided
+ */
+export type PaymentVoided = Message<"payment.events.v1.PaymentVoided"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Payment payment = 2;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.events.v1.PaymentVoided.
+ * Use `create(PaymentVoidedSchema)` to create a new message.
+ */
+export const PaymentVoidedSchema: GenMessage<PaymentVoided> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 7);
+
+/**
+ * A hold was released because it expired. aggregate: the payment.
+ *
+ * @generated from message payment.events.v1.PaymentExpired
+ */
+export type PaymentExpired = Message<"payment.events.v1.PaymentExpired"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Payment payment = 2;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.events.v1.PaymentExpired.
+ * Use `create(PaymentExpiredSchema)` to create a new message.
+ */
+export const PaymentExpiredSchema: GenMessage<PaymentExpired> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 8);
+
+/**
+ * Money moved back from payee to payer. aggregate: the payment.
+ *
+ * @generated from message payment.events.v1.PaymentRefunded
+ */
+export type PaymentRefunded = Message<"payment.events.v1.PaymentRefunded"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Refund refund = 2;
+   */
+  refund?: Refund | undefined;
+
+  /**
+   * @generated from field: payment.v1.Payment payment = 3;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.events.v1.PaymentRefunded.
+ * Use `create(PaymentRefundedSchema)` to create a new message.
+ */
+export const PaymentRefundedSchema: GenMessage<PaymentRefunded> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 9);
+
+/**
+ * A refund was recorded as DECLINED; nothing moved. aggregate: the payment.
+ *
+ * @generated from message payment.events.v1.RefundDeclined
+ */
+export type RefundDeclined = Message<"payment.events.v1.RefundDeclined"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Refund refund = 2;
+   */
+  refund?: Refund | undefined;
+
+  /**
+   * @generated from field: payment.v1.Payment payment = 3;
+   */
+  payment?: Payment | undefined;
+};
+
+/**
+ * Describes the message payment.events.v1.RefundDeclined.
+ * Use `create(RefundDeclinedSchema)` to create a new message.
+ */
+export const RefundDeclinedSchema: GenMessage<RefundDeclined> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 10);
+
+/**
+ * A settlement made a merchant's captured funds available. aggregate: the merchant account.
+ *
+ * @generated from message payment.events.v1.SettlementCompleted
+ */
+export type SettlementCompleted = Message<"payment.events.v1.SettlementCompleted"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Settlement settlement = 2;
+   */
+  settlement?: Settlement | undefined;
+};
+
+/**
+ * Describes the message payment.events.v1.SettlementCompleted.
+ * Use `create(SettlementCompletedSchema)` to create a new message.
+ */
+export const SettlementCompletedSchema: GenMessage<SettlementCompleted> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 11);
 

@@ -1,0 +1,75 @@
+/**
+ * Row locks, always taken in one global order so that transactions cannot deadlock each other:
+ * idempotency keys (sorted) → payments (by id) → balances (by account id). ORDER BY is applied before
+ * FOR UPDATE locks the rows, so each statement locks in its sort order.
+ */
+import { and, eq, inArray, isNull } from 'drizzle-orm';
+import type { LedgerTx } from '../db/client.js';
+import { accountBalances, accounts, payments } from '../db/schema.js';
+import type { DeclineReason } from '../domain/records.js';
+import type { AccountState, PaymentState } from './state.js';
+
+export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<string, AccountState>> {
+  const locked = new Map<string, AccountState>();
+  const unique = [...new Set(ids)];
+  if (unique.length === 0) return locked;
+  const rows = await tx
+    .select({
+      id: accounts.id,
+      ownerRef: accounts.ownerRef,
+      currency: accounts.currency,
+      status: accounts.status,
+      type: accounts.type,
+      kind: accounts.kind,
+      createdAt: accounts.createdAt,
+      postedMinor: accountBalances.postedMinor,
+      heldMinor: accountBalances.heldMinor,
+      pendingSettlementMinor: accountBalances.pendingSettlementMinor,
+      version: accountBalances.version,
+      updatedAt: accountBalances.updatedAt,
+    })
+    .from(accountBalances)
+    .innerJoin(accounts, eq(accounts.id, accountBalances.accountId))
+    .where(inArray(accountBalances.accountId, unique))
+    .orderBy(accountBalances.accountId)
+    .for('update', { of: accountBalances });
+  for (const row of rows) locked.set(row.id, { ...row });
+  return locked;
+}
+
+type PaymentRow = typeof payments.$inferSelect;
+
+function toState(row: PaymentRow): PaymentState {
+  return { ...row, declineReason: row.declineReason as DeclineReason | null, lockedVersion: row.version };
+}
+
+export async function lockPayments(tx: LedgerTx, ids: string[]): Promise<Map<string, PaymentState>> {
+  const locked = new Map<string, PaymentState>();
+  const unique = [...new Set(ids)];
+  if (unique.length === 0) return locked;
+  const rows = await tx.select().from(payments).where(inArray(payments.id, unique)).orderBy(payments.id).for('update');
+  for (const row of rows) locked.set(row.id, toState(row));
+  return locked;
+}
+
+/** Captured, unsettled payments to merchants (optionally one merchant), in id order, at most `limit`, locked. */
+export async function lockUnsettledPayments(
+  tx: LedgerTx,
+  onlyAccountId: string | undefined,
+  limit: number,
+): Promise<Map<string, PaymentState>> {
+  const rows = await tx
+    .select()
+    .from(payments)
+    .where(
+      and(
+        eq(payments.awaitsSettlement, true),
+        isNull(payments.settlementId),
+        onlyAccountId ? eq(payments.payeeAccountId, onlyAccountId) : undefined,
+      ),
+    )
+    .orderBy(payments.id)
+    .limit(limit)
+    .for('update');
+  return new Map(rows.map((row) => [row.id, toState(row)]));
+}

@@ -1,0 +1,279 @@
+/**
+ * The payment lifecycle, as pure decisions over locked state:
+ *   AUTOMATIC: → COMPLETED (or DECLINED)
+ *   MANUAL:    → AUTHORIZED (hold: payer AVAILABLE → payer HELD) → COMPLETED | VOIDED | EXPIRED
+ *   COMPLETED → PARTIALLY_REFUNDED → REFUNDED
+ * Each transition is allowed only from the states listed in it; a refused one writes nothing.
+ */
+import { type DomainError, failedPrecondition, invalidArgument, notFound } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import type { BalanceBucket, DeclineReason, PaymentRecord, RefundRecord } from '../domain/records.js';
+import type {
+  AuthorizePaymentCommand,
+  CapturePaymentCommand,
+  ExpireHoldCommand,
+  LedgerOutcome,
+  OptionalAmount,
+  RefundPaymentCommand,
+  VoidPaymentCommand,
+} from './commands.js';
+import {
+  type AccountState,
+  availableOf,
+  bucketBalance,
+  changePayment,
+  eventBase,
+  type PaymentState,
+  type PlanContext,
+  post,
+  snapshot,
+  userAccount,
+} from './state.js';
+
+/** Where money captured to a payee lands: merchants wait for settlement, people can spend it at once. */
+function captureBucket(payee: AccountState): BalanceBucket {
+  return payee.type === 'MERCHANT' ? 'PENDING_SETTLEMENT' : 'AVAILABLE';
+}
+
+/** Why a well-formed payment is refused, in the order a customer would want to hear it; null: it may go. */
+function declineReasonFor(
+  command: AuthorizePaymentCommand,
+  payer: AccountState,
+  payee: AccountState,
+  context: PlanContext,
+): DeclineReason | null {
+  if (command.amountMinor > context.maxPaymentMinor(command.currency)) return 'AMOUNT_ABOVE_LIMIT';
+  if (payer.status !== 'ACTIVE') return 'PAYER_ACCOUNT_INACTIVE';
+  if (payee.status !== 'ACTIVE') return 'PAYEE_ACCOUNT_INACTIVE';
+  if (payer.currency !== command.currency || payee.currency !== command.currency) return 'CURRENCY_MISMATCH';
+  if (availableOf(payer) < command.amountMinor) return 'INSUFFICIENT_FUNDS';
+  return null;
+}
+
+function paymentEvent(
+  context: PlanContext,
+  type: 'PaymentCompleted' | 'PaymentDeclined' | 'PaymentAuthorized' | 'PaymentCaptured' | 'PaymentVoided' | 'PaymentExpired',
+  payment: PaymentRecord,
+) {
+  context.effects.events.push({
+    ...eventBase('payment', payment.id, BigInt(payment.version), context.now),
+    type,
+    payment,
+  });
+}
+
+export function planAuthorizePayment(command: AuthorizePaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
+  const payer = userAccount(context, command.payerAccountId);
+  if (!payer) return notFound('account', command.payerAccountId);
+  const payee = userAccount(context, command.payeeAccountId);
+  if (!payee) return notFound('account', command.payeeAccountId);
+
+  const declineReason = declineReasonFor(command, payer, payee, context);
+  const manual = command.captureMode === 'MANUAL';
+  const payment: PaymentRecord = {
+    id: newId('pay'),
+    payerAccountId: payer.id,
+    payeeAccountId: payee.id,
+    amountMinor: command.amountMinor,
+    currency: command.currency,
+    status: declineReason ? 'DECLINED' : manual ? 'AUTHORIZED' : 'COMPLETED',
+    declineReason,
+    description: command.description,
+    captureMode: command.captureMode,
+    capturedMinor: declineReason || manual ? 0n : command.amountMinor,
+    refundedMinor: 0n,
+    expiresAt: manual && !declineReason ? new Date(context.now.getTime() + command.holdDurationMs) : null,
+    awaitsSettlement: !declineReason && !manual && payee.type === 'MERCHANT',
+    settlementId: null,
+    version: 1,
+    createdAt: context.now,
+    updatedAt: context.now,
+  };
+  if (!declineReason) {
+    const to = manual ? { account: payer, bucket: 'HELD' as const } : { account: payee, bucket: captureBucket(payee) };
+    post(context, { account: payer, bucket: 'AVAILABLE' }, to, command.amountMinor, payment.id);
+  }
+  context.effects.newPayments.push(payment);
+  paymentEvent(context, declineReason ? 'PaymentDeclined' : manual ? 'PaymentAuthorized' : 'PaymentCompleted', payment);
+  return { kind: 'payment', payment: { ...payment } };
+}
+
+/** The payment and both its accounts, or why the command cannot act on it. */
+function lockedPaymentOf(
+  context: PlanContext,
+  paymentId: string,
+): { payment: PaymentState; payer: AccountState; payee: AccountState } | DomainError {
+  const payment = context.payments.get(paymentId);
+  if (!payment) return notFound('payment', paymentId);
+  const payer = context.accounts.get(payment.payerAccountId);
+  const payee = context.accounts.get(payment.payeeAccountId);
+  if (!payer || !payee) throw new Error(`accounts of payment ${paymentId} were not locked`);
+  return { payment, payer, payee };
+}
+
+/** Capture and void act on a live hold only: AUTHORIZED and, by the server's clock, not yet expired. */
+function requireLiveHold(payment: PaymentState, context: PlanContext, action: string): DomainError | undefined {
+  if (payment.status !== 'AUTHORIZED') {
+    return failedPrecondition(
+      'PAYMENT_NOT_AUTHORIZED',
+      `payment ${payment.id} is ${payment.status}; only an AUTHORIZED payment can be ${action}`,
+    );
+  }
+  if (payment.expiresAt && context.now.getTime() >= payment.expiresAt.getTime()) {
+    return failedPrecondition(
+      'HOLD_EXPIRED',
+      `the hold on payment ${payment.id} expired at ${payment.expiresAt.toISOString()}`,
+    );
+  }
+  return undefined;
+}
+
+/** An optional amount in the payment's currency and at most `limit`; null means all of `limit`. */
+function amountWithin(
+  amount: OptionalAmount | null,
+  payment: PaymentRecord,
+  limit: bigint,
+  exceeded: DomainError,
+): bigint | DomainError {
+  if (!amount) return limit;
+  if (amount.currency !== payment.currency) {
+    return invalidArgument(
+      'amount.currency',
+      'CURRENCY_MISMATCH',
+      `payment ${payment.id} is in ${payment.currency}, not ${amount.currency}`,
+    );
+  }
+  return amount.amountMinor > limit ? exceeded : amount.amountMinor;
+}
+
+export function planCapturePayment(command: CapturePaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
+  const locked = lockedPaymentOf(context, command.paymentId);
+  if (!('payment' in locked)) return locked;
+  const { payment, payer, payee } = locked;
+  const refused = requireLiveHold(payment, context, 'captured');
+  if (refused) return refused;
+  const captured = amountWithin(
+    command.amount,
+    payment,
+    payment.amountMinor,
+    failedPrecondition(
+      'AMOUNT_EXCEEDS_AUTHORIZED',
+      `payment ${payment.id} authorized ${payment.amountMinor} minor units; cannot capture more`,
+      'amount.amount_minor',
+    ),
+  );
+  if (typeof captured !== 'bigint') return captured;
+  if (payee.status !== 'ACTIVE') {
+    return failedPrecondition('PAYEE_ACCOUNT_INACTIVE', `payee account ${payee.id} is ${payee.status.toLowerCase()}`);
+  }
+  // The hold already took the money out of available, so a capture can never fail for lack of funds.
+  post(context, { account: payer, bucket: 'HELD' }, { account: payee, bucket: captureBucket(payee) }, captured, payment.id);
+  const released = payment.amountMinor - captured;
+  if (released > 0n) {
+    post(context, { account: payer, bucket: 'HELD' }, { account: payer, bucket: 'AVAILABLE' }, released, payment.id);
+  }
+  changePayment(context, payment, {
+    status: 'COMPLETED',
+    capturedMinor: captured,
+    awaitsSettlement: payee.type === 'MERCHANT',
+  });
+  const record = snapshot(payment);
+  paymentEvent(context, 'PaymentCaptured', record);
+  return { kind: 'payment', payment: record };
+}
+
+function releaseHold(
+  context: PlanContext,
+  command: VoidPaymentCommand | ExpireHoldCommand,
+  status: 'VOIDED' | 'EXPIRED',
+): LedgerOutcome | DomainError {
+  const locked = lockedPaymentOf(context, command.paymentId);
+  if (!('payment' in locked)) return locked;
+  const { payment, payer } = locked;
+  if (status === 'VOIDED') {
+    const refused = requireLiveHold(payment, context, 'voided');
+    if (refused) return refused;
+  } else if (
+    payment.status !== 'AUTHORIZED' ||
+    !payment.expiresAt ||
+    context.now.getTime() < payment.expiresAt.getTime()
+  ) {
+    return failedPrecondition('HOLD_NOT_EXPIRED', `payment ${payment.id} has no expired hold`);
+  }
+  post(context, { account: payer, bucket: 'HELD' }, { account: payer, bucket: 'AVAILABLE' }, payment.amountMinor, payment.id);
+  changePayment(context, payment, { status });
+  const record = snapshot(payment);
+  paymentEvent(context, status === 'VOIDED' ? 'PaymentVoided' : 'PaymentExpired', record);
+  return { kind: 'payment', payment: record };
+}
+
+export function planVoidPayment(command: VoidPaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
+  return releaseHold(context, command, 'VOIDED');
+}
+
+export function planExpireHold(command: ExpireHoldCommand, context: PlanContext): LedgerOutcome | DomainError {
+  return releaseHold(context, command, 'EXPIRED');
+}
+
+function refundDeclineReason(payer: AccountState, payee: AccountState, source: BalanceBucket, amount: bigint) {
+  if (payee.status !== 'ACTIVE') return 'PAYEE_ACCOUNT_INACTIVE' as const;
+  if (payer.status !== 'ACTIVE') return 'PAYER_ACCOUNT_INACTIVE' as const;
+  if (bucketBalance(payee, source) < amount) return 'INSUFFICIENT_FUNDS' as const;
+  return null;
+}
+
+export function planRefundPayment(command: RefundPaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
+  const locked = lockedPaymentOf(context, command.paymentId);
+  if (!('payment' in locked)) return locked;
+  const { payment, payer, payee } = locked;
+  if (payment.status !== 'COMPLETED' && payment.status !== 'PARTIALLY_REFUNDED') {
+    return failedPrecondition(
+      'PAYMENT_NOT_REFUNDABLE',
+      `payment ${payment.id} is ${payment.status}; only captured payments can be refunded`,
+    );
+  }
+  const refundable = payment.capturedMinor - payment.refundedMinor;
+  const amount = amountWithin(
+    command.amount,
+    payment,
+    refundable,
+    failedPrecondition(
+      'REFUND_EXCEEDS_CAPTURED',
+      `payment ${payment.id} has ${refundable} minor units left to refund`,
+      'amount.amount_minor',
+    ),
+  );
+  if (typeof amount !== 'bigint') return amount;
+  // Before settlement the merchant's money for this payment is still in pending settlement; after, available.
+  const source: BalanceBucket = payment.awaitsSettlement && !payment.settlementId ? 'PENDING_SETTLEMENT' : 'AVAILABLE';
+  const declineReason = refundDeclineReason(payer, payee, source, amount);
+  const refund: RefundRecord = {
+    id: newId('ref'),
+    paymentId: payment.id,
+    amountMinor: amount,
+    currency: payment.currency,
+    status: declineReason ? 'DECLINED' : 'COMPLETED',
+    declineReason,
+    reason: command.reason,
+    createdAt: context.now,
+  };
+  if (declineReason) {
+    changePayment(context, payment, {});
+  } else {
+    post(context, { account: payee, bucket: source }, { account: payer, bucket: 'AVAILABLE' }, amount, refund.id);
+    const refundedMinor = payment.refundedMinor + amount;
+    changePayment(context, payment, {
+      refundedMinor,
+      status: refundedMinor === payment.capturedMinor ? 'REFUNDED' : 'PARTIALLY_REFUNDED',
+    });
+  }
+  context.effects.refunds.push(refund);
+  const record = snapshot(payment);
+  context.effects.events.push({
+    ...eventBase('payment', payment.id, BigInt(record.version), context.now),
+    type: declineReason ? 'RefundDeclined' : 'PaymentRefunded',
+    refund,
+    payment: record,
+  });
+  return { kind: 'refund', refund, payment: record };
+}
