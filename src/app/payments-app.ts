@@ -20,8 +20,8 @@ import { findAccount, findBalance, findPayment, listEntries } from '../ledger/qu
 import { decodePageToken, encodePageToken } from './page-token.js';
 import {
   MAX_DESCRIPTION_LENGTH,
-  MAX_REFUND_REASON_LENGTH,
   MAX_OWNER_REF_LENGTH,
+  MAX_REFUND_REASON_LENGTH,
   type MoneyInput,
   pageSizeOf,
   requireCurrency,
@@ -176,7 +176,11 @@ export class PaymentsApp {
   private holdDurationOf(captureMode: CaptureMode, requestedMs: number | undefined): number {
     if (captureMode === 'AUTOMATIC') {
       if (requestedMs !== undefined) {
-        throw invalidArgument('hold_duration', 'HOLD_DURATION_WITHOUT_HOLD', 'hold_duration applies to MANUAL capture only');
+        throw invalidArgument(
+          'hold_duration',
+          'HOLD_DURATION_WITHOUT_HOLD',
+          'hold_duration applies to MANUAL capture only',
+        );
       }
       return 0;
     }
@@ -218,7 +222,8 @@ export class PaymentsApp {
     const rows = await listEntries(this.db, input.accountId, pageSize + 1, beforeVersion);
     const entries = rows.slice(0, pageSize);
     const last = entries[entries.length - 1];
-    const nextPageToken = rows.length > pageSize && last ? encodePageToken(input.accountId, last.accountVersion.toString()) : '';
+    const nextPageToken =
+      rows.length > pageSize && last ? encodePageToken(input.accountId, last.accountVersion.toString()) : '';
     return { entries, nextPageToken };
   }
 

@@ -26,7 +26,9 @@ export class SettlementsApp {
   }
 
   async getSettlement(settlementId: string): Promise<SettlementRecord> {
-    const found = requireId('settlement_id', 'stl', settlementId) ? await findSettlement(this.db, settlementId) : undefined;
+    const found = requireId('settlement_id', 'stl', settlementId)
+      ? await findSettlement(this.db, settlementId)
+      : undefined;
     if (!found) throw notFound('settlement', settlementId);
     return found;
   }

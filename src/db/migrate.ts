@@ -11,9 +11,8 @@ import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePgliteWithDrizzle } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import { AdvisoryLock } from './advisory-locks.js';
 
-// Arbitrary but fixed: identifies "schema migration" among the service's advisory locks.
-const MIGRATION_LOCK_KEY = 727_001;
 const MAX_PARENT_LEVELS = 6;
 
 /** drizzle/ sits at the package root, which is two levels up from src/db and three from dist/src/db. */
@@ -30,9 +29,9 @@ export async function migratePostgres(url: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await client.query('select pg_advisory_lock($1)', [AdvisoryLock.migrations]);
     await migrateNodePg(drizzleNodePg(client), { migrationsFolder: migrationsFolder() });
-    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+    await client.query('select pg_advisory_unlock($1)', [AdvisoryLock.migrations]);
   } finally {
     await client.end();
   }

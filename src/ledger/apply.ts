@@ -114,7 +114,10 @@ export class Ledger {
 
     const planned = toPlan.map((index) => commands[index]!);
     await this.ensureFundingAccounts(tx, depositCurrencies(planned, this.fundedCurrencies));
-    const lockedPayments = await lockPayments(tx, planned.flatMap((command) => paymentIdOf(command) ?? []));
+    const lockedPayments = await lockPayments(
+      tx,
+      planned.flatMap((command) => paymentIdOf(command) ?? []),
+    );
     const lockedAccounts = await lockAccounts(
       tx,
       planned.flatMap((command) => {

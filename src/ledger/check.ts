@@ -182,7 +182,9 @@ async function pendingMatchesUnsettled(db: LedgerDb): Promise<LedgerCheckResult>
     name: 'pending_settlement_matches_unsettled_payments',
     passed: found.length === 0,
     scope: `${await count(db, "select count(*)::text as n from accounts where type = 'MERCHANT'")} merchant accounts`,
-    violations: found.map((row) => `${row.account_id} pending ${row.pending} but unsettled payments net ${row.unsettled}`),
+    violations: found.map(
+      (row) => `${row.account_id} pending ${row.pending} but unsettled payments net ${row.unsettled}`,
+    ),
   };
 }
 

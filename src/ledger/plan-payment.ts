@@ -52,7 +52,13 @@ function declineReasonFor(
 
 function paymentEvent(
   context: PlanContext,
-  type: 'PaymentCompleted' | 'PaymentDeclined' | 'PaymentAuthorized' | 'PaymentCaptured' | 'PaymentVoided' | 'PaymentExpired',
+  type:
+    | 'PaymentCompleted'
+    | 'PaymentDeclined'
+    | 'PaymentAuthorized'
+    | 'PaymentCaptured'
+    | 'PaymentVoided'
+    | 'PaymentExpired',
   payment: PaymentRecord,
 ) {
   context.effects.events.push({
@@ -62,7 +68,10 @@ function paymentEvent(
   });
 }
 
-export function planAuthorizePayment(command: AuthorizePaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
+export function planAuthorizePayment(
+  command: AuthorizePaymentCommand,
+  context: PlanContext,
+): LedgerOutcome | DomainError {
   const payer = userAccount(context, command.payerAccountId);
   if (!payer) return notFound('account', command.payerAccountId);
   const payee = userAccount(context, command.payeeAccountId);
@@ -167,7 +176,13 @@ export function planCapturePayment(command: CapturePaymentCommand, context: Plan
     return failedPrecondition('PAYEE_ACCOUNT_INACTIVE', `payee account ${payee.id} is ${payee.status.toLowerCase()}`);
   }
   // The hold already took the money out of available, so a capture can never fail for lack of funds.
-  post(context, { account: payer, bucket: 'HELD' }, { account: payee, bucket: captureBucket(payee) }, captured, payment.id);
+  post(
+    context,
+    { account: payer, bucket: 'HELD' },
+    { account: payee, bucket: captureBucket(payee) },
+    captured,
+    payment.id,
+  );
   const released = payment.amountMinor - captured;
   if (released > 0n) {
     post(context, { account: payer, bucket: 'HELD' }, { account: payer, bucket: 'AVAILABLE' }, released, payment.id);
@@ -200,7 +215,13 @@ function releaseHold(
   ) {
     return failedPrecondition('HOLD_NOT_EXPIRED', `payment ${payment.id} has no expired hold`);
   }
-  post(context, { account: payer, bucket: 'HELD' }, { account: payer, bucket: 'AVAILABLE' }, payment.amountMinor, payment.id);
+  post(
+    context,
+    { account: payer, bucket: 'HELD' },
+    { account: payer, bucket: 'AVAILABLE' },
+    payment.amountMinor,
+    payment.id,
+  );
   changePayment(context, payment, { status });
   const record = snapshot(payment);
   paymentEvent(context, status === 'VOIDED' ? 'PaymentVoided' : 'PaymentExpired', record);

@@ -5,7 +5,15 @@
  */
 import { newId } from '../domain/ids.js';
 import type { SettlementRecord } from '../domain/records.js';
-import { type AccountState, changePayment, eventBase, type PaymentState, type PlanContext, post, touchAccount } from './state.js';
+import {
+  type AccountState,
+  changePayment,
+  eventBase,
+  type PaymentState,
+  type PlanContext,
+  post,
+  touchAccount,
+} from './state.js';
 
 export function planSettlement(
   context: PlanContext,

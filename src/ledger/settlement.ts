@@ -5,6 +5,7 @@
  * payment could not be settled twice.
  */
 import { sql } from 'drizzle-orm';
+import { AdvisoryLock } from '../db/advisory-locks.js';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
 import type { SettlementRecord } from '../domain/records.js';
 import { inTransaction } from './apply.js';
@@ -13,8 +14,6 @@ import { planSettlement } from './plan-settlement.js';
 import { emptyEffects, type PaymentState, type PlanContext } from './state.js';
 import { writeEffects } from './writes.js';
 
-// Fixed key naming "settlement run" among the service's advisory locks.
-const SETTLEMENT_LOCK_KEY = 727_002;
 /** Bounds one run's transaction; what is left is settled by the next run. */
 export const MAX_PAYMENTS_PER_RUN = 20_000;
 
@@ -27,7 +26,10 @@ export interface SettlementRunOptions {
 }
 
 /** Returns the settlements made, or undefined when skipIfBusy and another run was in progress. */
-export async function runSettlement(db: LedgerDb, options: SettlementRunOptions): Promise<SettlementRecord[] | undefined> {
+export async function runSettlement(
+  db: LedgerDb,
+  options: SettlementRunOptions,
+): Promise<SettlementRecord[] | undefined> {
   return inTransaction(db, async (tx) => {
     if (!(await takeRunLock(tx, options.skipIfBusy))) return undefined;
     // Payments first, then balances, each in one statement in id order: the same global lock order as every
@@ -61,10 +63,12 @@ export async function runSettlement(db: LedgerDb, options: SettlementRunOptions)
 
 async function takeRunLock(tx: LedgerTx, skipIfBusy: boolean): Promise<boolean> {
   if (!skipIfBusy) {
-    await tx.execute(sql`select pg_advisory_xact_lock(${SETTLEMENT_LOCK_KEY})`);
+    await tx.execute(sql`select pg_advisory_xact_lock(${AdvisoryLock.settlementRun})`);
     return true;
   }
-  const result = (await tx.execute(sql`select pg_try_advisory_xact_lock(${SETTLEMENT_LOCK_KEY}) as locked`)) as unknown as {
+  const result = (await tx.execute(
+    sql`select pg_try_advisory_xact_lock(${AdvisoryLock.settlementRun}) as locked`,
+  )) as unknown as {
     rows: { locked: boolean }[];
   };
   return result.rows[0]?.locked === true;

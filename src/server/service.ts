@@ -15,6 +15,7 @@ import { Ledger } from '../ledger/apply.js';
 import { sweepExpiredHolds } from '../ledger/hold-sweeper.js';
 import { reapOnce } from '../ledger/key-reaper.js';
 import { runSettlement } from '../ledger/settlement.js';
+import { createOutboxPublisher, type OutboxPublisher } from '../outbox/index.js';
 import { buildServer, listenerOf } from './app.js';
 import { type Periodic, startPeriodic } from './periodic.js';
 
@@ -25,6 +26,8 @@ export interface RunningService {
   ledger: Ledger;
   /** Background jobs, exposed so that tests and tools can run one now. */
   jobs: { keyReaper: Periodic; holdSweeper: Periodic; settlement: Periodic };
+  /** Publishes the transactional outbox (to Kafka, or to the log without KAFKA_BROKERS). */
+  outbox: OutboxPublisher;
   /** http://host:port (https:// with TLS). */
   url: string;
   port: number;
@@ -71,6 +74,7 @@ export async function startService(config: Config): Promise<RunningService> {
     settlementsApp,
     health,
     shutdownSignal: shutdown.signal,
+    outboxStatus: () => outbox.status(),
   });
   const log = fastify.log;
   const jobs = {
@@ -103,7 +107,10 @@ export async function startService(config: Config): Promise<RunningService> {
     ),
   };
 
+  const outbox = createOutboxPublisher(config, database, log.child({ component: 'outbox' }));
+
   await fastify.listen({ host: config.host, port: config.port });
+  outbox.start();
   const address = fastify.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -126,11 +133,14 @@ export async function startService(config: Config): Promise<RunningService> {
       } finally {
         clearTimeout(deadline);
         await Promise.all(Object.values(jobs).map((job) => job.stop()));
+        // Finishes or abandons its in-flight batch (never lost: unmarked rows stay unpublished), releases the
+        // advisory lock and disconnects the producer.
+        await outbox.stop();
         await database.close();
       }
     })();
     return closing;
   };
 
-  return { fastify, database, app, ledger, jobs, url, port, close };
+  return { fastify, database, app, ledger, jobs, outbox, url, port, close };
 }

@@ -5,7 +5,9 @@
 import { type Client, createClient, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import { AccountService } from '../../gen/payment/v1/account_pb.js';
+import { AdminService } from '../../gen/payment/v1/admin_pb.js';
 import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 
 export type ProtocolName = 'connect-json' | 'grpc-web' | 'grpc';
 export const PROTOCOLS: ProtocolName[] = ['connect-json', 'grpc-web', 'grpc'];
@@ -24,9 +26,16 @@ export function transportFor(protocol: ProtocolName, baseUrl: string): Transport
 export interface Clients {
   payments: Client<typeof PaymentService>;
   accounts: Client<typeof AccountService>;
+  settlements: Client<typeof SettlementService>;
+  admin: Client<typeof AdminService>;
 }
 
 export function clientsFor(protocol: ProtocolName, baseUrl: string): Clients {
   const transport = transportFor(protocol, baseUrl);
-  return { payments: createClient(PaymentService, transport), accounts: createClient(AccountService, transport) };
+  return {
+    payments: createClient(PaymentService, transport),
+    accounts: createClient(AccountService, transport),
+    settlements: createClient(SettlementService, transport),
+    admin: createClient(AdminService, transport),
+  };
 }

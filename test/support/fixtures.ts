@@ -1,5 +1,7 @@
 /** Small helpers to set up accounts and money through the public API, the way a client would. */
 import { randomUUID } from 'node:crypto';
+import { AccountType } from '../../gen/payment/v1/account_pb.js';
+import { CaptureMode } from '../../gen/payment/v1/payment_pb.js';
 import type { Clients } from './clients.js';
 
 export const key = (label = 'k') => `${label}-${randomUUID()}`;
@@ -27,4 +29,45 @@ export async function fundedAccount(clients: Clients, amountMinor: bigint, curre
 export async function availableOf(clients: Clients, accountId: string): Promise<bigint> {
   const { balance } = await clients.payments.getAccountBalance({ accountId });
   return balance?.available?.amountMinor ?? -1n;
+}
+
+export async function merchantAccount(clients: Clients, currency = 'USD'): Promise<string> {
+  const { account } = await clients.accounts.createAccount({
+    idempotencyKey: key('merchant'),
+    ownerRef: 'merchant:test',
+    currency,
+    type: AccountType.MERCHANT,
+  });
+  if (!account) throw new Error('CreateAccount returned no account');
+  return account.id;
+}
+
+export async function balanceOf(clients: Clients, accountId: string) {
+  const { balance } = await clients.payments.getAccountBalance({ accountId });
+  return {
+    available: balance?.available?.amountMinor ?? -1n,
+    held: balance?.held?.amountMinor ?? -1n,
+    pending: balance?.pendingSettlement?.amountMinor ?? -1n,
+    posted: balance?.posted?.amountMinor ?? -1n,
+  };
+}
+
+/** A MANUAL payment (a hold); returns the payment id. */
+export async function authorizeHold(
+  clients: Clients,
+  payer: string,
+  payee: string,
+  amountMinor: bigint,
+  holdSeconds?: number,
+): Promise<string> {
+  const { payment } = await clients.payments.authorizePayment({
+    idempotencyKey: key('hold'),
+    payerAccountId: payer,
+    payeeAccountId: payee,
+    amount: { amountMinor, currency: 'USD' },
+    captureMode: CaptureMode.MANUAL,
+    holdDuration: holdSeconds === undefined ? undefined : { seconds: BigInt(holdSeconds), nanos: 0 },
+  });
+  if (!payment) throw new Error('AuthorizePayment returned no payment');
+  return payment.id;
 }
