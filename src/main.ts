@@ -22,8 +22,13 @@ async function main(): Promise<void> {
     'payment ledger listening: gRPC, gRPC-Web and Connect on one port',
   );
   if (config.seedDemoData) {
-    const demo = await seedDemoAccounts(service.app);
-    process.stdout.write(demoBanner(service.url, demo));
+    // Demo data is a convenience: if it cannot be created, the server still serves.
+    try {
+      const demo = await seedDemoAccounts(service.database.db, service.app);
+      process.stdout.write(await demoBanner(service.url, service.app, demo));
+    } catch (error) {
+      log.warn({ err: error }, 'could not create the demo accounts');
+    }
   }
 
   let signals = 0;

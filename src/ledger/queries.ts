@@ -26,6 +26,28 @@ export async function findAccount(db: LedgerDb, id: string): Promise<AccountReco
   return row;
 }
 
+/** The oldest customer account of an owner in a currency, if any. */
+export async function findAccountByOwner(
+  db: LedgerDb,
+  ownerRef: string,
+  currency: string,
+): Promise<AccountRecord | undefined> {
+  const [row] = await db
+    .select({
+      id: accounts.id,
+      ownerRef: accounts.ownerRef,
+      currency: accounts.currency,
+      status: accounts.status,
+      type: accounts.type,
+      createdAt: accounts.createdAt,
+    })
+    .from(accounts)
+    .where(and(eq(accounts.ownerRef, ownerRef), eq(accounts.currency, currency), eq(accounts.kind, 'USER')))
+    .orderBy(asc(accounts.createdAt))
+    .limit(1);
+  return row;
+}
+
 export async function findBalance(db: LedgerDb, accountId: string): Promise<BalanceRecord | undefined> {
   const [row] = await db
     .select({

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { TlsConfig } from '../config.js';
 
 export type ListenerHandler = (
@@ -70,10 +71,28 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
     { maxHeaderSize: options.maxHeaderBytes, keepAliveTimeout: options.idleTimeoutMs },
     handler,
   );
-  // A request still running when shutdown began leaves its keep-alive socket idle once it finishes.
-  h1.on('request', (_request, response: ServerResponse) => {
+
+  /**
+   * HTTP/1.1 connections and how many requests each is serving. Node's own idle tracking does not see
+   * connections handed over by the sniffer or served by the TLS server's HTTP/1.1 fallback, so shutdown
+   * ends them here: idle ones at once, busy ones as soon as their last response is done.
+   */
+  const http1Sockets = new Map<net.Socket, number>();
+  const trackHttp1 = (socket: net.Socket) => {
+    http1Sockets.set(socket, 0);
+    socket.once('close', () => http1Sockets.delete(socket));
+  };
+  const onHttp1Request = (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket;
+    if (!http1Sockets.has(socket)) return;
     if (closing) response.shouldKeepAlive = false;
-  });
+    http1Sockets.set(socket, (http1Sockets.get(socket) ?? 0) + 1);
+    response.once('close', () => {
+      const inFlight = Math.max(0, (http1Sockets.get(socket) ?? 1) - 1);
+      if (http1Sockets.has(socket)) http1Sockets.set(socket, inFlight);
+      if (closing && inFlight === 0) socket.end();
+    });
+  };
 
   const track = (socket: net.Socket) => {
     sockets.add(socket);
@@ -84,18 +103,35 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
   if (options.tls) {
     server = h2;
     h2.on('connection', track);
-    h2.on('secureConnection', track);
+    h2.on('secureConnection', (socket: TLSSocket) => {
+      track(socket);
+      if (socket.alpnProtocol !== 'h2') trackHttp1(socket);
+    });
+    h2.on(
+      'request',
+      (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse) => {
+        if (request.httpVersionMajor === 1) onHttp1Request(request as IncomingMessage, response as ServerResponse);
+      },
+    );
   } else {
+    h1.on('request', onHttp1Request);
     server = net.createServer((socket) => {
       track(socket);
-      sniff(socket, (isHttp2) => (isHttp2 ? h2 : h1).emit('connection', socket));
+      sniff(socket, (isHttp2) => {
+        if (!isHttp2) trackHttp1(socket);
+        (isHttp2 ? h2 : h1).emit('connection', socket);
+      });
     });
+    // The HTTP/1.1 server never listens itself; telling it the port is open starts its header and request
+    // timeouts (slow-loris protection), which Node only checks for a listening server.
+    server.once('listening', () => h1.emit('listening'));
+    server.once('close', () => h1.close(() => {}));
   }
 
   return Object.assign(server, {
     closeIdleConnections() {
       closing = true;
-      h1.closeIdleConnections();
+      for (const [socket, inFlight] of http1Sockets) if (inFlight === 0) socket.end();
     },
     closeHttp2Sessions() {
       closing = true;
