@@ -15,6 +15,13 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   wait_for PostgreSQL pg_isready -h 127.0.0.1 -p 5432 -q
 fi
 
+# kcat runs librdkafka's mock Kafka cluster for the outbox tests (test/support/kafka.ts).
+if ! command -v kcat >/dev/null 2>&1; then
+  echo "ensure-services: installing kcat"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq kcat >/dev/null
+fi
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "ensure-services: starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
