@@ -5,6 +5,7 @@
  * only the table or the JSON.
  */
 import { randomBytes } from 'node:crypto';
+import { ConnectError } from '@connectrpc/connect';
 import { type RunResult, runClosedLoop } from './lib/load.js';
 import { type BenchOptions, parseOptions, USAGE, UsageError } from './lib/options.js';
 import { type BenchReport, renderJson, renderTable } from './lib/report.js';
@@ -46,7 +47,9 @@ async function benchmark(options: BenchOptions, target: Target, signal: AbortSig
   for (const scenario of options.scenarios) {
     for (const concurrency of options.concurrencies) {
       if (signal.aborted) break;
-      progress(`${scenario} @ ${concurrency} in flight: ${options.warmupMs / 1000} s warm-up + ${options.durationMs / 1000} s…`);
+      progress(
+        `${scenario} @ ${concurrency} in flight: ${options.warmupMs / 1000} s warm-up + ${options.durationMs / 1000} s…`,
+      );
       const run = await runClosedLoop({
         scenario,
         concurrency,
@@ -69,7 +72,7 @@ async function benchmark(options: BenchOptions, target: Target, signal: AbortSig
   if (target.database && runs.length > 0) {
     progress('checking the ledger…');
     const sum = (pick: (run: RunResult) => number) => runs.reduce((total, run) => total + pick(run), 0);
-    verification = await verifyLedger(target.database, {
+    verification = await verifyLedger(target.database.url, {
       completed: sum((run) => run.allPhases.completed),
       declined: sum((run) => run.allPhases.declined),
       failed: sum((run) => run.allPhases.failed),
@@ -127,7 +130,10 @@ main().then(
   // hold the process open. Output to a pipe or file is written synchronously on Linux, so nothing is lost.
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`bench: failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    // A failing request is the server's problem, and its message says which; a stack only helps for our own bugs.
+    const expected = error instanceof ConnectError || (error instanceof Error && error.constructor === Error);
+    const text = error instanceof Error ? (expected ? error.message : (error.stack ?? error.message)) : String(error);
+    process.stderr.write(`bench: failed: ${text}\n`);
     process.exit(1);
   },
 );

@@ -2,6 +2,8 @@
  * Configuration is read from the environment once, at start, and validated here; a bad value stops the
  * server with a message naming the variable. Nothing else reads process.env.
  */
+import { isIP } from 'node:net';
+
 export interface TlsConfig {
   certFile: string;
   keyFile: string;
@@ -59,6 +61,26 @@ export interface Config {
   settlementIntervalMs: number;
   kafka: KafkaConfig | undefined;
   outbox: OutboxConfig;
+  /** redis://… for the shared rate-limit buckets; unset = per-process in-memory buckets. */
+  redisUrl: string | undefined;
+  /** Peers (IPs or CIDRs) whose X-Forwarded-For is believed when finding a client's address. */
+  trustedProxies: string[];
+  rateLimit: RateLimitConfig;
+}
+
+export interface RateLimitBucketConfig {
+  capacity: number;
+  /** May be fractional; 0 = never refills (for tests and emergencies). */
+  refillPerSecond: number;
+}
+
+/** Token buckets per client, one policy for money-moving RPCs and one for everything else (src/ratelimit/). */
+export interface RateLimitConfig {
+  enabled: boolean;
+  writes: RateLimitBucketConfig;
+  reads: RateLimitBucketConfig;
+  redisTimeoutMs: number;
+  keyPrefix: string;
 }
 
 export class ConfigError extends Error {
@@ -203,7 +225,8 @@ const DAY_SECONDS = 86_400;
 function readHolds(env: Env): Config['holds'] {
   const minSeconds = readInt(env, 'HOLD_MIN_SECONDS', 60, 1, 365 * DAY_SECONDS);
   const maxSeconds = readInt(env, 'HOLD_MAX_SECONDS', 30 * DAY_SECONDS, 1, 365 * DAY_SECONDS);
-  if (maxSeconds < minSeconds) throw new ConfigError('HOLD_MAX_SECONDS', `must be at least HOLD_MIN_SECONDS (${minSeconds})`);
+  if (maxSeconds < minSeconds)
+    throw new ConfigError('HOLD_MAX_SECONDS', `must be at least HOLD_MIN_SECONDS (${minSeconds})`);
   const defaultSeconds = readInt(env, 'HOLD_DEFAULT_SECONDS', 7 * DAY_SECONDS, 1, 365 * DAY_SECONDS);
   if (defaultSeconds < minSeconds || defaultSeconds > maxSeconds) {
     throw new ConfigError('HOLD_DEFAULT_SECONDS', `must lie between HOLD_MIN_SECONDS and HOLD_MAX_SECONDS`);
@@ -213,6 +236,67 @@ function readHolds(env: Env): Config['holds'] {
     minMs: minSeconds * 1000,
     maxMs: maxSeconds * 1000,
     sweepIntervalMs: readInt(env, 'HOLD_SWEEP_INTERVAL_SECONDS', 30, 1, DAY_SECONDS) * 1000,
+  };
+}
+
+function readRate(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+(\.\d+)?$/.test(raw)) throw new ConfigError(name, `must be a number ≥ 0 like 10 or 0.5, got "${raw}"`);
+  const value = Number(raw);
+  if (value > 1_000_000) throw new ConfigError(name, `must be at most 1000000, got ${value}`);
+  return value;
+}
+
+function readRedisUrl(env: Env): string | undefined {
+  const raw = env.REDIS_URL;
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('REDIS_URL', 'is not a URL (expected redis://host:6379)');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError('REDIS_URL', `must start with redis:// or rediss://, got "${url.protocol}//"`);
+  }
+  return raw;
+}
+
+function readTrustedProxies(env: Env): string[] {
+  const raw = env.TRUSTED_PROXIES;
+  if (!raw) return [];
+  return raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      const [address = '', prefix, extra] = entry.split('/');
+      const family = isIP(address);
+      const maxPrefix = family === 6 ? 128 : 32;
+      const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
+      if (family === 0 || !prefixOk || extra !== undefined) {
+        throw new ConfigError('TRUSTED_PROXIES', `has "${entry}", which is not an IP address or CIDR block`);
+      }
+      return entry;
+    });
+}
+
+function readRateLimit(env: Env): RateLimitConfig {
+  const keyPrefix = env.RATE_LIMIT_KEY_PREFIX ?? 'ratelimit:';
+  if (keyPrefix.length > 100) throw new ConfigError('RATE_LIMIT_KEY_PREFIX', 'must be at most 100 characters');
+  return {
+    enabled: readBool(env, 'RATE_LIMIT_ENABLED', true),
+    writes: {
+      capacity: readInt(env, 'RATE_LIMIT_WRITE_CAPACITY', 20, 1, 1_000_000),
+      refillPerSecond: readRate(env, 'RATE_LIMIT_WRITE_REFILL_PER_SECOND', 10),
+    },
+    reads: {
+      capacity: readInt(env, 'RATE_LIMIT_READ_CAPACITY', 100, 1, 1_000_000),
+      refillPerSecond: readRate(env, 'RATE_LIMIT_READ_REFILL_PER_SECOND', 50),
+    },
+    redisTimeoutMs: readInt(env, 'RATE_LIMIT_REDIS_TIMEOUT_MS', 50, 1, 10_000),
+    keyPrefix,
   };
 }
 
@@ -244,5 +328,8 @@ export function loadConfig(env: Env = process.env): Config {
     settlementIntervalMs: readInt(env, 'SETTLEMENT_INTERVAL_SECONDS', 3_600, 0, 7 * 86_400) * 1000,
     kafka: readKafka(env),
     outbox: readOutbox(env),
+    redisUrl: readRedisUrl(env),
+    trustedProxies: readTrustedProxies(env),
+    rateLimit: readRateLimit(env),
   };
 }

@@ -6,6 +6,10 @@
 export const SCENARIOS = ['uniform', 'hot-payee'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
+/** off: RATE_LIMIT_ENABLED=false; memory / redis: the limiter on with huge buckets, to measure its overhead. */
+export const RATE_LIMIT_MODES = ['off', 'memory', 'redis'] as const;
+export type RateLimitMode = (typeof RATE_LIMIT_MODES)[number];
+
 /** child: server in its own process (default); in-process: shares this event loop; target: already running. */
 export type ServerMode = 'child' | 'in-process' | 'target';
 
@@ -25,6 +29,7 @@ export interface BenchOptions {
   connections: number;
   timeoutMs: number;
   json: boolean;
+  rateLimit: RateLimitMode;
 }
 
 /** A bad flag: reported on stderr with exit status 2. */
@@ -52,6 +57,9 @@ By default it starts the server as a child process against a fresh PostgreSQL da
   --connections N           HTTP/2 connections to spread requests over (default 1)
   --setup-concurrency N     in-flight requests while creating and funding accounts (default 16)
   --timeout-ms N            per-request deadline (default 10000)
+  --rate-limit MODE          off (default), memory or redis: the server's rate limiter, with buckets too
+                            large to refuse anything, so the figures show its overhead (redis uses
+                            REDIS_URL, default redis://127.0.0.1:6379)
   --json                    print a JSON summary instead of the table
   --help                    show this text
 
@@ -70,6 +78,7 @@ const DEFAULTS: BenchOptions = {
   connections: 1,
   timeoutMs: 10_000,
   json: false,
+  rateLimit: 'off',
 };
 
 /** Returns the options, or undefined when --help was asked for. */
@@ -107,6 +116,14 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
       case '--target':
         options.targetUrl = parseTarget(value());
         break;
+      case '--rate-limit': {
+        const mode = value();
+        if (!(RATE_LIMIT_MODES as readonly string[]).includes(mode)) {
+          throw new UsageError(`--rate-limit must be one of ${RATE_LIMIT_MODES.join(', ')}, got "${mode}"`);
+        }
+        options.rateLimit = mode as RateLimitMode;
+        break;
+      }
       case '--server':
         serverFlag = parseServerMode(value());
         break;
@@ -145,6 +162,9 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
 
   if (options.targetUrl !== undefined && serverFlag !== undefined) {
     throw new UsageError('--server and --target exclude each other: --target drives a server that is already running');
+  }
+  if (options.targetUrl !== undefined && options.rateLimit !== 'off') {
+    throw new UsageError('--rate-limit configures a server the benchmark starts; it cannot change a --target');
   }
   options.mode = options.targetUrl !== undefined ? 'target' : (serverFlag ?? 'child');
   const maxConcurrency = Math.max(...options.concurrencies);

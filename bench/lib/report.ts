@@ -28,7 +28,7 @@ export function renderTable(report: BenchReport): string {
   lines.push(
     `AuthorizePayment over gRPC (h2c) → ${target.url} [server: ${target.mode}${
       target.serverPid ? `, pid ${target.serverPid}` : ''
-    }]`,
+    }${target.mode === 'target' ? '' : `, rate limiter: ${options.rateLimit}`}]`,
     `${report.setup.accounts} funded USD accounts + 1 merchant (setup ${report.setup.seconds.toFixed(1)} s); ` +
       `warm-up ${options.warmupMs / 1000} s, measured ${options.durationMs / 1000} s per run, ` +
       `${options.connections} connection(s); latency over all measured requests`,
@@ -78,7 +78,8 @@ export function renderTable(report: BenchReport): string {
     for (const [key, count] of Object.entries(run.errors)) {
       notes.push(`${label}: ${count} × ${key}: ${run.errorSamples[key] ?? ''}`);
     }
-    for (const [reason, count] of Object.entries(run.declineReasons)) notes.push(`${label}: ${count} declined ${reason}`);
+    for (const [reason, count] of Object.entries(run.declineReasons))
+      notes.push(`${label}: ${count} declined ${reason}`);
     if (run.stoppedBy !== 'duration') notes.push(`${label}: stopped early (${run.stoppedBy})`);
   }
   if (report.runs.some((run) => run.serverPeakRssBytes !== undefined && !run.serverPeakRssPerRun)) {

@@ -4,7 +4,9 @@
  * Local servers get a fresh PostgreSQL database, dropped when the benchmark ends.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import http from 'node:http';
 import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +17,7 @@ import { type ProcessProbe, probeProcess } from './process-stats.js';
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const READY_TIMEOUT_MS = 30_000;
 const READY_POLL_MS = 100;
+const READY_REQUEST_TIMEOUT_MS = 2_000;
 // The server's own shutdown grace is 10 s (SHUTDOWN_GRACE_MS); past this it is killed outright.
 const STOP_TIMEOUT_MS = 15_000;
 // Server log lines echoed to stderr; beyond this they are only counted, so an error storm stays readable.
@@ -45,14 +48,33 @@ export async function startTarget(options: BenchOptions): Promise<Target> {
   }
   const database = await createTestDatabase();
   try {
-    return options.mode === 'child' ? await startChild(database) : await startInProcess(database);
+    const limiter = rateLimitEnv(options.rateLimit);
+    return options.mode === 'child' ? await startChild(database, limiter) : await startInProcess(database, limiter);
   } catch (error) {
     await database.drop();
     throw error;
   }
 }
 
-async function startInProcess(database: TestDatabase): Promise<Target> {
+/**
+ * The server's rate limiter for --rate-limit: off, or on with buckets far larger than any run can drain
+ * (so nothing is refused and the figures show only the limiter's cost), in memory or in Redis.
+ */
+export function rateLimitEnv(mode: BenchOptions['rateLimit']): Record<string, string> {
+  if (mode === 'off') return { RATE_LIMIT_ENABLED: 'false' };
+  const huge = '1000000';
+  return {
+    RATE_LIMIT_ENABLED: 'true',
+    RATE_LIMIT_WRITE_CAPACITY: huge,
+    RATE_LIMIT_WRITE_REFILL_PER_SECOND: huge,
+    RATE_LIMIT_READ_CAPACITY: huge,
+    RATE_LIMIT_READ_REFILL_PER_SECOND: huge,
+    RATE_LIMIT_KEY_PREFIX: `bench-ratelimit:${randomBytes(4).toString('hex')}:`,
+    REDIS_URL: mode === 'redis' ? process.env.REDIS_URL || 'redis://127.0.0.1:6379' : '',
+  };
+}
+
+async function startInProcess(database: TestDatabase, limiter: Record<string, string>): Promise<Target> {
   // Imported here so that child and target modes never load the server code into the load generator.
   const [{ loadConfig }, { startService }] = await Promise.all([
     import('../../src/config.js'),
@@ -64,6 +86,7 @@ async function startInProcess(database: TestDatabase): Promise<Target> {
     PORT: '0',
     LOG_LEVEL: 'silent',
     SEED_DEMO_DATA: 'false',
+    ...limiter,
   });
   const service = await startService(config);
   return {
@@ -82,7 +105,7 @@ async function startInProcess(database: TestDatabase): Promise<Target> {
   };
 }
 
-async function startChild(database: TestDatabase): Promise<Target> {
+async function startChild(database: TestDatabase, limiter: Record<string, string>): Promise<Target> {
   const port = await findFreePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -91,6 +114,7 @@ async function startChild(database: TestDatabase): Promise<Target> {
     PORT: String(port),
     LOG_LEVEL: 'warn',
     SEED_DEMO_DATA: 'false',
+    ...limiter,
   };
   // An inherited TLS setting would make the server speak HTTPS to a cleartext client.
   delete env.TLS_CERT_FILE;
@@ -156,16 +180,32 @@ async function waitUntilReady(url: string, child: ChildProcess, log: ServerLog):
       throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before it was ready:\n  ${tail}`);
     }
     try {
-      const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
-      if (response.status === 200) return;
-      lastProblem = `GET /readyz answered ${response.status}`;
+      const status = await readyzStatus(url);
+      if (status === 200) return;
+      lastProblem = `GET /readyz answered ${status}`;
     } catch (error) {
       lastProblem = error instanceof Error ? error.message : String(error);
     }
     await new Promise((done) => setTimeout(done, READY_POLL_MS));
   }
   throw new Error(`server at ${url} not ready after ${READY_TIMEOUT_MS / 1000} s (${lastProblem})`);
+}
+
+/**
+ * One GET on a connection of its own that is closed afterwards. Not fetch(): its pooled keep-alive
+ * connection would stay open through the run, and the server does not close idle HTTP/1.1 connections on
+ * shutdown (see the report), so every stop would wait out the whole shutdown grace period.
+ */
+function readyzStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(`${url}/readyz`, { agent: false, timeout: READY_REQUEST_TIMEOUT_MS }, (response) => {
+      response.resume();
+      response.once('end', () => resolve(response.statusCode ?? 0));
+      response.once('error', reject);
+    });
+    request.once('timeout', () => request.destroy(new Error('GET /readyz timed out')));
+    request.once('error', reject);
+  });
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

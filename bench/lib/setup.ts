@@ -4,7 +4,7 @@
  */
 import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { AccountService } from '../../gen/payment/v1/account_pb.js';
+import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js';
 import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
 
 export const CURRENCY = 'USD';
@@ -31,7 +31,7 @@ export function grpcClients(baseUrl: string, connections: number): LedgerClients
 export interface BenchAccounts {
   /** Payers everywhere, and payees in the uniform scenario. */
   users: string[];
-  /** The one payee of the hot-payee scenario; not among the users, so it never pays. */
+  /** The one payee of the hot-payee scenario (a MERCHANT account); not among the users, so it never pays. */
   merchant: string;
 }
 
@@ -49,8 +49,10 @@ export async function createBenchAccounts(
         idempotencyKey: `bench-${runId}-account-${index}`,
         ownerRef: isMerchant ? `bench:${runId}:merchant` : `bench:${runId}:user:${index}`,
         currency: CURRENCY,
+        // A MERCHANT payee takes the capture-to-pending-settlement path, as a real checkout would.
+        type: isMerchant ? AccountType.MERCHANT : AccountType.PERSONAL,
       },
-      { timeoutMs, signal },
+      { timeoutMs },
     );
     if (!account) throw new Error('CreateAccount answered without an account');
     ids[index] = account.id;
@@ -61,15 +63,16 @@ export async function createBenchAccounts(
         accountId: account.id,
         amount: { amountMinor: DEPOSIT_MINOR, currency: CURRENCY },
       },
-      { timeoutMs, signal },
+      { timeoutMs },
     );
   });
   return { users: ids.slice(0, options.count), merchant: ids[options.count]! };
 }
 
 /**
- * Runs work(0..count-1) with at most `concurrency` calls in flight. The first failure stops the others
- * from starting new items and is rethrown once the running ones have settled.
+ * Runs work(0..count-1) with at most `concurrency` calls in flight. The first failure, or the abort signal,
+ * stops the others from starting new items; running ones finish (bounded by their deadline), which is why
+ * the signal is checked here rather than handed to every request.
  */
 async function forEachBounded(
   count: number,
@@ -85,7 +88,9 @@ async function forEachBounded(
       try {
         await work(index);
       } catch (error) {
-        failure ??= error;
+        failure ??= new Error(`setup of account ${index} failed: ${error instanceof Error ? error.message : error}`, {
+          cause: error,
+        });
       }
     }
   };

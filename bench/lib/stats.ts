@@ -20,7 +20,14 @@ export function summarizeLatencies(samples: Float64Array): LatencySummary | unde
   let sum = 0;
   for (let i = 0; i < count; i++) sum += samples[i]!;
   const at = (percentile: number) => samples[Math.max(0, Math.ceil((percentile / 100) * count) - 1)]!;
-  return { samples: count, meanMs: sum / count, p50Ms: at(50), p90Ms: at(90), p99Ms: at(99), maxMs: samples[count - 1]! };
+  return {
+    samples: count,
+    meanMs: sum / count,
+    p50Ms: at(50),
+    p90Ms: at(90),
+    p99Ms: at(99),
+    maxMs: samples[count - 1]!,
+  };
 }
 
 export type Tally = Record<string, number>;

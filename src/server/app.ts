@@ -8,6 +8,7 @@ import { cors as connectCors } from '@connectrpc/connect';
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Redis } from 'ioredis';
 import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.js';
 import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
 import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
@@ -25,6 +26,9 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
 import { registerReflectionServices } from '../grpc/reflection.js';
+import type { OutboxStatus } from '../outbox/index.js';
+import { registerRateLimit } from '../ratelimit/hook.js';
+import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
 
 export interface ServerDependencies {
@@ -35,6 +39,10 @@ export interface ServerDependencies {
   health: HealthStatusBoard;
   /** Aborted when the shutdown grace period is over: handlers still running are cancelled. */
   shutdownSignal: AbortSignal;
+  /** The outbox publisher's role and lag, shown in /readyz; informational, it never fails readiness. */
+  outboxStatus?: () => Promise<OutboxStatus>;
+  /** Shared rate-limit buckets (REDIS_URL); without it the limiter keeps per-process buckets. */
+  rateLimitRedis?: Redis | undefined;
 }
 
 const MAX_HEADER_BYTES = 16 * 1024;
@@ -42,7 +50,7 @@ const IDLE_TIMEOUT_MS = 60_000;
 const READY_CHECK_TIMEOUT_MS = 2_000;
 // Headers of our own that browsers must be allowed to send or read, beyond Connect's lists.
 const EXTRA_REQUEST_HEADERS = ['authorization', 'x-request-id'];
-const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id'];
+const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id', ...RATE_LIMIT_RESPONSE_HEADERS];
 
 export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
   const { config } = deps;
@@ -63,7 +71,9 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     logController: new LogController({ disableRequestLogging: true }),
   });
 
-  fastify.addHook('onSend', async (request, reply) => {
+  // Set before the handler runs: Connect routes write to the raw response, so onSend hooks never see them,
+  // but connect-fastify copies the reply's headers across.
+  fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
 
@@ -75,6 +85,11 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
       exposedHeaders: [...connectCors.exposedHeaders, ...EXTRA_RESPONSE_HEADERS],
       maxAge: 2 * 60 * 60,
     });
+  }
+
+  // After CORS, so that a refusal carries the CORS headers; before the routes, so that it answers first.
+  if (config.rateLimit.enabled) {
+    registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log });
   }
 
   await fastify.register(fastifyConnectPlugin, {
@@ -103,11 +118,17 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
 
   fastify.get('/healthz', async () => ({ status: 'ok' }));
   fastify.get('/readyz', async (_request, reply) => {
+    const outboxDetail = deps.outboxStatus
+      ? withTimeout(deps.outboxStatus(), READY_CHECK_TIMEOUT_MS).then(
+          ({ role, unpublished, oldestAgeMs }) => ({ outbox: { role, unpublished, oldestAgeMs } }),
+          () => ({ outbox: { error: 'unavailable' } }),
+        )
+      : Promise.resolve({});
     try {
       await withTimeout(deps.database.ping(), READY_CHECK_TIMEOUT_MS);
-      return { status: 'ready', database: 'ok' };
+      return { status: 'ready', database: 'ok', ...(await outboxDetail) };
     } catch {
-      return reply.code(503).send({ status: 'not ready', database: 'unreachable' });
+      return reply.code(503).send({ status: 'not ready', database: 'unreachable', ...(await outboxDetail) });
     }
   });
 

@@ -5,17 +5,22 @@
 import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { FastifyInstance } from 'fastify';
+import { AccountService } from '../../gen/payment/v1/account_pb.js';
+import { AdminService } from '../../gen/payment/v1/admin_pb.js';
+import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
 import type { Config } from '../config.js';
 import { type Database, openPglite, openPostgres } from '../db/client.js';
 import { minorUnitExponent } from '../domain/currency.js';
-import { HealthStatusBoard } from '../grpc/health.js';
+import { HealthStatusBoard, ServingStatus } from '../grpc/health.js';
 import { Ledger } from '../ledger/apply.js';
 import { sweepExpiredHolds } from '../ledger/hold-sweeper.js';
 import { reapOnce } from '../ledger/key-reaper.js';
 import { runSettlement } from '../ledger/settlement.js';
 import { createOutboxPublisher, type OutboxPublisher } from '../outbox/index.js';
+import { createRateLimitRedis, waitForRedis } from '../ratelimit/redis-client.js';
 import { buildServer, listenerOf } from './app.js';
 import { type Periodic, startPeriodic } from './periodic.js';
 
@@ -64,9 +69,19 @@ export async function startService(config: Config): Promise<RunningService> {
   const app = new PaymentsApp(database.db, ledger, config.holds);
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
+  // Probes may ask about one service by name as well as about the server as a whole ("").
+  for (const service of [PaymentService, AccountService, SettlementService, AdminService]) {
+    health.set(service.typeName, ServingStatus.SERVING);
+  }
   const shutdown = new AbortController();
   // Every in-flight request listens on this signal; Node's default cap of 10 listeners would warn under load.
   setMaxListeners(0, shutdown.signal);
+  const rateLimitRedis =
+    config.rateLimit.enabled && config.redisUrl
+      ? createRateLimitRedis(config.redisUrl, config.rateLimit.redisTimeoutMs)
+      : undefined;
+  // Bounded: a missing Redis delays the start by at most a moment and the limiter serves from memory.
+  if (rateLimitRedis) await waitForRedis(rateLimitRedis);
   const fastify = await buildServer({
     config,
     database,
@@ -75,6 +90,7 @@ export async function startService(config: Config): Promise<RunningService> {
     health,
     shutdownSignal: shutdown.signal,
     outboxStatus: () => outbox.status(),
+    rateLimitRedis,
   });
   const log = fastify.log;
   const jobs = {
@@ -136,6 +152,7 @@ export async function startService(config: Config): Promise<RunningService> {
         // Finishes or abandons its in-flight batch (never lost: unmarked rows stay unpublished), releases the
         // advisory lock and disconnects the producer.
         await outbox.stop();
+        rateLimitRedis?.disconnect();
         await database.close();
       }
     })();

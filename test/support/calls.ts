@@ -1,15 +1,11 @@
 /** Calls shared by the server tests: clients over any transport, expected failures, held requests. */
-import { ConnectError, createClient, type Transport } from '@connectrpc/connect';
-import { AccountService } from '../../gen/payment/v1/account_pb.js';
-import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+import { ConnectError } from '@connectrpc/connect';
 import type { Clients } from './clients.js';
 import { fundedAccount, key, openAccount } from './fixtures.js';
 import type { TestServer } from './server.js';
 import { deferred, within } from './waits.js';
 
-export function clientsOver(transport: Transport): Clients {
-  return { payments: createClient(PaymentService, transport), accounts: createClient(AccountService, transport) };
-}
+export { clientsOver } from './clients.js';
 
 export async function connectErrorOf(call: Promise<unknown>): Promise<ConnectError> {
   return call.then(

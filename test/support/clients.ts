@@ -31,7 +31,10 @@ export interface Clients {
 }
 
 export function clientsFor(protocol: ProtocolName, baseUrl: string): Clients {
-  const transport = transportFor(protocol, baseUrl);
+  return clientsOver(transportFor(protocol, baseUrl));
+}
+
+export function clientsOver(transport: Transport): Clients {
   return {
     payments: createClient(PaymentService, transport),
     accounts: createClient(AccountService, transport),

@@ -17,6 +17,8 @@ export function testConfig(databaseUrl: string, overrides: Record<string, string
     PORT: '0',
     LOG_LEVEL: 'silent',
     SEED_DEMO_DATA: 'false',
+    // Tests fire many requests quickly from 127.0.0.1; the rate limit's own tests turn it on.
+    RATE_LIMIT_ENABLED: 'false',
     ...overrides,
   });
 }
