@@ -1,6 +1,6 @@
 /** Entry point: `npm start`. Reads config once, starts the service, stops cleanly on SIGTERM/SIGINT. */
 import { type Config, ConfigError, loadConfig } from './config.js';
-import { demoBanner, seedDemoAccounts } from './demo/seed.js';
+import { demoBanner, demoCredentials, seedDemoAccounts } from './demo/seed.js';
 import { startService } from './server/service.js';
 
 async function main(): Promise<void> {
@@ -25,7 +25,10 @@ async function main(): Promise<void> {
     // Demo data is a convenience: if it cannot be created, the server still serves.
     try {
       const demo = await seedDemoAccounts(service.database.db, service.app);
-      process.stdout.write(await demoBanner(service.url, service.app, demo));
+      const credentials = service.devKeyPair
+        ? await demoCredentials(service.database.db, service.devKeyPair, demo)
+        : undefined;
+      process.stdout.write(await demoBanner(service.url, service.app, demo, credentials));
     } catch (error) {
       log.warn({ err: error }, 'could not create the demo accounts');
     }

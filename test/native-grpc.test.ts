@@ -57,10 +57,13 @@ function call<M extends keyof Definition>(
     const deadline = new Date(Date.now() + DEADLINE_MS);
     // The generic constructor adds one method per definition key; its static type only knows Client.
     const method_ = (client as unknown as Record<string, (...args: unknown[]) => unknown>)[method]!;
+    // Backends authenticate with an API key in the call metadata.
+    const metadata = new grpc.Metadata();
+    metadata.set('x-api-key', server.backendKey);
     method_.call(
       client,
       request,
-      new grpc.Metadata(),
+      metadata,
       { deadline },
       (error: grpc.ServiceError | null, response?: ResponseOf<M>) => (error ? reject(error) : resolve(response!)),
     );

@@ -6,12 +6,12 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { OUTBOX_LOCK_KEY } from '../src/outbox/leadership.js';
 import { HEADER } from '../src/outbox/routing.js';
-import { type RunningService, startService } from '../src/server/service.js';
+import type { RunningService } from '../src/server/service.js';
 import { clientsFor } from './support/clients.js';
 import { deposit, openAccount } from './support/fixtures.js';
 import { collectEvents, type EventCollector, type MockKafka, startMockKafka, waitUntil } from './support/kafka.js';
 import { firstDeliveries, getJson, orderViolations, SELECT_OUTBOX_SQL, TOPICS } from './support/outbox.js';
-import { startTestServer, type TestServer, testConfig } from './support/server.js';
+import { startTestReplica, startTestServer, type TestServer } from './support/server.js';
 
 const LEADER_RETRY_MS = 300;
 /** Takeover bound: one retry interval, plus slack for a loaded test machine. */
@@ -34,7 +34,7 @@ beforeAll(async () => {
   events = await collectEvents(kafka.directBrokers, [TOPICS.accounts, TOPICS.payments]);
   first = await startTestServer(overrides());
   await waitUntil(() => first.service.outbox.currentRole === 'leader', 'the first replica leads');
-  second = await startService(testConfig(first.database.url, overrides()));
+  second = await startTestReplica(first.database.url, overrides());
   await waitUntil(() => second?.outbox.currentRole === 'standby', 'the second replica stands by');
 });
 afterAll(async () => {
@@ -140,7 +140,7 @@ it('when the leader shuts down, the standby takes over within the retry interval
   if (first.service.outbox.currentRole !== 'leader') {
     await second!.close();
     await waitUntil(() => first.service.outbox.currentRole === 'leader', 'first leads', TAKEOVER_BOUND_MS);
-    second = await startService(testConfig(first.database.url, overrides()));
+    second = await startTestReplica(first.database.url, overrides());
     await waitUntil(() => second?.outbox.currentRole === 'standby', 'second stands by');
   }
   const clients = clientsFor('grpc', second!.url);

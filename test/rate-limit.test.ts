@@ -2,8 +2,13 @@
  * The rate limiter end to end: real servers, real Redis on 127.0.0.1:6379 (a fresh key prefix per test),
  * real clients for every protocol. Every server here shares one test database; each test starts the servers
  * it needs with its own limits.
+ *
+ * Authentication runs before the limiter: a request with valid credentials draws from its principal's bucket
+ * (`p:apikey:<id>`, `p:user:<sub>`), any other from its address's (`ip:<address>`). Clients send the server's
+ * backend key unless a test says otherwise; the address tests send none, and count what passed the limiter
+ * (then refused UNAUTHENTICATED) against what it refused.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http2 from 'node:http2';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -13,13 +18,22 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Health } from '../gen/grpc/health/v1/health_pb.js';
 import { CreateAccountRequestSchema } from '../gen/payment/v1/account_pb.js';
+import { createApiKey } from '../src/auth/api-keys.js';
+import { SCOPES } from '../src/auth/caller.js';
 import { IDLE_FORGET_MS } from '../src/ratelimit/policy.js';
 import { RedisTokenBuckets } from '../src/ratelimit/redis-buckets.js';
-import { type RunningService, startService } from '../src/server/service.js';
+import type { RunningService } from '../src/server/service.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
+import {
+  type Credentials,
+  credentialHeaders,
+  defaultCredentialsFor,
+  signForeignToken,
+  signToken,
+} from './support/credentials.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { key } from './support/fixtures.js';
-import { testConfig } from './support/server.js';
+import { startTestReplica } from './support/server.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
@@ -61,14 +75,12 @@ function freshPrefix(): string {
 
 /** A service with the limiter on against the shared test database; `prefix` is the Redis key prefix. */
 async function start(prefix: string, overrides: Record<string, string> = {}): Promise<RunningService> {
-  const service = await startService(
-    testConfig(database.url, {
-      RATE_LIMIT_ENABLED: 'true',
-      REDIS_URL,
-      RATE_LIMIT_KEY_PREFIX: prefix,
-      ...overrides,
-    }),
-  );
+  const service = await startTestReplica(database.url, {
+    RATE_LIMIT_ENABLED: 'true',
+    REDIS_URL,
+    RATE_LIMIT_KEY_PREFIX: prefix,
+    ...overrides,
+  });
   running.push(service);
   return service;
 }
@@ -90,6 +102,44 @@ async function tally(calls: Promise<unknown>[]): Promise<Tally> {
     }
   }
   return counts;
+}
+
+/** How many calls ended with each code ('OK' for a result), where it matters who answered the ones that passed. */
+async function codeCounts(calls: Promise<unknown>[]): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const result of await Promise.allSettled(calls)) {
+    const name = result.status === 'fulfilled' ? 'OK' : Code[ConnectError.from(result.reason).code];
+    counts[name] = (counts[name] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** A backend as the limiter sees it: the credentials it sends and the principal its bucket is named after. */
+interface Backend {
+  apiKey: string;
+  credentials: Credentials;
+  principal: string;
+}
+
+function backendFrom(apiKey: string | undefined): Backend {
+  const id = /^plk_([0-9a-f]{16})_/.exec(apiKey ?? '')?.[1];
+  if (apiKey === undefined || id === undefined) throw new Error(`not an API key: ${apiKey}`);
+  return { apiKey, credentials: { apiKey }, principal: `apikey:${id}` };
+}
+
+/** The backend whose key the server's clients send by default. */
+function defaultBackendOf(service: RunningService): Backend {
+  return backendFrom(defaultCredentialsFor(service.url).apiKey);
+}
+
+/** Another principal: a new all-scopes API key in the shared database, so valid on every instance. */
+async function newBackend(service: RunningService): Promise<Backend> {
+  const { key: apiKey } = await createApiKey(service.database.db, 'rate-limit-test', [...SCOPES]);
+  return backendFrom(apiKey);
+}
+
+function writesBucket(prefix: string, principal: string): string {
+  return `${prefix}writes:p:${principal}`;
 }
 
 function createAccount(clients: Clients, ownerRef: string, headers?: Record<string, string>) {
@@ -169,7 +219,8 @@ describe('the token bucket script', () => {
 describe('a shared bucket in Redis', () => {
   it('lets exactly N of 5×N concurrent writes through; refused ones write nothing', async () => {
     const N = 10;
-    const service = await start(freshPrefix(), {
+    const prefix = freshPrefix();
+    const service = await start(prefix, {
       RATE_LIMIT_WRITE_CAPACITY: String(N),
       RATE_LIMIT_WRITE_REFILL_PER_SECOND: '0',
     });
@@ -184,6 +235,7 @@ describe('a shared bucket in Redis', () => {
     await pause(150);
     expect(await tally([createAccount(clients, owner)])).toEqual({ passed: 0, refused: 1 });
     expect(await accountsOwnedBy(owner)).toBe(N);
+    expect(await redis.keys(`${prefix}*`)).toEqual([writesBucket(prefix, defaultBackendOf(service).principal)]);
   });
 
   it('lets exactly N through across two server instances sharing Redis', async () => {
@@ -192,8 +244,10 @@ describe('a shared bucket in Redis', () => {
     const limits = { RATE_LIMIT_WRITE_CAPACITY: String(N), RATE_LIMIT_WRITE_REFILL_PER_SECOND: '0' };
     const first = await start(prefix, limits);
     const second = await start(prefix, limits);
-    const firstClients = clientsFor('grpc', first.url);
-    const secondClients = clientsFor('connect-json', second.url);
+    // One principal calling both: the first instance's key, valid on the second too (they share the database).
+    const backend = defaultBackendOf(first);
+    const firstClients = clientsFor('grpc', first.url, backend.credentials);
+    const secondClients = clientsFor('connect-json', second.url, backend.credentials);
     const owner = `user:rl-${randomUUID()}`;
 
     const burst = await tally(
@@ -201,7 +255,7 @@ describe('a shared bucket in Redis', () => {
     );
     expect(burst).toEqual({ passed: N, refused: 4 * N });
     expect(await accountsOwnedBy(owner)).toBe(N);
-    expect(await redis.keys(`${prefix}*`)).toEqual([`${prefix}writes:ip:127.0.0.1`]);
+    expect(await redis.keys(`${prefix}*`)).toEqual([writesBucket(prefix, backend.principal)]);
   });
 
   it('refills at the configured rate', async () => {
@@ -231,11 +285,12 @@ describe('a shared bucket in Redis', () => {
     const prefix = freshPrefix();
     const service = await start(prefix, { RATE_LIMIT_WRITE_CAPACITY: '5', RATE_LIMIT_WRITE_REFILL_PER_SECOND: '0' });
     const clients = clientsFor('connect-json', service.url);
+    const bucket = writesBucket(prefix, defaultBackendOf(service).principal);
     await createAccount(clients, 'user:rl');
     await redis.script('FLUSH');
     await createAccount(clients, 'user:rl');
-    expect(await redis.hget(`${prefix}writes:ip:127.0.0.1`, 'tokens')).toMatch(/^3(\.0+)?$/);
-    const ttl = await redis.pttl(`${prefix}writes:ip:127.0.0.1`);
+    expect(await redis.hget(bucket, 'tokens')).toMatch(/^3(\.0+)?$/);
+    const ttl = await redis.pttl(bucket);
     expect(ttl).toBeGreaterThan(0);
   });
 });
@@ -279,6 +334,7 @@ describe('RESOURCE_EXHAUSTED with a retry hint', () => {
           'content-type': 'application/json',
           'connect-protocol-version': '1',
           origin: 'https://wallet.example',
+          ...credentialHeaders(defaultCredentialsFor(service.url)),
         },
         body: JSON.stringify({ idempotencyKey: key('rl'), ownerRef: 'user:rl', currency: 'USD' }),
       });
@@ -303,7 +359,11 @@ describe('RESOURCE_EXHAUSTED with a retry hint', () => {
     const post = () =>
       fetch(`${service.url}${CREATE_ACCOUNT}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/connect+json', 'connect-protocol-version': '1' },
+        headers: {
+          'content-type': 'application/connect+json',
+          'connect-protocol-version': '1',
+          ...credentialHeaders(defaultCredentialsFor(service.url)),
+        },
         body: new Uint8Array(5),
       });
     await (await post()).arrayBuffer();
@@ -327,7 +387,11 @@ describe('RESOURCE_EXHAUSTED with a retry hint', () => {
     const post = () =>
       fetch(`${service.url}${CREATE_ACCOUNT}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' },
+        headers: {
+          'content-type': 'application/grpc-web+proto',
+          'x-grpc-web': '1',
+          ...credentialHeaders(defaultCredentialsFor(service.url)),
+        },
         body: new Uint8Array(5),
       });
     await (await post()).arrayBuffer();
@@ -353,6 +417,7 @@ describe('RESOURCE_EXHAUSTED with a retry hint', () => {
             ':path': CREATE_ACCOUNT,
             'content-type': 'application/grpc',
             te: 'trailers',
+            ...credentialHeaders(defaultCredentialsFor(service.url)),
           });
           let first: { headers: http2.IncomingHttpHeaders; endStream: boolean } | undefined;
           stream.on('response', (headers, flags) => {
@@ -390,14 +455,17 @@ describe('RESOURCE_EXHAUSTED with a retry hint', () => {
     } satisfies grpc.ServiceDefinition;
     const Client = grpc.makeGenericClientConstructor(definition, 'payment.v1.AccountService');
     const client = new Client(new URL(service.url).host, grpc.credentials.createInsecure());
+    const { apiKey } = defaultBackendOf(service);
     const call = () =>
       new Promise<grpc.ServiceError | undefined>((resolve) => {
+        const metadata = new grpc.Metadata();
+        metadata.set('x-api-key', apiKey);
         const request = toBinary(
           CreateAccountRequestSchema,
           create(CreateAccountRequestSchema, { idempotencyKey: key('rl'), ownerRef: 'user:rl', currency: 'USD' }),
         );
         const method = (client as unknown as Record<string, (...args: unknown[]) => unknown>).CreateAccount!;
-        method.call(client, request, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (error: unknown) =>
+        method.call(client, request, metadata, { deadline: Date.now() + 10_000 }, (error: unknown) =>
           resolve((error ?? undefined) as grpc.ServiceError | undefined),
         );
       });
@@ -420,17 +488,18 @@ describe('who shares a bucket', () => {
   it('gives each client behind a trusted proxy its own bucket, keyed by the right-most untrusted address', async () => {
     const prefix = freshPrefix();
     const service = await start(prefix, { ...limits, TRUSTED_PROXIES: '127.0.0.1,10.0.0.0/8' });
-    const clients = clientsFor('grpc', service.url);
+    // No credentials, so buckets are per address; what passes the limiter is then refused UNAUTHENTICATED.
+    const clients = clientsFor('grpc', service.url, {});
     const as = (forwardedFor: string, count: number) =>
-      tally(
+      codeCounts(
         Array.from({ length: count }, () => createAccount(clients, 'user:rl', { 'x-forwarded-for': forwardedFor })),
       );
 
-    expect(await as('198.51.100.1', 5)).toEqual({ passed: 2, refused: 3 });
-    expect(await as('198.51.100.2', 5)).toEqual({ passed: 2, refused: 3 });
+    expect(await as('198.51.100.1', 5)).toEqual({ Unauthenticated: 2, ResourceExhausted: 3 });
+    expect(await as('198.51.100.2', 5)).toEqual({ Unauthenticated: 2, ResourceExhausted: 3 });
     // A client cannot escape by prepending addresses, and trusted inner proxies are skipped.
-    expect(await as('192.0.2.99, 198.51.100.1', 2)).toEqual({ passed: 0, refused: 2 });
-    expect(await as('198.51.100.3, 10.1.2.3', 5)).toEqual({ passed: 2, refused: 3 });
+    expect(await as('192.0.2.99, 198.51.100.1', 2)).toEqual({ ResourceExhausted: 2 });
+    expect(await as('198.51.100.3, 10.1.2.3', 5)).toEqual({ Unauthenticated: 2, ResourceExhausted: 3 });
     expect((await redis.keys(`${prefix}*`)).sort()).toEqual([
       `${prefix}writes:ip:198.51.100.1`,
       `${prefix}writes:ip:198.51.100.2`,
@@ -439,12 +508,76 @@ describe('who shares a bucket', () => {
   });
 
   it('ignores X-Forwarded-For from a peer that is not a trusted proxy', async () => {
-    const service = await start(freshPrefix(), limits);
-    const clients = clientsFor('connect-json', service.url);
+    const prefix = freshPrefix();
+    const service = await start(prefix, limits);
+    const clients = clientsFor('connect-json', service.url, {});
     const spoofed = Array.from({ length: 6 }, (_, index) =>
       createAccount(clients, 'user:rl', { 'x-forwarded-for': `198.51.100.${index + 10}` }),
     );
-    expect(await tally(spoofed)).toEqual({ passed: 2, refused: 4 });
+    expect(await codeCounts(spoofed)).toEqual({ Unauthenticated: 2, ResourceExhausted: 4 });
+    expect(await redis.keys(`${prefix}*`)).toEqual([`${prefix}writes:ip:127.0.0.1`]);
+  });
+
+  it('gives different principals different buckets, even from one address', async () => {
+    const prefix = freshPrefix();
+    const service = await start(prefix, limits);
+    const clients = clientsFor('grpc', service.url, {});
+    const first = defaultBackendOf(service);
+    const second = await newBackend(service);
+    const burst = (credentials: Credentials) =>
+      codeCounts(Array.from({ length: 5 }, () => createAccount(clients, 'user:rl', credentialHeaders(credentials))));
+
+    // All at once from 127.0.0.1: two backends, two wallet users and a caller without credentials.
+    const [forFirst, forSecond, forAlice, forBob, forNobody] = await Promise.all([
+      burst(first.credentials),
+      burst(second.credentials),
+      burst({ token: await signToken('rl-alice') }),
+      burst({ token: await signToken('rl-bob') }),
+      burst({}),
+    ]);
+    expect(forFirst).toEqual({ OK: 2, ResourceExhausted: 3 });
+    expect(forSecond).toEqual({ OK: 2, ResourceExhausted: 3 });
+    // Users may not create accounts: authenticated, so past the limiter, then refused by authorization.
+    expect(forAlice).toEqual({ PermissionDenied: 2, ResourceExhausted: 3 });
+    expect(forBob).toEqual({ PermissionDenied: 2, ResourceExhausted: 3 });
+    expect(forNobody).toEqual({ Unauthenticated: 2, ResourceExhausted: 3 });
+    expect((await redis.keys(`${prefix}*`)).sort()).toEqual(
+      [
+        writesBucket(prefix, first.principal),
+        writesBucket(prefix, second.principal),
+        writesBucket(prefix, 'user:rl-alice'),
+        writesBucket(prefix, 'user:rl-bob'),
+        `${prefix}writes:ip:127.0.0.1`,
+      ].sort(),
+    );
+  });
+
+  it('keys a principal by who it is, not where it calls from; credentials that do not verify count as none', async () => {
+    const prefix = freshPrefix();
+    const service = await start(prefix, { ...limits, TRUSTED_PROXIES: '127.0.0.1' });
+    const clients = clientsFor('connect-json', service.url, {});
+    const backend = defaultBackendOf(service);
+    const from = (forwardedFor: string, credentials: Credentials) =>
+      createAccount(clients, 'user:rl', { 'x-forwarded-for': forwardedFor, ...credentialHeaders(credentials) });
+
+    // One backend behind the proxy from six addresses: one bucket.
+    const moving = Array.from({ length: 6 }, (_, index) => from(`198.51.100.${index + 20}`, backend.credentials));
+    expect(await codeCounts(moving)).toEqual({ OK: 2, ResourceExhausted: 4 });
+
+    // A client cannot mint buckets by sending made-up credentials: unknown keys and untrusted tokens are
+    // keyed by its address, like no credentials at all.
+    const unknownKey = () => `plk_${randomBytes(8).toString('hex')}_${randomBytes(32).toString('base64url')}`;
+    const madeUp = [
+      from('198.51.100.30', { apiKey: unknownKey() }),
+      from('198.51.100.30', { apiKey: unknownKey() }),
+      from('198.51.100.30', { token: await signForeignToken('rl-mallory') }),
+      from('198.51.100.30', { token: 'not-a-jwt' }),
+      from('198.51.100.30', {}),
+    ];
+    expect(await codeCounts(madeUp)).toEqual({ Unauthenticated: 2, ResourceExhausted: 3 });
+    expect((await redis.keys(`${prefix}*`)).sort()).toEqual(
+      [writesBucket(prefix, backend.principal), `${prefix}writes:ip:198.51.100.30`].sort(),
+    );
   });
 
   it('keeps reads and writes in separate buckets', async () => {
@@ -519,43 +652,42 @@ describe('when Redis is in trouble', () => {
     const prefix = freshPrefix();
     const config = { ...limits, REDIS_URL: proxy.url('redis') };
     const first = await start(prefix, config);
-    const clients = clientsFor('grpc', first.url);
-    const as = (client: string) => createAccount(clients, 'user:rl', { 'x-forwarded-for': client });
+    const clients = clientsFor('grpc', first.url, {});
+    // Each backend is a principal with a bucket of its own; every key is valid on every instance.
+    const as = (backend: Backend) => createAccount(clients, 'user:rl', credentialHeaders(backend.credentials));
 
-    await as('192.0.2.1');
-    expect(await redis.hget(`${prefix}writes:ip:192.0.2.1`, 'tokens')).toMatch(/^2(\.0+)?$/);
+    const before = await newBackend(first);
+    await as(before);
+    expect(await redis.hget(writesBucket(prefix, before.principal), 'tokens')).toMatch(/^2(\.0+)?$/);
 
     await proxy.stop();
+    const during = await newBackend(first);
     const outcomes: string[] = [];
     for (let index = 0; index < 5; index++) {
-      const { ms, result } = await timed(() => as('192.0.2.2'));
+      const { ms, result } = await timed(() => as(during));
       expect(ms).toBeLessThan(1_000);
-      outcomes.push(result.status);
+      outcomes.push(result.status === 'fulfilled' ? 'ok' : Code[ConnectError.from(result.reason).code]);
     }
-    expect(outcomes).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
-    expect(await redis.exists(`${prefix}writes:ip:192.0.2.2`)).toBe(0);
+    expect(outcomes).toEqual(['ok', 'ok', 'ok', 'ResourceExhausted', 'ResourceExhausted']);
+    expect(await redis.exists(writesBucket(prefix, during.principal))).toBe(0);
 
-    // Back: the limiter reconnects by itself; poll with fresh clients until one's bucket appears in Redis.
+    // Back: the limiter reconnects by itself; poll with fresh backends until one's bucket appears in Redis.
     await proxy.start();
     const deadline = performance.now() + 10_000;
-    let probe = 0;
     for (;;) {
-      const client = `192.0.2.${100 + (probe++ % 100)}`;
-      await as(client).catch(() => {});
-      if ((await redis.exists(`${prefix}writes:ip:${client}`)) === 1) break;
+      const probe = await newBackend(first);
+      await as(probe).catch(() => {});
+      if ((await redis.exists(writesBucket(prefix, probe.principal))) === 1) break;
       if (performance.now() > deadline) throw new Error('the limiter did not return to Redis within 10 s');
       await pause(50);
     }
 
     // Shared again: a second instance draws from the same bucket as the first.
     const second = await start(prefix, config);
-    const secondClients = clientsFor('connect-json', second.url);
-    const shared = await tally([
-      as('192.0.2.50'),
-      as('192.0.2.50'),
-      createAccount(secondClients, 'user:rl', { 'x-forwarded-for': '192.0.2.50' }),
-      createAccount(secondClients, 'user:rl', { 'x-forwarded-for': '192.0.2.50' }),
-    ]);
+    const secondClients = clientsFor('connect-json', second.url, {});
+    const after = await newBackend(first);
+    const onSecond = () => createAccount(secondClients, 'user:rl', credentialHeaders(after.credentials));
+    const shared = await tally([as(after), as(after), onSecond(), onSecond()]);
     expect(shared).toEqual({ passed: 3, refused: 1 });
   });
 
@@ -564,25 +696,25 @@ describe('when Redis is in trouble', () => {
     proxies.push(proxy);
     const prefix = freshPrefix();
     const service = await start(prefix, { ...limits, REDIS_URL: proxy.url('redis') });
-    const clients = clientsFor('grpc', service.url);
-    const as = (client: string) => createAccount(clients, 'user:rl', { 'x-forwarded-for': client });
+    const clients = clientsFor('grpc', service.url, {});
+    const as = (backend: Backend) => createAccount(clients, 'user:rl', credentialHeaders(backend.credentials));
 
+    const during = await newBackend(service);
     proxy.stall();
     const outcomes: string[] = [];
     for (let index = 0; index < 5; index++) {
-      const { ms, result } = await timed(() => as('192.0.2.3'));
+      const { ms, result } = await timed(() => as(during));
       expect(ms).toBeLessThan(1_000);
-      outcomes.push(result.status);
+      outcomes.push(result.status === 'fulfilled' ? 'ok' : Code[ConnectError.from(result.reason).code]);
     }
-    expect(outcomes).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    expect(outcomes).toEqual(['ok', 'ok', 'ok', 'ResourceExhausted', 'ResourceExhausted']);
 
     proxy.resume();
     const deadline = performance.now() + 10_000;
-    let probe = 0;
     for (;;) {
-      const client = `192.0.2.${100 + (probe++ % 100)}`;
-      await as(client).catch(() => {});
-      if ((await redis.exists(`${prefix}writes:ip:${client}`)) === 1) break;
+      const probe = await newBackend(service);
+      await as(probe).catch(() => {});
+      if ((await redis.exists(writesBucket(prefix, probe.principal))) === 1) break;
       if (performance.now() > deadline) throw new Error('the limiter did not return to Redis within 10 s');
       await pause(50);
     }

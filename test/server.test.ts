@@ -15,8 +15,9 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Health, HealthCheckResponse_ServingStatus } from '../gen/grpc/health/v1/health_pb.js';
 import { PaymentStatus } from '../gen/payment/v1/payment_pb.js';
-import { clientsOver, connectErrorOf, holdAuthorizations, payment } from './support/calls.js';
+import { asBackend, clientsOver, connectErrorOf, holdAuthorizations, payment } from './support/calls.js';
 import { clientsFor } from './support/clients.js';
+import { credentialHeaders, defaultCredentialsFor } from './support/credentials.js';
 import { availableOf, fundedAccount, openAccount } from './support/fixtures.js';
 import { createSelfSignedCert, type SelfSignedCert } from './support/self-signed-cert.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -75,9 +76,18 @@ describe('probes', () => {
 
 describe('one cleartext port, every protocol and HTTP version', () => {
   it.each([
-    ['Connect JSON over HTTP/2', () => createConnectTransport({ baseUrl: server.url, httpVersion: '2' })],
-    ['Connect JSON over HTTP/1.1', () => createConnectTransport({ baseUrl: server.url, httpVersion: '1.1' })],
-    ['gRPC-Web over HTTP/2', () => createGrpcWebTransport({ baseUrl: server.url, httpVersion: '2' })],
+    [
+      'Connect JSON over HTTP/2',
+      () => createConnectTransport({ baseUrl: server.url, interceptors: asBackend(server.url), httpVersion: '2' }),
+    ],
+    [
+      'Connect JSON over HTTP/1.1',
+      () => createConnectTransport({ baseUrl: server.url, interceptors: asBackend(server.url), httpVersion: '1.1' }),
+    ],
+    [
+      'gRPC-Web over HTTP/2',
+      () => createGrpcWebTransport({ baseUrl: server.url, interceptors: asBackend(server.url), httpVersion: '2' }),
+    ],
   ])('%s', async (_name, transport) => {
     expect(await availableOf(clientsOver(transport()), accountId)).toBe(4_200n);
   });
@@ -120,7 +130,7 @@ describe('CORS for configured browser origins', () => {
       headers: {
         origin: from,
         'access-control-request-method': 'POST',
-        'access-control-request-headers': 'content-type,connect-protocol-version,x-grpc-web,authorization',
+        'access-control-request-headers': 'content-type,connect-protocol-version,x-grpc-web,authorization,x-api-key',
       },
     });
   const list = (value: string | null) => (value ?? '').toLowerCase().split(/,\s*/);
@@ -131,7 +141,7 @@ describe('CORS for configured browser origins', () => {
     expect(response.headers.get('access-control-allow-origin')).toBe(origin);
     expect(response.headers.get('access-control-allow-methods')).toMatch(/POST/);
     expect(list(response.headers.get('access-control-allow-headers'))).toEqual(
-      expect.arrayContaining(['content-type', 'connect-protocol-version', 'x-grpc-web', 'authorization']),
+      expect.arrayContaining(['content-type', 'connect-protocol-version', 'x-grpc-web', 'authorization', 'x-api-key']),
     );
   });
 
@@ -139,7 +149,12 @@ describe('CORS for configured browser origins', () => {
   it('lets the configured origin read grpc-status, grpc-message and idempotent-replayed', async () => {
     const response = await fetch(`${corsServer.url}/payment.v1.PaymentService/GetAccountBalance`, {
       method: 'POST',
-      headers: { origin, 'content-type': 'application/json', 'connect-protocol-version': '1' },
+      headers: {
+        origin,
+        'content-type': 'application/json',
+        'connect-protocol-version': '1',
+        ...credentialHeaders(defaultCredentialsFor(corsServer.url)),
+      },
       body: JSON.stringify({ accountId: 'acct_unknown' }),
     });
     expect(response.headers.get('access-control-allow-origin')).toBe(origin);
@@ -163,9 +178,10 @@ describe('request size limit', () => {
     await limited?.stop();
   });
 
-  // The body is refused while it is read: before validation (which would say INVALID_ARGUMENT for a
-  // description over 500 characters) and before anything touches the database.
-  it.each(['connect-json', 'grpc'] as const)(
+  // Refused from its declared length before authentication, or while it is read when no length is declared:
+  // either way before validation (which would say INVALID_ARGUMENT for a description over 500 characters)
+  // and before anything touches the ledger.
+  it.each(['connect-json', 'grpc-web', 'grpc'] as const)(
     'answers RESOURCE_EXHAUSTED over %s and writes nothing',
     async (protocol) => {
       const clients = clientsFor(protocol, limited.url);
@@ -175,7 +191,7 @@ describe('request size limit', () => {
       const before = await count();
       const error = await connectErrorOf(pay({ description: 'x'.repeat(10_000) }));
       expect(Code[error.code]).toBe(Code[Code.ResourceExhausted]);
-      expect(error.rawMessage).toMatch(/larger than configured readMaxBytes 2048/);
+      expect(error.rawMessage).toMatch(/larger than (the limit of|configured readMaxBytes) 2048/);
       expect(await count()).toBe(before);
     },
   );
@@ -253,7 +269,12 @@ describe.concurrent('graceful shutdown', () => {
     const agent = new http.Agent({ keepAlive: true });
     try {
       const json = clientsOver(
-        createConnectTransport({ baseUrl: target.url, httpVersion: '1.1', nodeOptions: { agent } }),
+        createConnectTransport({
+          baseUrl: target.url,
+          interceptors: asBackend(target.url),
+          httpVersion: '1.1',
+          nodeOptions: { agent },
+        }),
       );
       await openAccount(json);
       expect(Object.values(agent.freeSockets).flat()).toHaveLength(1);
@@ -270,7 +291,12 @@ describe.concurrent('graceful shutdown', () => {
     const agent = new http.Agent({ keepAlive: true });
     try {
       const json = clientsOver(
-        createConnectTransport({ baseUrl: target.url, httpVersion: '1.1', nodeOptions: { agent } }),
+        createConnectTransport({
+          baseUrl: target.url,
+          interceptors: asBackend(target.url),
+          httpVersion: '1.1',
+          nodeOptions: { agent },
+        }),
       );
       const pay = await payment(json);
       const hold = holdAuthorizations(target, 1);
@@ -294,7 +320,12 @@ describe.concurrent('graceful shutdown', () => {
     const target = await startTestServer({ ...GRACE, TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile });
     const agent = new https.Agent({ keepAlive: true, ca: cert.cert });
     try {
-      const web = createGrpcWebTransport({ baseUrl: target.url, httpVersion: '1.1', nodeOptions: { agent } });
+      const web = createGrpcWebTransport({
+        baseUrl: target.url,
+        interceptors: asBackend(target.url),
+        httpVersion: '1.1',
+        nodeOptions: { agent },
+      });
       await openAccount(clientsOver(web));
       expect(Object.values(agent.freeSockets).flat()).toHaveLength(1);
       expect(await closeTimed(target)).toBeLessThan(PROMPTLY_MS);
@@ -311,7 +342,9 @@ describe('TLS on one port', () => {
   beforeAll(async () => {
     secure = await startServer({ TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile });
     expect(secure.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-    const grpc = clientsOver(createGrpcTransport({ baseUrl: secure.url, nodeOptions: { ca: cert.cert } }));
+    const grpc = clientsOver(
+      createGrpcTransport({ baseUrl: secure.url, interceptors: asBackend(secure.url), nodeOptions: { ca: cert.cert } }),
+    );
     tlsAccount = await fundedAccount(grpc, 777n);
   });
   afterAll(async () => {
@@ -319,13 +352,18 @@ describe('TLS on one port', () => {
   });
 
   it('serves native gRPC over HTTP/2 (ALPN h2)', async () => {
-    const transport = createGrpcTransport({ baseUrl: secure.url, nodeOptions: { ca: cert.cert } });
+    const transport = createGrpcTransport({
+      baseUrl: secure.url,
+      interceptors: asBackend(secure.url),
+      nodeOptions: { ca: cert.cert },
+    });
     expect(await availableOf(clientsOver(transport), tlsAccount)).toBe(777n);
   });
 
   it('serves gRPC-Web over HTTP/1.1', async () => {
     const transport = createGrpcWebTransport({
       baseUrl: secure.url,
+      interceptors: asBackend(secure.url),
       httpVersion: '1.1',
       nodeOptions: { ca: cert.cert },
     });
@@ -342,7 +380,11 @@ describe('TLS on one port', () => {
             ca: cert.cert,
             agent: false,
             timeout: 10_000,
-            headers: { 'content-type': 'application/json', 'connect-protocol-version': '1' },
+            headers: {
+              'content-type': 'application/json',
+              'connect-protocol-version': '1',
+              ...credentialHeaders(defaultCredentialsFor(secure.url)),
+            },
           },
           (response) => {
             let text = '';

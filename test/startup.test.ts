@@ -11,6 +11,7 @@ import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PaymentService, PaymentStatus } from '../gen/payment/v1/payment_pb.js';
+import { withCredentials } from './support/clients.js';
 import { key } from './support/fixtures.js';
 import {
   MAIN_ARGS,
@@ -60,6 +61,9 @@ describe('embedded mode (no DATABASE_URL)', () => {
     alice: string;
     bob: string;
     headers: Record<string, string>;
+    /** Tokens per demo user and the backend key, as the banner prints them. */
+    tokens: Record<string, string>;
+    backendKey: string;
   }
 
   async function start(): Promise<DemoBanner> {
@@ -77,7 +81,18 @@ describe('embedded mode (no DATABASE_URL)', () => {
     const bob = id('bob');
     expect(alice).toBeDefined();
     expect(bob).toBeDefined();
-    return { url: url!, alice: alice!, bob: bob!, headers };
+    const token = (name: string) => banner.match(new RegExp(`^\\s+${name}\\s+Authorization: Bearer (\\S+)`, 'm'))?.[1];
+    const backendKey = banner.match(/x-api-key: (plk_\S+)/)?.[1];
+    expect(token('alice')).toBeDefined();
+    expect(backendKey).toBeDefined();
+    return {
+      url: url!,
+      alice: alice!,
+      bob: bob!,
+      headers,
+      tokens: { alice: token('alice')!, bob: token('bob')! },
+      backendKey: backendKey!,
+    };
   }
 
   async function stop(): Promise<void> {
@@ -86,20 +101,27 @@ describe('embedded mode (no DATABASE_URL)', () => {
     expect(code).toBe(0);
   }
 
-  async function postJson<T>(demo: DemoBanner, method: string, body: object): Promise<T> {
+  /** As the banner's curl example does it, with alice's token unless other headers are given. */
+  async function postJson<T>(demo: DemoBanner, method: string, body: object, headers = demo.headers): Promise<T> {
     const response = await fetch(`${demo.url}/payment.v1.PaymentService/${method}`, {
       method: 'POST',
-      headers: demo.headers,
+      headers,
       body: JSON.stringify(body),
     });
     expect(response.status).toBe(200);
     return (await response.json()) as T;
   }
 
-  // Connect JSON writes int64 as a string.
+  // Connect JSON writes int64 as a string. Read as the backend, which may read any account.
   const available = async (demo: DemoBanner, accountId: string) =>
-    (await postJson<{ balance: { available: { amountMinor: string } } }>(demo, 'GetAccountBalance', { accountId }))
-      .balance.available.amountMinor;
+    (
+      await postJson<{ balance: { available: { amountMinor: string } } }>(
+        demo,
+        'GetAccountBalance',
+        { accountId },
+        { 'Content-Type': 'application/json', 'Connect-Protocol-Version': '1', 'x-api-key': demo.backendKey },
+      )
+    ).balance.available.amountMinor;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'ledger-embedded-'));
@@ -128,8 +150,11 @@ describe('embedded mode (no DATABASE_URL)', () => {
     });
     expect(viaJson.payment.status).toBe('PAYMENT_STATUS_COMPLETED');
 
-    // And as a backend would: gRPC over HTTP/2 cleartext on the same port.
-    const payments = createClient(PaymentService, createGrpcTransport({ baseUrl: first.url }));
+    // And over gRPC (HTTP/2 cleartext) on the same port, still as alice with her banner token.
+    const payments = createClient(
+      PaymentService,
+      createGrpcTransport({ baseUrl: first.url, interceptors: [withCredentials({ token: first.tokens.alice })] }),
+    );
     const { payment } = await payments.authorizePayment({
       idempotencyKey: key('embedded-grpc'),
       payerAccountId: first.alice,

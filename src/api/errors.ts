@@ -17,6 +17,8 @@ const CODE_OF: Record<DomainErrorKind, Code> = {
   // The same key is still being processed: safe and sensible to retry with the same key.
   concurrent_request: Code.Aborted,
   unavailable: Code.Unavailable,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
 };
 
 export function toConnectError(error: DomainError): ConnectError {

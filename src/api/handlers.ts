@@ -6,8 +6,9 @@ import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
 import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js';
 import { CaptureMode, PaymentService } from '../../gen/payment/v1/payment_pb.js';
 import type { Mutation, PaymentsApp } from '../app/payments-app.js';
+import { callerKey } from '../auth/interceptor.js';
 import { toAccount, toBalance, toDeposit, toLedgerEntry, toPayment, toRefund } from '../wire/messages.js';
-import { IDEMPOTENT_REPLAYED_HEADER, principalKey } from './principal.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
 
 function unwrap<T>(context: HandlerContext, mutation: Mutation<T>): T {
   if (mutation.replayed) context.responseHeader.set(IDEMPOTENT_REPLAYED_HEADER, 'true');
@@ -34,7 +35,7 @@ function durationMs(duration: { seconds: bigint; nanos: number } | undefined): n
 export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp): void {
   router.service(PaymentService, {
     async authorizePayment(request, context) {
-      const payment = await app.authorizePayment(context.values.get(principalKey), {
+      const payment = await app.authorizePayment(context.values.get(callerKey), {
         idempotencyKey: request.idempotencyKey,
         payerAccountId: request.payerAccountId,
         payeeAccountId: request.payeeAccountId,
@@ -46,7 +47,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       return { payment: toPayment(unwrap(context, payment)) };
     },
     async capturePayment(request, context) {
-      const payment = await app.capturePayment(context.values.get(principalKey), {
+      const payment = await app.capturePayment(context.values.get(callerKey), {
         idempotencyKey: request.idempotencyKey,
         paymentId: request.paymentId,
         amount: request.amount,
@@ -54,7 +55,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       return { payment: toPayment(unwrap(context, payment)) };
     },
     async voidPayment(request, context) {
-      const payment = await app.voidPayment(context.values.get(principalKey), {
+      const payment = await app.voidPayment(context.values.get(callerKey), {
         idempotencyKey: request.idempotencyKey,
         paymentId: request.paymentId,
       });
@@ -63,7 +64,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     async refundPayment(request, context) {
       const result = unwrap(
         context,
-        await app.refundPayment(context.values.get(principalKey), {
+        await app.refundPayment(context.values.get(callerKey), {
           idempotencyKey: request.idempotencyKey,
           paymentId: request.paymentId,
           amount: request.amount,
@@ -72,17 +73,17 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       );
       return { refund: toRefund(result.refund), payment: toPayment(result.payment) };
     },
-    async getPayment(request) {
-      return { payment: toPayment(await app.getPayment(request.paymentId)) };
+    async getPayment(request, context) {
+      return { payment: toPayment(await app.getPayment(context.values.get(callerKey), request.paymentId)) };
     },
-    async getAccountBalance(request) {
-      return { balance: toBalance(await app.getBalance(request.accountId)) };
+    async getAccountBalance(request, context) {
+      return { balance: toBalance(await app.getBalance(context.values.get(callerKey), request.accountId)) };
     },
   });
 
   router.service(AccountService, {
     async createAccount(request, context) {
-      const account = await app.createAccount(context.values.get(principalKey), {
+      const account = await app.createAccount(context.values.get(callerKey), {
         idempotencyKey: request.idempotencyKey,
         ownerRef: request.ownerRef,
         currency: request.currency,
@@ -90,19 +91,19 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       });
       return { account: toAccount(unwrap(context, account)) };
     },
-    async getAccount(request) {
-      return { account: toAccount(await app.getAccount(request.accountId)) };
+    async getAccount(request, context) {
+      return { account: toAccount(await app.getAccount(context.values.get(callerKey), request.accountId)) };
     },
     async depositFunds(request, context) {
-      const deposit = await app.deposit(context.values.get(principalKey), {
+      const deposit = await app.deposit(context.values.get(callerKey), {
         idempotencyKey: request.idempotencyKey,
         accountId: request.accountId,
         amount: request.amount,
       });
       return { deposit: toDeposit(unwrap(context, deposit)) };
     },
-    async listLedgerEntries(request) {
-      const page = await app.listEntries({
+    async listLedgerEntries(request, context) {
+      const page = await app.listEntries(context.values.get(callerKey), {
         accountId: request.accountId,
         pageSize: request.pageSize,
         pageToken: request.pageToken,

@@ -3,6 +3,7 @@
  * domain records. Handlers in src/api stay thin around it; every rule about what a request may do lives here
  * or in the ledger.
  */
+import { type Caller, ownerConstraintOf } from '../auth/caller.js';
 import type { LedgerDb } from '../db/client.js';
 import { type DomainError, invalidArgument, notFound } from '../domain/errors.js';
 import type {
@@ -16,7 +17,7 @@ import type {
   RefundRecord,
 } from '../domain/records.js';
 import type { CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
-import { findAccount, findBalance, findPayment, listEntries } from '../ledger/queries.js';
+import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
 import { decodePageToken, encodePageToken } from './page-token.js';
 import {
   MAX_DESCRIPTION_LENGTH,
@@ -63,12 +64,12 @@ export class PaymentsApp {
   ) {}
 
   async createAccount(
-    principal: string,
+    caller: Caller,
     input: { idempotencyKey: string; ownerRef: string; currency: string; type: AccountType | undefined },
   ): Promise<Mutation<AccountRecord>> {
     const outcome = await this.run({
       kind: 'createAccount',
-      principal,
+      principal: caller.principal,
       idempotencyKey: requireIdempotencyKey(input.idempotencyKey),
       ownerRef: requireText('owner_ref', input.ownerRef, MAX_OWNER_REF_LENGTH, true),
       currency: requireCurrency('currency', input.currency),
@@ -78,7 +79,7 @@ export class PaymentsApp {
   }
 
   async deposit(
-    principal: string,
+    caller: Caller,
     input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined },
   ): Promise<Mutation<DepositRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
@@ -87,7 +88,7 @@ export class PaymentsApp {
     if (!accountExists) throw notFound('account', input.accountId);
     const outcome = await this.run({
       kind: 'deposit',
-      principal,
+      principal: caller.principal,
       idempotencyKey,
       accountId: input.accountId,
       amountMinor: amount.amountMinor,
@@ -97,7 +98,7 @@ export class PaymentsApp {
   }
 
   async authorizePayment(
-    principal: string,
+    caller: Caller,
     input: {
       idempotencyKey: string;
       payerAccountId: string;
@@ -123,7 +124,8 @@ export class PaymentsApp {
     if (!payeeExists) throw notFound('account', input.payeeAccountId);
     const outcome = await this.run({
       kind: 'authorizePayment',
-      principal,
+      principal: caller.principal,
+      actingOwnerRef: ownerConstraintOf(caller),
       idempotencyKey,
       payerAccountId: input.payerAccountId,
       payeeAccountId: input.payeeAccountId,
@@ -137,33 +139,37 @@ export class PaymentsApp {
   }
 
   async capturePayment(
-    principal: string,
+    caller: Caller,
     input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined },
   ): Promise<Mutation<PaymentRecord>> {
     const command = this.paymentCommand(input);
     const amount = requireOptionalPositiveMoney('amount', input.amount);
-    const outcome = await this.run({ kind: 'capturePayment', principal, ...command, amount });
+    const outcome = await this.run({ kind: 'capturePayment', ...this.actingAs(caller), ...command, amount });
     return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
   async voidPayment(
-    principal: string,
+    caller: Caller,
     input: { idempotencyKey: string; paymentId: string },
   ): Promise<Mutation<PaymentRecord>> {
-    const outcome = await this.run({ kind: 'voidPayment', principal, ...this.paymentCommand(input) });
+    const outcome = await this.run({ kind: 'voidPayment', ...this.actingAs(caller), ...this.paymentCommand(input) });
     return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
   async refundPayment(
-    principal: string,
+    caller: Caller,
     input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined; reason: string },
   ): Promise<Mutation<{ refund: RefundRecord; payment: PaymentRecord }>> {
     const command = this.paymentCommand(input);
     const amount: OptionalAmount | null = requireOptionalPositiveMoney('amount', input.amount);
     const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
-    const outcome = await this.run({ kind: 'refundPayment', principal, ...command, amount, reason });
+    const outcome = await this.run({ kind: 'refundPayment', ...this.actingAs(caller), ...command, amount, reason });
     const { refund, payment } = expect(outcome.value, 'refund');
     return { value: { refund, payment }, replayed: outcome.replayed };
+  }
+
+  private actingAs(caller: Caller) {
+    return { principal: caller.principal, actingOwnerRef: ownerConstraintOf(caller) };
   }
 
   /** The key and payment id every command on an existing payment carries, validated. */
@@ -195,29 +201,38 @@ export class PaymentsApp {
     return requestedMs;
   }
 
-  async getAccount(accountId: string): Promise<AccountRecord> {
+  /** Someone else's account answers NOT_FOUND exactly as a missing one would: no existence oracle. */
+  async getAccount(caller: Caller, accountId: string): Promise<AccountRecord> {
     const account = requireId('account_id', 'acct', accountId) ? await findAccount(this.db, accountId) : undefined;
-    if (!account) throw notFound('account', accountId);
+    if (!account || !visibleTo(caller, [account.ownerRef])) throw notFound('account', accountId);
     return account;
   }
 
-  async getBalance(accountId: string): Promise<BalanceRecord> {
+  async getBalance(caller: Caller, accountId: string): Promise<BalanceRecord> {
     const balance = requireId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
-    if (!balance) throw notFound('account', accountId);
+    if (!balance || !visibleTo(caller, [balance.ownerRef])) throw notFound('account', accountId);
     return balance;
   }
 
-  async getPayment(paymentId: string): Promise<PaymentRecord> {
+  /** A user sees payments they made or received. */
+  async getPayment(caller: Caller, paymentId: string): Promise<PaymentRecord> {
     const payment = requireId('payment_id', 'pay', paymentId) ? await findPayment(this.db, paymentId) : undefined;
-    if (!payment) throw notFound('payment', paymentId);
+    const owners =
+      payment && caller.kind === 'user'
+        ? await ownerRefsOf(this.db, [payment.payerAccountId, payment.payeeAccountId])
+        : [];
+    if (!payment || !visibleTo(caller, owners)) throw notFound('payment', paymentId);
     return payment;
   }
 
-  async listEntries(input: { accountId: string; pageSize: number; pageToken: string }): Promise<EntriesPage> {
+  async listEntries(
+    caller: Caller,
+    input: { accountId: string; pageSize: number; pageToken: string },
+  ): Promise<EntriesPage> {
     const pageSize = pageSizeOf(input.pageSize);
     const position = decodePageToken(input.pageToken, input.accountId, /^\d{1,19}$/);
     const beforeVersion = position === undefined ? undefined : BigInt(position);
-    await this.getAccount(input.accountId);
+    await this.getAccount(caller, input.accountId);
     // One extra row tells whether another page exists without a count query.
     const rows = await listEntries(this.db, input.accountId, pageSize + 1, beforeVersion);
     const entries = rows.slice(0, pageSize);
@@ -233,6 +248,11 @@ export class PaymentsApp {
     if (!result.ok) throw result.error satisfies DomainError;
     return { value: result.outcome, replayed: result.replayed };
   }
+}
+
+/** Services see everything their scopes allow; a user only what one of `ownerRefs` says they own. */
+function visibleTo(caller: Caller, ownerRefs: string[]): boolean {
+  return caller.kind === 'service' || ownerRefs.includes(caller.userId);
 }
 
 function expect<K extends LedgerOutcome['kind']>(outcome: LedgerOutcome, kind: K): Extract<LedgerOutcome, { kind: K }> {

@@ -129,9 +129,7 @@ export const payments = pgTable(
     ),
     index('payments_payer_idx').on(table.payerAccountId, table.createdAt),
     index('payments_payee_idx').on(table.payeeAccountId, table.createdAt),
-    index('payments_hold_expiry_idx')
-      .on(table.expiresAt)
-      .where(sql`${table.status} = 'AUTHORIZED'`),
+    index('payments_hold_expiry_idx').on(table.expiresAt).where(sql`${table.status} = 'AUTHORIZED'`),
     index('payments_unsettled_idx')
       .on(table.payeeAccountId, table.id)
       .where(sql`${table.awaitsSettlement} and ${table.settlementId} is null`),
@@ -175,7 +173,10 @@ export const settlements = pgTable(
     createdAt: createdAt(),
   },
   (table) => [
-    check('settlements_net_is_gross_minus_refunds', sql`${table.netMinor} = ${table.grossMinor} - ${table.refundsMinor}`),
+    check(
+      'settlements_net_is_gross_minus_refunds',
+      sql`${table.netMinor} = ${table.grossMinor} - ${table.refundsMinor}`,
+    ),
     check('settlements_amounts_not_negative', sql`${table.netMinor} >= 0 and ${table.refundsMinor} >= 0`),
     index('settlements_account_idx').on(table.accountId, table.id),
   ],
@@ -275,3 +276,15 @@ export const outboxEvents = pgTable(
     index('outbox_events_published_idx').on(table.publishedAt).where(sql`${table.publishedAt} is not null`),
   ],
 );
+
+/** Backends' API keys: only a hash of each key is stored (src/auth/api-keys.ts). */
+export const apiKeys = pgTable('api_keys', {
+  /** The key's public part, "plk_<id>_…"; the principal is "apikey:<id>". */
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** SHA-256 of the whole key, hex. */
+  keyHash: text('key_hash').notNull(),
+  scopes: text('scopes').array().notNull(),
+  createdAt: createdAt(),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+});

@@ -5,16 +5,39 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { PaymentsApp } from '../app/payments-app.js';
+import { createApiKey, listApiKeys, revokeApiKey } from '../auth/api-keys.js';
+import { type Caller, SCOPES } from '../auth/caller.js';
+import { type DevKeyPair, signDevToken } from '../auth/dev-keys.js';
 import type { LedgerDb } from '../db/client.js';
 import type { AccountRecord, AccountType } from '../domain/records.js';
 import { findAccountByOwner } from '../ledger/queries.js';
 
-const DEMO_PRINCIPAL = 'demo-seed';
+/** Seeding acts as a backend holding every scope. */
+const DEMO_SEEDER: Caller = { kind: 'service', principal: 'system:demo-seed', scopes: new Set(SCOPES) };
 const CURRENCY = 'USD';
 
 export interface DemoAccount {
   name: string;
   account: AccountRecord;
+}
+
+/** Credentials the banner prints: a token per demo user (their JWT subject is their owner_ref) and a backend key. */
+export interface DemoCredentials {
+  tokens: Map<string, string>;
+  adminApiKey: string;
+}
+
+const DEMO_ADMIN_KEY_NAME = 'demo-admin';
+
+/** Signs a token per demo user and replaces the demo backend key (older ones are revoked, not piled up). */
+export async function demoCredentials(db: LedgerDb, pair: DevKeyPair, demo: DemoAccount[]): Promise<DemoCredentials> {
+  const tokens = new Map<string, string>();
+  for (const { name, account } of demo) tokens.set(name, await signDevToken(pair, account.ownerRef));
+  for (const key of await listApiKeys(db)) {
+    if (key.name === DEMO_ADMIN_KEY_NAME && !key.revokedAt) await revokeApiKey(db, key.id);
+  }
+  const { key } = await createApiKey(db, DEMO_ADMIN_KEY_NAME, [...SCOPES]);
+  return { tokens, adminApiKey: key };
 }
 
 const DEMO_OWNERS: { name: string; ownerRef: string; type: AccountType; depositMinor: bigint }[] = [
@@ -30,14 +53,14 @@ async function demoAccount(
 ): Promise<AccountRecord> {
   const existing = await findAccountByOwner(db, owner.ownerRef, CURRENCY);
   if (existing) return existing;
-  const { value: account } = await app.createAccount(DEMO_PRINCIPAL, {
+  const { value: account } = await app.createAccount(DEMO_SEEDER, {
     idempotencyKey: `demo-account-${randomUUID()}`,
     ownerRef: owner.ownerRef,
     currency: CURRENCY,
     type: owner.type,
   });
   if (owner.depositMinor > 0n) {
-    await app.deposit(DEMO_PRINCIPAL, {
+    await app.deposit(DEMO_SEEDER, {
       idempotencyKey: `demo-deposit-${randomUUID()}`,
       accountId: account.id,
       amount: { amountMinor: owner.depositMinor, currency: CURRENCY },
@@ -58,11 +81,18 @@ function dollars(minor: bigint): string {
   return `${sign}${absolute / 100n}.${(absolute % 100n).toString().padStart(2, '0')}`;
 }
 
-export async function demoBanner(baseUrl: string, app: PaymentsApp, demo: DemoAccount[]): Promise<string> {
-  const json = "-H 'Content-Type: application/json' -H 'Connect-Protocol-Version: 1'";
+export async function demoBanner(
+  baseUrl: string,
+  app: PaymentsApp,
+  demo: DemoAccount[],
+  credentials: DemoCredentials | undefined,
+): Promise<string> {
+  const aliceToken = credentials?.tokens.get('alice') ?? '<token>';
+  const auth = `-H 'Authorization: Bearer ${aliceToken}'`;
+  const json = `-H 'Content-Type: application/json' -H 'Connect-Protocol-Version: 1' ${auth}`;
   const lines: string[] = [];
   for (const { name, account } of demo) {
-    const balance = await app.getBalance(account.id);
+    const balance = await app.getBalance(DEMO_SEEDER, account.id);
     lines.push(`  ${name.padEnd(12)} ${account.id}   available ${dollars(balance.availableMinor)} (${account.type})`);
   }
   const [alice, bob] = demo;
@@ -70,7 +100,11 @@ export async function demoBanner(baseUrl: string, app: PaymentsApp, demo: DemoAc
 Demo accounts (${CURRENCY}):
 ${lines.join('\n')}
 
-Pay 12.50 from alice to bob (Connect JSON over HTTP/1.1):
+Development credentials (embedded mode only; tokens last 24 h, a new set is printed at each start):
+${[...(credentials?.tokens ?? new Map<string, string>())].map(([name, token]) => `  ${name.padEnd(12)} Authorization: Bearer ${token}`).join('\n')}
+  backend key  x-api-key: ${credentials?.adminApiKey ?? '<npm run apikey -- create …>'}   (every scope)
+
+Pay 12.50 from alice to bob as alice (Connect JSON over HTTP/1.1):
   curl -s ${json} \\
     ${baseUrl}/payment.v1.PaymentService/AuthorizePayment \\
     -d '{"idempotencyKey":"'$(date +%s%N)'","payerAccountId":"${alice?.account.id}","payeeAccountId":"${bob?.account.id}","amount":{"amountMinor":"1250","currency":"USD"},"description":"lunch"}'
@@ -79,7 +113,7 @@ Read alice's balance:
   curl -s ${json} ${baseUrl}/payment.v1.PaymentService/GetAccountBalance -d '{"accountId":"${alice?.account.id}"}'
 
 Native gRPC with buf curl (HTTP/2 cleartext):
-  npx buf curl --http2-prior-knowledge --protocol grpc ${baseUrl}/payment.v1.PaymentService/GetAccountBalance -d '{"accountId":"${alice?.account.id}"}'
+  npx buf curl --http2-prior-knowledge --protocol grpc ${auth} ${baseUrl}/payment.v1.PaymentService/GetAccountBalance -d '{"accountId":"${alice?.account.id}"}'
   npx buf curl --http2-prior-knowledge --list-services ${baseUrl}
 `;
 }

@@ -9,7 +9,9 @@ export type DomainErrorKind =
   | 'idempotency_key_reused'
   | 'failed_precondition'
   | 'concurrent_request'
-  | 'unavailable';
+  | 'unavailable'
+  | 'unauthenticated'
+  | 'permission_denied';
 
 export class DomainError extends Error {
   constructor(
@@ -57,4 +59,13 @@ export function concurrentRequest(): DomainError {
 
 export function serviceUnavailable(reason: string, message: string): DomainError {
   return new DomainError('unavailable', reason, message);
+}
+
+/** Missing or unusable credentials. The message names which credential, never why it failed. */
+export function unauthenticated(reason: string, message: string): DomainError {
+  return new DomainError('unauthenticated', reason, message);
+}
+
+export function permissionDenied(reason: string, message: string): DomainError {
+  return new DomainError('permission_denied', reason, message);
 }

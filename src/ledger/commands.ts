@@ -17,6 +17,11 @@ import type {
 interface Keyed {
   principal: string;
   idempotencyKey: string;
+  /**
+   * Set when a wallet user acts: the owner_ref the command's own account must have (the payer for a payment,
+   * the payee for capture, void and refund). Any other account answers NOT_FOUND, exactly like a missing one.
+   */
+  actingOwnerRef?: string;
 }
 
 export interface CreateAccountCommand extends Keyed {

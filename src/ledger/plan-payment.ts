@@ -73,7 +73,7 @@ export function planAuthorizePayment(
   context: PlanContext,
 ): LedgerOutcome | DomainError {
   const payer = userAccount(context, command.payerAccountId);
-  if (!payer) return notFound('account', command.payerAccountId);
+  if (!payer || !ownedBy(payer, command.actingOwnerRef)) return notFound('account', command.payerAccountId);
   const payee = userAccount(context, command.payeeAccountId);
   if (!payee) return notFound('account', command.payeeAccountId);
 
@@ -107,16 +107,25 @@ export function planAuthorizePayment(
   return { kind: 'payment', payment: { ...payment } };
 }
 
-/** The payment and both its accounts, or why the command cannot act on it. */
+function ownedBy(account: AccountState, actingOwnerRef: string | undefined): boolean {
+  return actingOwnerRef === undefined || account.ownerRef === actingOwnerRef;
+}
+
+/**
+ * The payment and both its accounts, or why the command cannot act on it. Capture, void and refund belong
+ * to the payee's owner: for anyone else the payment does not exist.
+ */
 function lockedPaymentOf(
   context: PlanContext,
   paymentId: string,
+  actingOwnerRef: string | undefined,
 ): { payment: PaymentState; payer: AccountState; payee: AccountState } | DomainError {
   const payment = context.payments.get(paymentId);
   if (!payment) return notFound('payment', paymentId);
   const payer = context.accounts.get(payment.payerAccountId);
   const payee = context.accounts.get(payment.payeeAccountId);
   if (!payer || !payee) throw new Error(`accounts of payment ${paymentId} were not locked`);
+  if (!ownedBy(payee, actingOwnerRef)) return notFound('payment', paymentId);
   return { payment, payer, payee };
 }
 
@@ -156,7 +165,7 @@ function amountWithin(
 }
 
 export function planCapturePayment(command: CapturePaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
-  const locked = lockedPaymentOf(context, command.paymentId);
+  const locked = lockedPaymentOf(context, command.paymentId, command.actingOwnerRef);
   if (!('payment' in locked)) return locked;
   const { payment, payer, payee } = locked;
   const refused = requireLiveHold(payment, context, 'captured');
@@ -202,7 +211,7 @@ function releaseHold(
   command: VoidPaymentCommand | ExpireHoldCommand,
   status: 'VOIDED' | 'EXPIRED',
 ): LedgerOutcome | DomainError {
-  const locked = lockedPaymentOf(context, command.paymentId);
+  const locked = lockedPaymentOf(context, command.paymentId, command.actingOwnerRef);
   if (!('payment' in locked)) return locked;
   const { payment, payer } = locked;
   if (status === 'VOIDED') {
@@ -244,7 +253,7 @@ function refundDeclineReason(payer: AccountState, payee: AccountState, source: B
 }
 
 export function planRefundPayment(command: RefundPaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
-  const locked = lockedPaymentOf(context, command.paymentId);
+  const locked = lockedPaymentOf(context, command.paymentId, command.actingOwnerRef);
   if (!('payment' in locked)) return locked;
   const { payment, payer, payee } = locked;
   if (payment.status !== 'COMPLETED' && payment.status !== 'PARTIALLY_REFUNDED') {

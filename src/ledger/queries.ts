@@ -48,9 +48,13 @@ export async function findAccountByOwner(
   return row;
 }
 
-export async function findBalance(db: LedgerDb, accountId: string): Promise<BalanceRecord | undefined> {
+export async function findBalance(
+  db: LedgerDb,
+  accountId: string,
+): Promise<(BalanceRecord & { ownerRef: string }) | undefined> {
   const [row] = await db
     .select({
+      ownerRef: accounts.ownerRef,
       accountId: accountBalances.accountId,
       currency: accountBalances.currency,
       postedMinor: accountBalances.postedMinor,
@@ -63,6 +67,15 @@ export async function findBalance(db: LedgerDb, accountId: string): Promise<Bala
     .innerJoin(accounts, eq(accounts.id, accountBalances.accountId))
     .where(and(eq(accountBalances.accountId, accountId), eq(accounts.kind, 'USER')));
   return row && { ...row, availableMinor: row.postedMinor - row.heldMinor - row.pendingSettlementMinor };
+}
+
+/** The owner references of the given accounts (customer accounts only). */
+export async function ownerRefsOf(db: LedgerDb, accountIds: string[]): Promise<string[]> {
+  const rows = await db
+    .select({ ownerRef: accounts.ownerRef })
+    .from(accounts)
+    .where(and(inArray(accounts.id, accountIds), eq(accounts.kind, 'USER')));
+  return rows.map((row) => row.ownerRef);
 }
 
 export async function findPayment(db: LedgerDb, id: string): Promise<PaymentRecord | undefined> {

@@ -1,10 +1,9 @@
 /**
  * Who a bucket belongs to: the authenticated principal when there is one, otherwise the client's address.
  *
- * Principal: there is no authentication yet. The authentication layer, when it comes, must run as an
- * onRequest hook registered before the rate limiter and set `request.principal`; until then every request
- * is keyed by address. (The Connect interceptor that scopes idempotency keys runs after this hook, too late
- * to key a bucket.)
+ * Principal: the authentication hook (src/auth/hook.ts) runs before the limiter and sets
+ * `request.principal` only for credentials that verified; made-up credentials count as none, so they cannot
+ * buy a fresh bucket.
  *
  * Address: the TCP peer, unless the peer is one of TRUSTED_PROXIES; then X-Forwarded-For is read from the
  * right, skipping trusted proxies, and the first untrusted address is the client. Nothing else (Forwarded,
@@ -18,7 +17,7 @@ import { ANONYMOUS_PRINCIPAL } from '../api/principal.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The authenticated caller, set by the authentication onRequest hook (none yet); see client-key.ts. */
+    /** The authenticated principal, set by the authentication hook (src/auth/hook.ts) before the limiter runs. */
     principal?: string;
   }
 }

@@ -22,6 +22,9 @@ import { registerOperatorServices } from '../api/operator-handlers.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
 import type { PaymentsApp } from '../app/payments-app.js';
 import type { SettlementsApp } from '../app/settlements-app.js';
+import type { Authenticator } from '../auth/authenticate.js';
+import { authContextValues, registerAuthentication } from '../auth/hook.js';
+import { authInterceptor } from '../auth/interceptor.js';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
@@ -30,6 +33,7 @@ import type { OutboxStatus } from '../outbox/index.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
+import { registerBodySizePrecheck } from './request-limits.js';
 
 export interface ServerDependencies {
   config: Config;
@@ -43,13 +47,13 @@ export interface ServerDependencies {
   outboxStatus?: () => Promise<OutboxStatus>;
   /** Shared rate-limit buckets (REDIS_URL); without it the limiter keeps per-process buckets. */
   rateLimitRedis?: Redis | undefined;
+  authenticator: Authenticator;
 }
 
-const MAX_HEADER_BYTES = 16 * 1024;
 const IDLE_TIMEOUT_MS = 60_000;
 const READY_CHECK_TIMEOUT_MS = 2_000;
 // Headers of our own that browsers must be allowed to send or read, beyond Connect's lists.
-const EXTRA_REQUEST_HEADERS = ['authorization', 'x-request-id'];
+const EXTRA_REQUEST_HEADERS = ['authorization', 'x-api-key', 'x-request-id'];
 const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id', ...RATE_LIMIT_RESPONSE_HEADERS];
 
 export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
@@ -60,7 +64,8 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     serverFactory: (handler) =>
       createListener(handler as ListenerHandler, {
         tls: config.tls,
-        maxHeaderBytes: MAX_HEADER_BYTES,
+        maxHeaderBytes: config.limits.maxHeaderBytes,
+        maxConnections: config.limits.maxConnections,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
       }) as unknown as Server,
     forceCloseConnections: 'idle',
@@ -87,14 +92,22 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     });
   }
 
+  // First: an oversized request costs nothing, not even an API key lookup.
+  registerBodySizePrecheck(fastify, config.requestBodyMaxBytes);
+  // Before the rate limiter, so that buckets belong to verified principals.
+  registerAuthentication(fastify, deps.authenticator);
+
   // After CORS, so that a refusal carries the CORS headers; before the routes, so that it answers first.
   if (config.rateLimit.enabled) {
     registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log });
   }
 
   await fastify.register(fastifyConnectPlugin, {
-    interceptors: [errorMappingInterceptor(fastify.log)],
+    // Outermost first: errors raised by authentication are mapped like any other.
+    interceptors: [errorMappingInterceptor(fastify.log), authInterceptor()],
+    contextValues: authContextValues,
     readMaxBytes: config.requestBodyMaxBytes,
+    maxTimeoutMs: config.limits.maxTimeoutMs,
     // Refuses cross-site form posts and makes accidental plain-HTTP clients fail loudly.
     requireConnectProtocolHeader: true,
     // Zero amounts and default enums are written out: a balance of 0 should read as 0, not be absent.

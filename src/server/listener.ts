@@ -35,6 +35,8 @@ const SNIFF_TIMEOUT_MS = 10_000;
 export interface ListenerOptions {
   tls: TlsConfig | undefined;
   maxHeaderBytes: number;
+  /** Beyond this many open connections, new ones are refused. */
+  maxConnections: number;
   /** Idle keep-alive / session timeout. */
   idleTimeoutMs: number;
 }
@@ -56,6 +58,15 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
           cert: readFileSync(options.tls.certFile),
           key: readFileSync(options.tls.keyFile),
           allowHTTP1: true,
+          // mTLS: a client certificate is asked for and verified against the CA; the request hook reads its
+          // subject only when verification succeeded. Required or optional by configuration.
+          ...(options.tls.clientCaFile
+            ? {
+                ca: readFileSync(options.tls.clientCaFile),
+                requestCert: true,
+                rejectUnauthorized: options.tls.clientCertRequired,
+              }
+            : {}),
         },
         handler,
       )
@@ -128,6 +139,7 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
     server.once('close', () => h1.close(() => {}));
   }
 
+  server.maxConnections = options.maxConnections;
   return Object.assign(server, {
     closeIdleConnections() {
       closing = true;

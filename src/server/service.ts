@@ -11,6 +11,8 @@ import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
 import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
+import type { DevKeyPair } from '../auth/dev-keys.js';
+import { setUpAuthentication } from '../auth/setup.js';
 import type { Config } from '../config.js';
 import { type Database, openPglite, openPostgres } from '../db/client.js';
 import { minorUnitExponent } from '../domain/currency.js';
@@ -33,6 +35,8 @@ export interface RunningService {
   jobs: { keyReaper: Periodic; holdSweeper: Periodic; settlement: Periodic };
   /** Publishes the transactional outbox (to Kafka, or to the log without KAFKA_BROKERS). */
   outbox: OutboxPublisher;
+  /** The embedded mode's development signing key, for the demo users' tokens; undefined otherwise. */
+  devKeyPair: DevKeyPair | undefined;
   /** http://host:port (https:// with TLS). */
   url: string;
   port: number;
@@ -67,6 +71,7 @@ export async function startService(config: Config): Promise<RunningService> {
     maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
   });
   const app = new PaymentsApp(database.db, ledger, config.holds);
+  const { authenticator, devKeyPair } = await setUpAuthentication(config, database.db);
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
   // Probes may ask about one service by name as well as about the server as a whole ("").
@@ -91,6 +96,7 @@ export async function startService(config: Config): Promise<RunningService> {
     shutdownSignal: shutdown.signal,
     outboxStatus: () => outbox.status(),
     rateLimitRedis,
+    authenticator,
   });
   const log = fastify.log;
   const jobs = {
@@ -159,5 +165,5 @@ export async function startService(config: Config): Promise<RunningService> {
     return closing;
   };
 
-  return { fastify, database, app, ledger, jobs, outbox, url, port, close };
+  return { fastify, database, app, ledger, jobs, outbox, devKeyPair, url, port, close };
 }

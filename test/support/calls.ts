@@ -1,11 +1,18 @@
 /** Calls shared by the server tests: clients over any transport, expected failures, held requests. */
 import { ConnectError } from '@connectrpc/connect';
 import type { Clients } from './clients.js';
+import { withCredentials } from './clients.js';
+import { defaultCredentialsFor } from './credentials.js';
 import { fundedAccount, key, openAccount } from './fixtures.js';
 import type { TestServer } from './server.js';
 import { deferred, within } from './waits.js';
 
 export { clientsOver } from './clients.js';
+
+/** Interceptors that send a test server's backend key, for transports a test builds itself. */
+export function asBackend(baseUrl: string) {
+  return [withCredentials(defaultCredentialsFor(baseUrl))];
+}
 
 export async function connectErrorOf(call: Promise<unknown>): Promise<ConnectError> {
   return call.then(

@@ -119,11 +119,29 @@ describe('config', () => {
     [{ PORT: '70000' }, 'PORT'],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
-    [{ TLS_CERT_FILE: 'cert.pem' }, 'TLS_KEY_FILE'],
+    [{ TLS_CERT_FILE: 'package.json' }, 'TLS_KEY_FILE'],
+    [{ TLS_CERT_FILE: 'missing.pem', TLS_KEY_FILE: 'package.json' }, 'TLS_CERT_FILE'],
+    [{ DATABASE_URL: 'postgres://x/y' }, 'AUTH_JWKS_FILE'],
+    [{ AUTH_JWT_HS256_SECRET: 'x'.repeat(40) }, 'AUTH_JWT_ISSUER'],
+    [{ TLS_CLIENT_SCOPES: 'backend=payments:fly' }, 'TLS_CLIENT_SCOPES'],
     [{ CORS_ORIGINS: 'not an origin' }, 'CORS_ORIGINS'],
     [{ SEED_DEMO_DATA: 'yes please' }, 'SEED_DEMO_DATA'],
   ])('refuses %o naming %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(variable);
+  });
+});
+
+describe('method rules', () => {
+  it('cover every RPC the server serves, so none is open or closed by accident', async () => {
+    const { METHOD_RULES } = await import('../../src/auth/policy.js');
+    const services = [
+      (await import('../../gen/payment/v1/payment_pb.js')).PaymentService,
+      (await import('../../gen/payment/v1/account_pb.js')).AccountService,
+      (await import('../../gen/payment/v1/settlement_pb.js')).SettlementService,
+      (await import('../../gen/payment/v1/admin_pb.js')).AdminService,
+    ];
+    const served = services.flatMap((service) => service.methods.map((method) => `${service.typeName}/${method.name}`));
+    expect(Object.keys(METHOD_RULES).sort()).toEqual(served.sort());
   });
 });

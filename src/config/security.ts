@@ -1,0 +1,127 @@
+/**
+ * Security settings: TLS (and client certificates), who can sign tokens, and request limits. Outside the
+ * embedded mode the server refuses to start without real token-verification keys.
+ */
+import { existsSync } from 'node:fs';
+import { isScope, type Scope } from '../auth/caller.js';
+import type { JwtKeySource } from '../auth/jwt.js';
+import { ConfigError, type Env, readBool, readInt, readUrl } from './env.js';
+
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** Client certificates (mTLS): verified against this CA when set. */
+  clientCaFile: string | undefined;
+  /** Refuse a TLS connection without a trusted client certificate (otherwise it is optional). */
+  clientCertRequired: boolean;
+}
+
+export interface AuthConfig {
+  /** Undefined: the embedded mode's generated development key (src/auth/dev-keys.ts). */
+  jwtSource: JwtKeySource | undefined;
+  issuer: string | undefined;
+  audience: string | undefined;
+  /** Scopes granted to client-certificate subjects (CN). */
+  certificateScopes: Map<string, Scope[]>;
+}
+
+export interface RequestLimits {
+  /** Largest deadline a client may ask for; a larger one is refused before any work. */
+  maxTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxConnections: number;
+}
+
+function readFile(env: Env, name: string): string | undefined {
+  const path = env[name] || undefined;
+  if (path !== undefined && !existsSync(path)) throw new ConfigError(name, `names a file that does not exist: ${path}`);
+  return path;
+}
+
+export function readTls(env: Env): TlsConfig | undefined {
+  const certFile = readFile(env, 'TLS_CERT_FILE');
+  const keyFile = readFile(env, 'TLS_KEY_FILE');
+  const clientCaFile = readFile(env, 'TLS_CLIENT_CA_FILE');
+  if (!certFile && !keyFile) {
+    if (clientCaFile) throw new ConfigError('TLS_CLIENT_CA_FILE', 'needs TLS_CERT_FILE and TLS_KEY_FILE');
+    return undefined;
+  }
+  if (!certFile) throw new ConfigError('TLS_CERT_FILE', 'must be set when TLS_KEY_FILE is');
+  if (!keyFile) throw new ConfigError('TLS_KEY_FILE', 'must be set when TLS_CERT_FILE is');
+  const clientCertRequired = readBool(env, 'TLS_CLIENT_CERT_REQUIRED', false);
+  if (clientCertRequired && !clientCaFile) {
+    throw new ConfigError('TLS_CLIENT_CERT_REQUIRED', 'needs TLS_CLIENT_CA_FILE to verify client certificates');
+  }
+  return { certFile, keyFile, clientCaFile, clientCertRequired };
+}
+
+const JWT_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'];
+
+function readJwtSource(env: Env): JwtKeySource | undefined {
+  const jwksFile = readFile(env, 'AUTH_JWKS_FILE');
+  const jwksUrl = readUrl(env, 'AUTH_JWKS_URL', ['https:', 'http:'], 'https://issuer.example/.well-known/jwks.json');
+  const publicKeyFile = readFile(env, 'AUTH_JWT_PUBLIC_KEY_FILE');
+  const hs256Secret = env.AUTH_JWT_HS256_SECRET || undefined;
+  const sources = [jwksFile, jwksUrl, publicKeyFile, hs256Secret].filter((source) => source !== undefined);
+  if (sources.length > 1) {
+    throw new ConfigError(
+      'AUTH_JWKS_FILE',
+      'set only one of AUTH_JWKS_FILE, AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWT_HS256_SECRET',
+    );
+  }
+  if (jwksFile) return { kind: 'jwks-file', path: jwksFile };
+  if (jwksUrl) return { kind: 'jwks-url', url: jwksUrl };
+  if (publicKeyFile) {
+    const algorithm = env.AUTH_JWT_ALGORITHM || 'ES256';
+    if (!JWT_ALGORITHMS.includes(algorithm)) {
+      throw new ConfigError('AUTH_JWT_ALGORITHM', `must be one of ${JWT_ALGORITHMS.join(', ')}, got "${algorithm}"`);
+    }
+    return { kind: 'public-key-file', path: publicKeyFile, algorithm };
+  }
+  if (hs256Secret) {
+    if (hs256Secret.length < 32) throw new ConfigError('AUTH_JWT_HS256_SECRET', 'must be at least 32 characters');
+    return { kind: 'hs256', secret: hs256Secret };
+  }
+  return undefined;
+}
+
+/** "subject=scope scope;subject=scope" → scopes per client-certificate subject. */
+function readCertificateScopes(env: Env): Map<string, Scope[]> {
+  const scopes = new Map<string, Scope[]>();
+  for (const entry of (env.TLS_CLIENT_SCOPES ?? '').split(';').filter((item) => item.trim() !== '')) {
+    const [subject, granted = ''] = entry.split('=');
+    const names = granted.split(/[\s,]+/).filter((name) => name !== '');
+    const unknown = names.find((name) => !isScope(name));
+    if (!subject?.trim() || unknown !== undefined) {
+      throw new ConfigError(
+        'TLS_CLIENT_SCOPES',
+        `has "${entry}": expected subject=scope scope (unknown: ${unknown ?? 'subject'})`,
+      );
+    }
+    scopes.set(subject.trim(), names as Scope[]);
+  }
+  return scopes;
+}
+
+export function readAuth(env: Env, embedded: boolean): AuthConfig {
+  const jwtSource = readJwtSource(env);
+  const issuer = env.AUTH_JWT_ISSUER || undefined;
+  const audience = env.AUTH_JWT_AUDIENCE || undefined;
+  if (jwtSource === undefined && !embedded) {
+    throw new ConfigError(
+      'AUTH_JWKS_FILE',
+      '(or AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWT_HS256_SECRET) must be set: outside the embedded mode the server does not start without real key material',
+    );
+  }
+  if (jwtSource !== undefined && !issuer) throw new ConfigError('AUTH_JWT_ISSUER', 'must be set with a JWT key');
+  if (jwtSource !== undefined && !audience) throw new ConfigError('AUTH_JWT_AUDIENCE', 'must be set with a JWT key');
+  return { jwtSource, issuer, audience, certificateScopes: readCertificateScopes(env) };
+}
+
+export function readLimits(env: Env): RequestLimits {
+  return {
+    maxTimeoutMs: readInt(env, 'MAX_REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
+    maxHeaderBytes: readInt(env, 'MAX_HEADER_BYTES', 16 * 1024, 1024, 1024 * 1024),
+    maxConnections: readInt(env, 'MAX_CONNECTIONS', 1_000, 1, 100_000),
+  };
+}
