@@ -28,7 +28,7 @@ function runLine(run: RunResult): string {
 }
 
 async function benchmark(options: BenchOptions, target: Target, signal: AbortSignal): Promise<BenchReport> {
-  const clients = grpcClients(target.url, options.connections);
+  const clients = grpcClients(target.url, options.connections, target.apiKey);
   // Unique per invocation, so that running twice against one --target never replays an earlier key.
   const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
 

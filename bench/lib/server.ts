@@ -32,6 +32,8 @@ export interface Target {
   database: TestDatabase | undefined;
   /** Server log lines seen (child mode), including those not echoed. */
   logLines(): number;
+  /** The backend API key the load sends (every scope); for --target, from BENCH_API_KEY. */
+  apiKey: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -43,16 +45,44 @@ export async function startTarget(options: BenchOptions): Promise<Target> {
       probe: undefined,
       database: undefined,
       logLines: () => 0,
+      apiKey: process.env.BENCH_API_KEY,
       stop: async () => {},
     };
   }
   const database = await createTestDatabase();
   try {
-    const limiter = rateLimitEnv(options.rateLimit);
-    return options.mode === 'child' ? await startChild(database, limiter) : await startInProcess(database, limiter);
+    const serverEnv = { ...rateLimitEnv(options.rateLimit), ...AUTH_ENV };
+    const target =
+      options.mode === 'child' ? await startChild(database, serverEnv) : await startInProcess(database, serverEnv);
+    return { ...target, apiKey: await createBackendKey(database.url) };
   } catch (error) {
     await database.drop();
     throw error;
+  }
+}
+
+/**
+ * Outside the embedded mode the server needs token keys to start; the load itself authenticates as a backend
+ * with an API key, so a throwaway secret is enough.
+ */
+const AUTH_ENV = {
+  AUTH_JWT_HS256_SECRET: randomBytes(32).toString('hex'),
+  AUTH_JWT_ISSUER: 'https://bench.invalid',
+  AUTH_JWT_AUDIENCE: 'bench',
+};
+
+/** A backend key with every scope, written straight to the benchmark's own database. */
+async function createBackendKey(databaseUrl: string): Promise<string> {
+  const [{ openPostgres }, { createApiKey }, { SCOPES }] = await Promise.all([
+    import('../../src/db/client.js'),
+    import('../../src/auth/api-keys.js'),
+    import('../../src/auth/caller.js'),
+  ]);
+  const connection = openPostgres({ url: databaseUrl, poolSize: 1 });
+  try {
+    return (await createApiKey(connection.db, 'bench', [...SCOPES])).key;
+  } finally {
+    await connection.close();
   }
 }
 
@@ -74,7 +104,10 @@ export function rateLimitEnv(mode: BenchOptions['rateLimit']): Record<string, st
   };
 }
 
-async function startInProcess(database: TestDatabase, limiter: Record<string, string>): Promise<Target> {
+async function startInProcess(
+  database: TestDatabase,
+  limiter: Record<string, string>,
+): Promise<Omit<Target, 'apiKey'>> {
   // Imported here so that child and target modes never load the server code into the load generator.
   const [{ loadConfig }, { startService }] = await Promise.all([
     import('../../src/config.js'),
@@ -105,7 +138,7 @@ async function startInProcess(database: TestDatabase, limiter: Record<string, st
   };
 }
 
-async function startChild(database: TestDatabase, limiter: Record<string, string>): Promise<Target> {
+async function startChild(database: TestDatabase, limiter: Record<string, string>): Promise<Omit<Target, 'apiKey'>> {
   const port = await findFreePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,

@@ -2,7 +2,7 @@
  * gRPC clients, and the accounts the load runs against, created through the public API (the same way in
  * every mode, so that a remote target needs nothing but its URL).
  */
-import { type Client, createClient } from '@connectrpc/connect';
+import { type Client, createClient, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js';
 import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
@@ -21,9 +21,14 @@ export interface LedgerClients {
  * One transport per connection: connect-node keeps one HTTP/2 session per transport, so N transports
  * spread the streams over N connections.
  */
-export function grpcClients(baseUrl: string, connections: number): LedgerClients[] {
+export function grpcClients(baseUrl: string, connections: number, apiKey: string | undefined): LedgerClients[] {
+  // A backend's call: its API key as metadata on every request.
+  const authenticate: Interceptor = (next) => (request) => {
+    if (apiKey) request.header.set('x-api-key', apiKey);
+    return next(request);
+  };
   return Array.from({ length: connections }, () => {
-    const transport = createGrpcTransport({ baseUrl });
+    const transport = createGrpcTransport({ baseUrl, interceptors: [authenticate] });
     return { payments: createClient(PaymentService, transport), accounts: createClient(AccountService, transport) };
   });
 }
