@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { LedgerDb } from '../db/client.js';
 import { Authenticator } from './authenticate.js';
 import { DEV_AUDIENCE, DEV_ISSUER, type DevKeyPair, loadOrCreateDevKeyPair } from './dev-keys.js';
-import { createJwtVerifier } from './jwt.js';
+import { createJwtVerifier, type JwtSettings } from './jwt.js';
 
 export interface AuthSetup {
   authenticator: Authenticator;
@@ -14,14 +14,14 @@ export interface AuthSetup {
 export async function setUpAuthentication(config: Config, db: LedgerDb): Promise<AuthSetup> {
   const { auth } = config;
   let devKeyPair: DevKeyPair | undefined;
-  let settings;
+  let settings: JwtSettings;
   if (auth.jwtSource && auth.issuer && auth.audience) {
     settings = { source: auth.jwtSource, issuer: auth.issuer, audience: auth.audience };
   } else {
     // loadConfig already refused to start outside the embedded mode without keys.
     devKeyPair = await loadOrCreateDevKeyPair(config.dataDir);
     settings = {
-      source: { kind: 'dev-key' as const, publicJwk: devKeyPair.publicJwk },
+      source: { kind: 'dev-key', publicJwk: devKeyPair.publicJwk },
       issuer: DEV_ISSUER,
       audience: DEV_AUDIENCE,
     };
