@@ -567,10 +567,12 @@ describe('who shares a bucket', () => {
     // A client cannot mint buckets by sending made-up credentials: unknown keys and untrusted tokens are
     // keyed by its address, like no credentials at all.
     const unknownKey = () => `plk_${randomBytes(8).toString('hex')}_${randomBytes(32).toString('base64url')}`;
+    // Signed before any call starts: an await among started calls would leave early failures unobserved.
+    const foreignToken = await signForeignToken('rl-mallory');
     const madeUp = [
       from('198.51.100.30', { apiKey: unknownKey() }),
       from('198.51.100.30', { apiKey: unknownKey() }),
-      from('198.51.100.30', { token: await signForeignToken('rl-mallory') }),
+      from('198.51.100.30', { token: foreignToken }),
       from('198.51.100.30', { token: 'not-a-jwt' }),
       from('198.51.100.30', {}),
     ];

@@ -43,8 +43,10 @@ export function openPostgres(options: PostgresOptions): Database {
     // Set per connection rather than per transaction: saves a round trip on every payment.
     options: `-c lock_timeout=${options.lockTimeoutMs ?? 5_000} -c statement_timeout=${options.statementTimeoutMs ?? 15_000}`,
   });
-  // An idle client's error (e.g. the server restarted) must not crash the process; the pool replaces it.
+  // A client's error (e.g. the server restarted or terminated it) must not crash the process: an idle one
+  // is replaced by the pool, one in use fails its query, and one being closed by pool.end() is done anyway.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = drizzleNodePg(pool, { schema }) as unknown as LedgerDb;
   return {
     db,

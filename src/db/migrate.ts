@@ -27,6 +27,8 @@ export function migrationsFolder(): string {
 
 export async function migratePostgres(url: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
+  // Failures surface as the rejected query below; an 'error' event alone must not crash the process.
+  client.on('error', () => {});
   await client.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [AdvisoryLock.migrations]);
