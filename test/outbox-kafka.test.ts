@@ -6,9 +6,12 @@ import { spawn } from 'node:child_process';
 import { Code, ConnectError } from '@connectrpc/connect';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PaymentStatus } from '../gen/payment/v1/payment_pb.js';
+import { Ledger } from '../src/ledger/apply.js';
+import { sweepExpiredHolds } from '../src/ledger/hold-sweeper.js';
 import { contentTypeOf, decodeEventJson, eventTypeName, HEADER } from '../src/outbox/routing.js';
 import { clientsFor } from './support/clients.js';
-import { deposit, fundedAccount, key, openAccount } from './support/fixtures.js';
+import { authorizeHold, deposit, fundedAccount, key, merchantAccount, openAccount } from './support/fixtures.js';
 import { collectEvents, type EventCollector, type MockKafka, startMockKafka, waitUntil } from './support/kafka.js';
 import {
   eventIdsOf,
@@ -61,7 +64,7 @@ describe('every event type', () => {
     // Through the API: AccountCreated, FundsDeposited, PaymentCompleted, PaymentDeclined.
     const payer = await fundedAccount(clients, 1_000n);
     const payee = await openAccount(clients);
-    await clients.payments.authorizePayment({
+    const first = await clients.payments.authorizePayment({
       idempotencyKey: key(),
       payerAccountId: payer,
       payeeAccountId: payee,
@@ -73,10 +76,57 @@ describe('every event type', () => {
       payeeAccountId: payee,
       amount: { amountMinor: 1_000_000n, currency: 'USD' },
     });
-    // Every catalogue type the API did not produce here (e.g. ones added since) gets a hand-made row encoded
-    // with its generated schema, so the publishing path is checked for each of them.
+    // The lifecycle: PaymentAuthorized, PaymentCaptured, PaymentVoided, PaymentRefunded, RefundDeclined,
+    // SettlementCompleted and PaymentExpired.
+    const merchant = await merchantAccount(clients);
+    const captured = await authorizeHold(clients, payer, merchant, 200n);
+    await clients.payments.capturePayment({ idempotencyKey: key(), paymentId: captured });
+    await clients.payments.refundPayment({
+      idempotencyKey: key(),
+      paymentId: captured,
+      amount: { amountMinor: 50n, currency: 'USD' },
+    });
+    await clients.payments.voidPayment({
+      idempotencyKey: key(),
+      paymentId: await authorizeHold(clients, payer, payee, 10n),
+    });
+    await clients.settlements.runSettlement({ accountId: merchant });
+    // The payee passes on what it received, so refunding the first payment is declined.
+    await clients.payments.authorizePayment({
+      idempotencyKey: key(),
+      payerAccountId: payee,
+      payeeAccountId: payer,
+      amount: { amountMinor: 100n, currency: 'USD' },
+    });
+    const declined = await clients.payments.refundPayment({ idempotencyKey: key(), paymentId: first.payment!.id });
+    expect(declined.refund?.declineReason).toBeTruthy();
+    const expiring = await authorizeHold(clients, payer, payee, 5n);
+    const eightDaysLater = new Date(Date.now() + 8 * 86_400_000);
+    const lateLedger = new Ledger(server.service.database.db, {
+      idempotencyRetentionMs: 86_400_000,
+      maxPaymentMinor: () => 1_000_000n,
+      now: () => eightDaysLater,
+    });
+    expect(await sweepExpiredHolds(server.service.database.db, lateLedger, eightDaysLater)).toBeGreaterThanOrEqual(1);
+    expect((await clients.payments.getPayment({ paymentId: expiring })).payment?.status).toBe(PaymentStatus.EXPIRED);
+
+    // Every catalogue type the API did not produce here (ones added later) gets a hand-made row encoded with
+    // its generated schema, so the publishing path is checked for each of them.
     const produced = new Set((await outboxRows()).map((row) => row.event_type));
-    for (const type of ['AccountCreated', 'FundsDeposited', 'PaymentCompleted', 'PaymentDeclined']) {
+    const throughTheApi = [
+      'AccountCreated',
+      'FundsDeposited',
+      'PaymentCompleted',
+      'PaymentDeclined',
+      'PaymentAuthorized',
+      'PaymentCaptured',
+      'PaymentVoided',
+      'PaymentExpired',
+      'PaymentRefunded',
+      'RefundDeclined',
+      'SettlementCompleted',
+    ];
+    for (const type of throughTheApi) {
       expect(produced, `the API scenario should have produced ${type}`).toContain(type);
     }
     for (const type of Object.keys(schemas).filter((type) => !produced.has(type))) {
