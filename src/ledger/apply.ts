@@ -5,7 +5,8 @@
  *   2. lock the payments the commands act on, then every balance row involved, each in id order
  *      (locks.ts: one global order, so A→B and B→A never deadlock);
  *   3. plan each command in memory against the locked state (plan.ts, pure);
- *   4. write accounts, payments, refunds, entries, balances, outbox events and stored outcomes (writes.ts).
+ *   4. write accounts, payments, refunds, entries, balances, outbox events and stored outcomes, all in one
+ *      statement (writes.ts).
  * A command that fails (e.g. NOT_FOUND) writes nothing and gives its key back; the others still commit.
  */
 import type { LedgerDb, LedgerTx } from '../db/client.js';
@@ -20,7 +21,7 @@ import {
   type LedgerOutcome,
   paymentIdOf,
 } from './commands.js';
-import { claimKeys, idempotencyKeyOf, releaseKeys, storeOutcomes } from './idempotency-store.js';
+import { claimKeys, idempotencyKeyOf, releaseKeysSql, storeOutcomesSql } from './idempotency-store.js';
 import { lockAccounts, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
 import { emptyEffects, fundingAccountId, type PlanContext } from './state.js';
@@ -146,9 +147,13 @@ export class Ledger {
       }
     }
 
-    await writeEffects(tx, context.effects, lockedAccounts);
-    await storeOutcomes(tx, outcomesToStore);
-    await releaseKeys(tx, keysToRelease);
+    const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
+    await writeEffects(
+      tx,
+      context.effects,
+      lockedAccounts,
+      keyParts.filter((part) => part !== undefined),
+    );
 
     commands.forEach((command, index) => {
       if (results[index]) return;

@@ -4,7 +4,7 @@
  * with the same key blocks on the unique index until the first commits, then sees its stored outcome and
  * replays it. No request ever observes a half-done key.
  */
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, inArray, type SQL, sql } from 'drizzle-orm';
 import type { LedgerTx } from '../db/client.js';
 import { idempotencyKeys } from '../db/schema.js';
 import type { LedgerOutcome } from './commands.js';
@@ -101,28 +101,28 @@ export async function claimKeys(
 
 export { keyOf as idempotencyKeyOf };
 
-/** Stores the outcomes of claimed keys, in one statement. */
-export async function storeOutcomes(
-  tx: LedgerTx,
+/** Stores the outcomes of claimed keys: a part of the ledger's one write statement (writes.ts). */
+export function storeOutcomesSql(
   outcomes: { principal: string; idempotencyKey: string; outcome: LedgerOutcome }[],
-): Promise<void> {
-  if (outcomes.length === 0) return;
+): SQL | undefined {
+  if (outcomes.length === 0) return undefined;
   const rows = outcomes.map(
     (item) => sql`(${item.principal}, ${item.idempotencyKey}, ${JSON.stringify(encodeOutcome(item.outcome))}::jsonb)`,
   );
-  await tx.execute(sql`
+  return sql`
     update ${idempotencyKeys} as k set response = v.response
     from (values ${sql.join(rows, sql`, `)}) as v(principal, idempotency_key, response)
-    where k.principal = v.principal and k.idempotency_key = v.idempotency_key`);
+    where k.principal = v.principal and k.idempotency_key = v.idempotency_key`;
 }
 
-/** Gives back keys whose request failed (e.g. NOT_FOUND): a failed request stores nothing. */
-export async function releaseKeys(tx: LedgerTx, keys: { principal: string; idempotencyKey: string }[]) {
-  for (const key of keys) {
-    await tx
-      .delete(idempotencyKeys)
-      .where(and(eq(idempotencyKeys.principal, key.principal), eq(idempotencyKeys.idempotencyKey, key.idempotencyKey)));
-  }
+/** Gives back keys whose request failed (e.g. NOT_FOUND), since a failed request stores nothing. */
+export function releaseKeysSql(keys: { principal: string; idempotencyKey: string }[]): SQL | undefined {
+  if (keys.length === 0) return undefined;
+  const rows = keys.map((key) => sql`(${key.principal}, ${key.idempotencyKey})`);
+  return sql`
+    delete from ${idempotencyKeys} as k
+    using (values ${sql.join(rows, sql`, `)}) as v(principal, idempotency_key)
+    where k.principal = v.principal and k.idempotency_key = v.idempotency_key`;
 }
 
 /** Deletes keys past their retention, a bounded number per call; returns how many it deleted. */

@@ -7,6 +7,7 @@ import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { LedgerTx } from '../db/client.js';
 import { accountBalances, accounts, payments } from '../db/schema.js';
 import type { DeclineReason } from '../domain/records.js';
+import { ACCOUNT_COLUMNS } from './queries.js';
 import type { AccountState, PaymentState } from './state.js';
 
 export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<string, AccountState>> {
@@ -15,13 +16,8 @@ export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<str
   if (unique.length === 0) return locked;
   const rows = await tx
     .select({
-      id: accounts.id,
-      ownerRef: accounts.ownerRef,
-      currency: accounts.currency,
-      status: accounts.status,
-      type: accounts.type,
+      ...ACCOUNT_COLUMNS,
       kind: accounts.kind,
-      createdAt: accounts.createdAt,
       postedMinor: accountBalances.postedMinor,
       heldMinor: accountBalances.heldMinor,
       pendingSettlementMinor: accountBalances.pendingSettlementMinor,

@@ -11,16 +11,19 @@ import type {
   SettlementRecord,
 } from '../domain/records.js';
 
+/** The columns of an AccountRecord, shared by every read that returns one (and the row locks). */
+export const ACCOUNT_COLUMNS = {
+  id: accounts.id,
+  ownerRef: accounts.ownerRef,
+  currency: accounts.currency,
+  status: accounts.status,
+  type: accounts.type,
+  createdAt: accounts.createdAt,
+};
+
 export async function findAccount(db: LedgerDb, id: string): Promise<AccountRecord | undefined> {
   const [row] = await db
-    .select({
-      id: accounts.id,
-      ownerRef: accounts.ownerRef,
-      currency: accounts.currency,
-      status: accounts.status,
-      type: accounts.type,
-      createdAt: accounts.createdAt,
-    })
+    .select(ACCOUNT_COLUMNS)
     .from(accounts)
     .where(and(eq(accounts.id, id), eq(accounts.kind, 'USER')));
   return row;
@@ -33,14 +36,7 @@ export async function findAccountByOwner(
   currency: string,
 ): Promise<AccountRecord | undefined> {
   const [row] = await db
-    .select({
-      id: accounts.id,
-      ownerRef: accounts.ownerRef,
-      currency: accounts.currency,
-      status: accounts.status,
-      type: accounts.type,
-      createdAt: accounts.createdAt,
-    })
+    .select(ACCOUNT_COLUMNS)
     .from(accounts)
     .where(and(eq(accounts.ownerRef, ownerRef), eq(accounts.currency, currency), eq(accounts.kind, 'USER')))
     .orderBy(asc(accounts.createdAt))
