@@ -33,7 +33,7 @@ import type { OutboxStatus } from '../outbox/index.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
-import { registerBodySizePrecheck } from './request-limits.js';
+import { registerRequestLimits } from './request-limits.js';
 
 export interface ServerDependencies {
   config: Config;
@@ -92,8 +92,11 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     });
   }
 
-  // First: an oversized request costs nothing, not even an API key lookup.
-  registerBodySizePrecheck(fastify, config.requestBodyMaxBytes);
+  // First: a request over a limit costs nothing, not even an API key lookup.
+  registerRequestLimits(fastify, {
+    maxBodyBytes: config.requestBodyMaxBytes,
+    maxTimeoutMs: config.limits.maxTimeoutMs,
+  });
   // Before the rate limiter, so that buckets belong to verified principals.
   registerAuthentication(fastify, deps.authenticator);
 
