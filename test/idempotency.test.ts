@@ -116,7 +116,8 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
 });
 
 describe('retention', () => {
-  it('reaps expired keys, after which the key is a new request', async () => {
+  /** A completed payment whose idempotency key has just passed its retention. */
+  async function paymentWithExpiredKey() {
     const clients = clientsFor('connect-json', server.url);
     const payer = await fundedAccount(clients, 1_000n);
     const payee = await openAccount(clients);
@@ -131,6 +132,11 @@ describe('retention', () => {
       `update idempotency_keys set expires_at = now() - interval '1 second' where idempotency_key = $1`,
       [request.idempotencyKey],
     );
+    return { clients, payer, request, first };
+  }
+
+  it('reaps expired keys, after which the key is a new request', async () => {
+    const { clients, payer, request, first } = await paymentWithExpiredKey();
     const database = openPostgres({ url: server.database.url, poolSize: 1 });
     try {
       expect(await reapOnce(database.db)).toBeGreaterThanOrEqual(1);
@@ -143,20 +149,7 @@ describe('retention', () => {
   });
 
   it('takes over an expired key that was not reaped yet', async () => {
-    const clients = clientsFor('connect-json', server.url);
-    const payer = await fundedAccount(clients, 1_000n);
-    const payee = await openAccount(clients);
-    const request = {
-      idempotencyKey: key(),
-      payerAccountId: payer,
-      payeeAccountId: payee,
-      amount: { amountMinor: 1n, currency: 'USD' },
-    };
-    const first = await clients.payments.authorizePayment(request);
-    await server.database.query(
-      `update idempotency_keys set expires_at = now() - interval '1 second' where idempotency_key = $1`,
-      [request.idempotencyKey],
-    );
+    const { clients, request, first } = await paymentWithExpiredKey();
     const second = await clients.payments.authorizePayment(request);
     expect(second.payment?.id).not.toBe(first.payment?.id);
   });
