@@ -226,8 +226,9 @@ async function waitUntilReady(url: string, child: ChildProcess, log: ServerLog):
 
 /**
  * One GET on a connection of its own that is closed afterwards. Not fetch(): its pooled keep-alive
- * connection would stay open through the run, and the server does not close idle HTTP/1.1 connections on
- * shutdown (see the report), so every stop would wait out the whole shutdown grace period.
+ * connection would stay open through the run, a stray connection in the measured server, and a server
+ * that does not end idle HTTP/1.1 connections on shutdown (this one did not before 3600d67) would wait out
+ * its whole shutdown grace period for it.
  */
 function readyzStatus(url: string): Promise<number> {
   return new Promise((resolve, reject) => {

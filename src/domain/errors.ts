@@ -57,6 +57,18 @@ export function concurrentRequest(): DomainError {
   );
 }
 
+/**
+ * A row lock was not granted in time. The holder may be a request with the same idempotency key or simply
+ * another payment on a busy balance; the message must not claim to know which.
+ */
+export function lockWaitTimedOut(): DomainError {
+  return new DomainError(
+    'concurrent_request',
+    'LOCK_WAIT_TIMEOUT',
+    'a conflicting request (the same idempotency key or the same account) held the ledger too long; retry with the same idempotency key',
+  );
+}
+
 export function serviceUnavailable(reason: string, message: string): DomainError {
   return new DomainError('unavailable', reason, message);
 }

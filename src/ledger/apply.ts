@@ -12,7 +12,13 @@
 import type { LedgerDb, LedgerTx } from '../db/client.js';
 import { isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
-import { concurrentRequest, DomainError, idempotencyKeyReused, serviceUnavailable } from '../domain/errors.js';
+import {
+  concurrentRequest,
+  DomainError,
+  idempotencyKeyReused,
+  lockWaitTimedOut,
+  serviceUnavailable,
+} from '../domain/errors.js';
 import {
   type CommandResult,
   firstDifference,
@@ -196,10 +202,10 @@ function replayOrMismatch(
 }
 
 /** Database failures a client can act on become domain errors; anything else stays internal. */
-function translateDatabaseError(error: unknown): unknown {
+export function translateDatabaseError(error: unknown): unknown {
   switch (sqlStateOf(error)) {
     case SqlState.lockNotAvailable:
-      return concurrentRequest();
+      return lockWaitTimedOut();
     case SqlState.queryCanceled:
       return serviceUnavailable('LEDGER_BUSY', 'the ledger is busy; retry with the same idempotency key');
     case SqlState.serializationFailure:

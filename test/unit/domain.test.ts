@@ -145,3 +145,16 @@ describe('method rules', () => {
     expect(Object.keys(METHOD_RULES).sort()).toEqual(served.sort());
   });
 });
+
+describe('database failures a client can act on', () => {
+  it('reports a lock wait timeout as ABORTED without blaming an idempotency key', async () => {
+    const { translateDatabaseError } = await import('../../src/ledger/apply.js');
+    const { DomainError } = await import('../../src/domain/errors.js');
+    const translated = translateDatabaseError({ message: 'Failed query', cause: { code: '55P03' } });
+    expect(translated).toBeInstanceOf(DomainError);
+    expect((translated as InstanceType<typeof DomainError>).kind).toBe('concurrent_request');
+    expect((translated as InstanceType<typeof DomainError>).reason).toBe('LOCK_WAIT_TIMEOUT');
+    const unknown = new Error('boom');
+    expect(translateDatabaseError(unknown)).toBe(unknown);
+  });
+});
