@@ -6,7 +6,7 @@ import { PaymentStatus } from '../gen/payment/v1/payment_pb.js';
 import { openPostgres } from '../src/db/client.js';
 import { reapOnce } from '../src/ledger/key-reaper.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
-import { availableOf, fundedAccount, key, openAccount } from './support/fixtures.js';
+import { availableOf, key, paymentSetUp } from './support/fixtures.js';
 import { ledgerViolations } from './support/ledger-invariants.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -25,15 +25,8 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
   });
 
   it('replays the original response for a retry, marked as a replay, with no second effect', async () => {
-    const payer = await fundedAccount(clients, 1_000n);
-    const payee = await openAccount(clients);
-    const request = {
-      idempotencyKey: key(),
-      payerAccountId: payer,
-      payeeAccountId: payee,
-      amount: { amountMinor: 300n, currency: 'USD' },
-      description: 'rent share',
-    };
+    const { payer, payee, request: base } = await paymentSetUp(clients, 1_000n, 300n);
+    const request = { ...base, description: 'rent share' };
     const headers: (string | null)[] = [];
     const onHeader = (header: Headers) => headers.push(header.get('idempotent-replayed'));
     const first = await clients.payments.authorizePayment(request, { onHeader });
@@ -45,14 +38,7 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
   });
 
   it('replays a DECLINED result too', async () => {
-    const payer = await fundedAccount(clients, 10n);
-    const payee = await openAccount(clients);
-    const request = {
-      idempotencyKey: key(),
-      payerAccountId: payer,
-      payeeAccountId: payee,
-      amount: { amountMinor: 11n, currency: 'USD' },
-    };
+    const { payer, request } = await paymentSetUp(clients, 10n, 11n);
     const first = await clients.payments.authorizePayment(request);
     expect(first.payment?.status).toBe(PaymentStatus.DECLINED);
     // Funds arrive; the retry still answers the original decision rather than paying now.
@@ -67,14 +53,7 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
   });
 
   it('refuses the same key with different parameters with ALREADY_EXISTS naming the field, changing nothing', async () => {
-    const payer = await fundedAccount(clients, 1_000n);
-    const payee = await openAccount(clients);
-    const request = {
-      idempotencyKey: key(),
-      payerAccountId: payer,
-      payeeAccountId: payee,
-      amount: { amountMinor: 100n, currency: 'USD' },
-    };
+    const { payer, request } = await paymentSetUp(clients, 1_000n, 100n);
     await clients.payments.authorizePayment(request);
     const error = await clients.payments
       .authorizePayment({ ...request, amount: { amountMinor: 101n, currency: 'USD' } })
@@ -98,14 +77,7 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
   });
 
   it('makes one payment from 50 concurrent requests with one key', async () => {
-    const payer = await fundedAccount(clients, 10_000n);
-    const payee = await openAccount(clients);
-    const request = {
-      idempotencyKey: key(),
-      payerAccountId: payer,
-      payeeAccountId: payee,
-      amount: { amountMinor: 7n, currency: 'USD' },
-    };
+    const { payer, request } = await paymentSetUp(clients, 10_000n, 7n);
     const results = await Promise.all(Array.from({ length: 50 }, () => clients.payments.authorizePayment(request)));
     const ids = new Set(results.map((result) => result.payment?.id));
     expect(ids.size).toBe(1);
@@ -119,14 +91,7 @@ describe('retention', () => {
   /** A completed payment whose idempotency key has just passed its retention. */
   async function paymentWithExpiredKey() {
     const clients = clientsFor('connect-json', server.url);
-    const payer = await fundedAccount(clients, 1_000n);
-    const payee = await openAccount(clients);
-    const request = {
-      idempotencyKey: key(),
-      payerAccountId: payer,
-      payeeAccountId: payee,
-      amount: { amountMinor: 1n, currency: 'USD' },
-    };
+    const { payer, request } = await paymentSetUp(clients, 1_000n, 1n);
     const first = await clients.payments.authorizePayment(request);
     await server.database.query(
       `update idempotency_keys set expires_at = now() - interval '1 second' where idempotency_key = $1`,

@@ -71,3 +71,16 @@ export async function authorizeHold(
   if (!payment) throw new Error('AuthorizePayment returned no payment');
   return payment.id;
 }
+
+/** A funded payer, an empty payee and an AuthorizePayment request between them under a fresh key. */
+export async function paymentSetUp(clients: Clients, payerFundsMinor: bigint, amountMinor: bigint) {
+  const payer = await fundedAccount(clients, payerFundsMinor);
+  const payee = await openAccount(clients);
+  const request = {
+    idempotencyKey: key(),
+    payerAccountId: payer,
+    payeeAccountId: payee,
+    amount: { amountMinor, currency: 'USD' },
+  };
+  return { payer, payee, request };
+}
