@@ -14,7 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../../test/support/databa
 import type { BenchOptions } from './options.js';
 import { type ProcessProbe, probeProcess } from './process-stats.js';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const READY_TIMEOUT_MS = 30_000;
 const READY_POLL_MS = 100;
 const READY_REQUEST_TIMEOUT_MS = 2_000;
