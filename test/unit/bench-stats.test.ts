@@ -1,0 +1,175 @@
+/** The benchmark's arithmetic: percentiles, pooling of repeated rounds, the ratios and their verdicts. */
+import { describe, expect, it } from 'vitest';
+import { poolRounds, type RoundResult } from '../../bench/lib/load.js';
+import { parsePgbenchOutput, splitSqlStatements } from '../../bench/lib/pgbench.js';
+import { computeRatios, cpuMsPerOp, isServerFault, verdict } from '../../bench/lib/ratios.js';
+import { summarizeLatencies } from '../../bench/lib/stats.js';
+
+function round(overrides: Partial<RoundResult>): RoundResult {
+  return {
+    scenario: 'uniform',
+    loop: 'closed',
+    concurrency: 16,
+    offeredPerSecond: undefined,
+    measuredSeconds: 1,
+    requests: 0,
+    succeeded: 0,
+    declined: 0,
+    codes: {},
+    codeSamples: {},
+    throughput: 0,
+    latency: undefined,
+    stoppedBy: 'duration',
+    serverCpuSeconds: undefined,
+    serverPeakRssBytes: undefined,
+    benchCpuSeconds: 0,
+    allPhases: { completed: 0, declined: 0, failed: 0 },
+    samples: new Float64Array(0),
+    ...overrides,
+  };
+}
+
+describe('latency percentiles', () => {
+  it('uses nearest rank over the sorted samples', () => {
+    const samples = Float64Array.from({ length: 100 }, (_, i) => 100 - i);
+    const summary = summarizeLatencies(samples)!;
+    expect(summary).toMatchObject({ samples: 100, p50Ms: 50, p90Ms: 90, p99Ms: 99, maxMs: 100, meanMs: 50.5 });
+  });
+
+  it('gives the only sample for every percentile, and nothing for no samples', () => {
+    expect(summarizeLatencies(Float64Array.of(7))).toMatchObject({ p50Ms: 7, p99Ms: 7, maxMs: 7 });
+    expect(summarizeLatencies(new Float64Array(0))).toBeUndefined();
+  });
+});
+
+describe('pooling repeated rounds', () => {
+  it('sums counts and CPU, rates over the summed time, percentiles over all samples', () => {
+    const a = round({
+      measuredSeconds: 2,
+      requests: 10,
+      succeeded: 8,
+      declined: 1,
+      codes: { OK: 9, UNAVAILABLE: 1 },
+      codeSamples: { UNAVAILABLE: 'busy' },
+      serverCpuSeconds: 0.5,
+      serverPeakRssBytes: 100,
+      samples: Float64Array.of(1, 2, 3),
+    });
+    const b = round({
+      measuredSeconds: 3,
+      requests: 20,
+      succeeded: 17,
+      codes: { OK: 20 },
+      serverCpuSeconds: 1,
+      serverPeakRssBytes: 300,
+      samples: Float64Array.of(4, 5),
+    });
+    const pooled = poolRounds([a, b]);
+    expect(pooled).toMatchObject({ measuredSeconds: 5, requests: 30, succeeded: 25, declined: 1, throughput: 5 });
+    expect(pooled.codes).toEqual({ OK: 29, UNAVAILABLE: 1 });
+    expect(pooled.codeSamples).toEqual({ UNAVAILABLE: 'busy' });
+    expect(pooled.serverCpuSeconds).toBe(1.5);
+    expect(pooled.serverPeakRssBytes).toBe(300);
+    expect(pooled.latency).toMatchObject({ samples: 5, p50Ms: 3, maxMs: 5 });
+    // The rounds' own samples stay in their order: pooling copies before sorting.
+    expect([...b.samples]).toEqual([4, 5]);
+  });
+
+  it('leaves the server CPU unknown when one round could not read it', () => {
+    expect(poolRounds([round({ serverCpuSeconds: 1 }), round({})]).serverCpuSeconds).toBeUndefined();
+  });
+});
+
+describe('ratios', () => {
+  const figures = (throughput: number, succeeded: number, serverCpuSeconds?: number) => ({
+    throughput,
+    succeeded,
+    serverCpuSeconds,
+  });
+
+  it('computes each ratio from its own inputs, rounded to 3 decimals', () => {
+    const ratios = computeRatios({
+      uniform: figures(600, 6000, 12), // 2 ms per payment
+      hotPayee: figures(540, 5400),
+      health: figures(1000, 10_000, 5), // 0.5 ms per check
+      pgbenchTps: 1200,
+      p99HalfPeakMs: 8.12345,
+      peakRssBytes: 200 * 1024 * 1024,
+    });
+    expect(ratios).toEqual({
+      authorizeOverHealth: 0.6,
+      hotOverUniform: 0.9,
+      serviceOverPgbench: 0.5,
+      cpuPerPaymentOverHealth: 4,
+      p99HalfPeakMs: 8.123,
+      peakRssMb: 200,
+    });
+  });
+
+  it('is null, not 0 or Infinity, when an input was not measured', () => {
+    const ratios = computeRatios({
+      uniform: figures(100, 1000, 1),
+      hotPayee: undefined,
+      health: figures(0, 0, 1),
+      pgbenchTps: undefined,
+      p99HalfPeakMs: undefined,
+      peakRssBytes: undefined,
+    });
+    expect(ratios).toEqual({
+      authorizeOverHealth: null,
+      hotOverUniform: null,
+      serviceOverPgbench: null,
+      cpuPerPaymentOverHealth: null,
+      p99HalfPeakMs: null,
+      peakRssMb: null,
+    });
+    expect(cpuMsPerOp(figures(100, 1000))).toBeUndefined();
+  });
+
+  it('judges each figure against its target in the right direction', () => {
+    expect(verdict('authorizeOverHealth', 0.6)).toBe('met');
+    expect(verdict('authorizeOverHealth', 0.59)).toBe('missed');
+    expect(verdict('p99HalfPeakMs', 10)).toBe('met');
+    expect(verdict('p99HalfPeakMs', 10.5)).toBe('missed');
+    expect(verdict('peakRssMb', null)).toBe('-');
+  });
+
+  it('counts only INTERNAL and UNKNOWN as server faults', () => {
+    expect(['INTERNAL', 'UNKNOWN'].every(isServerFault)).toBe(true);
+    expect(
+      ['OK', 'UNAVAILABLE', 'RESOURCE_EXHAUSTED', 'DEADLINE_EXCEEDED', 'CLIENT_DEADLINE'].some(isServerFault),
+    ).toBe(false);
+  });
+});
+
+describe('pgbench anchor helpers', () => {
+  it('reads tps, latency and counts from pgbench 15 output', () => {
+    const output = [
+      'transaction type: authorize.sql',
+      'number of clients: 16',
+      'number of transactions actually processed: 25431',
+      'number of failed transactions: 3 (0.012%)',
+      'latency average = 9.412 ms',
+      'initial connection time = 21.113 ms',
+      'tps = 1699.912345 (without initial connection time)',
+    ].join('\n');
+    expect(parsePgbenchOutput(output)).toEqual({
+      tps: 1699.912345,
+      latencyAverageMs: 9.412,
+      transactions: 25431,
+      failed: 3,
+    });
+    expect(() => parsePgbenchOutput('pgbench: error: connection refused')).toThrow(/no "tps =" line/);
+  });
+
+  it('splits the anchor SQL files into statements, dropping comments', () => {
+    const text =
+      '-- empty the tables\nTRUNCATE a, b;\nUPDATE t SET x = 1\n  WHERE y <> 0;\nVACUUM ANALYZE t;\nCHECKPOINT;\n';
+    expect(splitSqlStatements(text)).toEqual([
+      'TRUNCATE a, b',
+      'UPDATE t SET x = 1\n  WHERE y <> 0',
+      'VACUUM ANALYZE t',
+      'CHECKPOINT',
+    ]);
+  });
+});
