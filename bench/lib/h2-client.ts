@@ -11,7 +11,10 @@ const CLIENT_GRACE_MS = 1_000;
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export interface CallOutcome {
-  /** gRPC code name (OK, UNAVAILABLE, …), or a client-side label such as CLIENT_DEADLINE or HTTP_503. */
+  /**
+   * gRPC code name (OK, UNAVAILABLE, …); a client-side label (CLIENT_DEADLINE, REFUSED_STREAM, TRANSPORT_ERROR);
+   * or "CODE/WHY" when the code was inferred (UNAVAILABLE/HTTP_503, INTERNAL/BAD_FRAME).
+   */
   code: string;
   /** The first response message (unframed), for OK answers. */
   message: Buffer | undefined;
@@ -117,8 +120,11 @@ export class GrpcH2Client {
           if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
             return { code: 'REFUSED_STREAM', message: undefined, detail: 'the server refused the stream' };
           }
-          const code = httpStatus && httpStatus !== 200 ? `HTTP_${httpStatus}` : 'NO_GRPC_STATUS';
-          return { code, message: undefined, detail: transportError || `rst code ${stream.rstCode ?? '-'}` };
+          const detail = transportError || `rst code ${stream.rstCode ?? '-'}`;
+          if (httpStatus && httpStatus !== 200)
+            return { code: codeOfHttpStatus(httpStatus), message: undefined, detail };
+          // An answer with neither a status nor a transport error is the server breaking the protocol.
+          return { code: transportError ? 'TRANSPORT_ERROR' : 'UNKNOWN/NO_GRPC_STATUS', message: undefined, detail };
         }
         const code = grpcCodeName(grpcStatus);
         if (code !== 'OK') return { code, message: undefined, detail: decodeGrpcMessage(grpcMessage) };
@@ -127,7 +133,7 @@ export class GrpcH2Client {
           const [message] = unframeMessages(Buffer.concat(chunks, received));
           return { code, message: message ?? Buffer.alloc(0), detail: '' };
         } catch (error) {
-          return { code: 'BAD_FRAME', message: undefined, detail: String(error) };
+          return { code: 'INTERNAL/BAD_FRAME', message: undefined, detail: String(error) };
         }
       };
     });
@@ -138,6 +144,24 @@ export class GrpcH2Client {
     this.#closed = true;
     for (const session of this.#sessions) session?.close();
   }
+}
+
+/**
+ * An HTTP error without a grpc-status, as gRPC clients read it (grpc/doc/http-grpc-status-mapping.md), with
+ * the HTTP status kept: "UNAVAILABLE/HTTP_503".
+ */
+export function codeOfHttpStatus(status: number): string {
+  const mapped: Record<number, string> = {
+    400: 'INTERNAL',
+    401: 'UNAUTHENTICATED',
+    403: 'PERMISSION_DENIED',
+    404: 'UNIMPLEMENTED',
+    429: 'UNAVAILABLE',
+    502: 'UNAVAILABLE',
+    503: 'UNAVAILABLE',
+    504: 'UNAVAILABLE',
+  };
+  return `${mapped[status] ?? 'UNKNOWN'}/HTTP_${status}`;
 }
 
 function decodeGrpcMessage(raw: string): string {

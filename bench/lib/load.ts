@@ -197,7 +197,7 @@ export async function runRound(spec: RoundSpec): Promise<RoundResult> {
     else if (kind === 'failed') result.allPhases.failed++;
     if (!measured) return;
     latencies[recorded++] = elapsedMs;
-    const code = outcome.code === 'OK' && kind === 'failed' ? 'UNEXPECTED_PAYMENT_STATUS' : outcome.code;
+    const code = outcome.code === 'OK' && kind === 'failed' ? 'UNKNOWN/UNEXPECTED_PAYMENT_STATUS' : outcome.code;
     bump(result.codes, code);
     if (code !== 'OK') result.codeSamples[code] ??= outcome.detail;
     if (kind === 'completed' || kind === 'ok') result.succeeded++;

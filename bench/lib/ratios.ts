@@ -77,7 +77,11 @@ export function verdict(name: keyof Ratios, value: number | null): string {
   return (atMost ? value <= target : value >= target) ? 'met' : 'missed';
 }
 
-/** Codes that mean the server failed rather than refused: any of them fails the benchmark. */
+/**
+ * Codes that mean the server failed rather than refused: INTERNAL and UNKNOWN, including those inferred from
+ * a broken answer (INTERNAL/BAD_FRAME, UNKNOWN/HTTP_500, UNKNOWN/NO_GRPC_STATUS). Any of them fails the run.
+ */
 export function isServerFault(code: string): boolean {
-  return code === 'INTERNAL' || code === 'UNKNOWN';
+  const base = code.split('/')[0];
+  return base === 'INTERNAL' || base === 'UNKNOWN';
 }

@@ -135,7 +135,7 @@ describe('ratios', () => {
   });
 
   it('counts only INTERNAL and UNKNOWN as server faults', () => {
-    expect(['INTERNAL', 'UNKNOWN'].every(isServerFault)).toBe(true);
+    expect(['INTERNAL', 'UNKNOWN', 'UNKNOWN/HTTP_500', 'INTERNAL/BAD_FRAME'].every(isServerFault)).toBe(true);
     expect(
       ['OK', 'UNAVAILABLE', 'RESOURCE_EXHAUSTED', 'DEADLINE_EXCEEDED', 'CLIENT_DEADLINE'].some(isServerFault),
     ).toBe(false);

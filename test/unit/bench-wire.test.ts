@@ -9,6 +9,7 @@ import {
   grpcTimeoutHeader,
   unframeMessages,
 } from '../../bench/lib/grpc-wire.js';
+import { codeOfHttpStatus } from '../../bench/lib/h2-client.js';
 import { MoneySchema } from '../../gen/payment/v1/money_pb.js';
 import {
   AuthorizePaymentRequestSchema,
@@ -113,5 +114,12 @@ describe('bench gRPC frames', () => {
     expect(grpcTimeoutHeader(10_000)).toBe('10000m');
     expect(grpcTimeoutHeader(0.2)).toBe('1m');
     expect(grpcTimeoutHeader(600_000_000)).toBe('600000S');
+  });
+
+  it('reads an HTTP error without grpc-status the way gRPC clients do, keeping the HTTP status', () => {
+    expect(codeOfHttpStatus(503)).toBe('UNAVAILABLE/HTTP_503');
+    expect(codeOfHttpStatus(429)).toBe('UNAVAILABLE/HTTP_429');
+    expect(codeOfHttpStatus(401)).toBe('UNAUTHENTICATED/HTTP_401');
+    expect(codeOfHttpStatus(500)).toBe('UNKNOWN/HTTP_500');
   });
 });
