@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConnectError } from '@connectrpc/connect';
 import { ADMIN_URL } from '../test/support/database.js';
+import { readServerProfile, summarizeCpuProfile } from './lib/cpu-profile.js';
 import { GrpcH2Client } from './lib/h2-client.js';
 import {
   authorizeWorkload,
@@ -348,6 +349,10 @@ async function main(): Promise<number> {
   } finally {
     if (options.mode !== 'target') progress('stopping the server and dropping its database…');
     await target.stop();
+  }
+  if (target.cpuProfileDir) {
+    const profile = readServerProfile(target.cpuProfileDir);
+    report.cpuProfile = { dir: target.cpuProfileDir, summary: profile ? summarizeCpuProfile(profile) : undefined };
   }
   progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(options.json ? `${renderJson(report)}\n` : renderTable(report));

@@ -42,6 +42,8 @@ export interface BenchOptions {
   anchorsDir: string | undefined;
   /** The 4× overload round and the recovery round after it. */
   overload: boolean;
+  /** Child server under `node --cpu-prof`; the report summarizes where its CPU went. */
+  cpuProfile: boolean;
 }
 
 /** A bad flag: reported on stderr with exit status 2. */
@@ -88,6 +90,8 @@ the ledger check fails, any answer was INTERNAL or UNKNOWN, or the server did no
   --anchors DIR             the pgbench anchor files (default ../shared/perf-anchors from the repository
                             root, or from the main checkout's root in a git worktree); absent: pgbench skipped
   --no-overload             skip the overload and recovery rounds
+  --cpu-prof                run the child server under node --cpu-prof and print where its CPU went (by
+                            area and function; the .cpuprofile file is kept for Chrome DevTools)
   --timeout-ms N            per-request deadline (default 10000)
   --rate-limit MODE          off (default), memory or redis: the server's rate limiter, with buckets too
                             large to refuse anything, so the figures show its overhead (redis uses
@@ -115,6 +119,7 @@ const DEFAULTS: BenchOptions = {
   repeat: 2,
   anchorsDir: undefined,
   overload: true,
+  cpuProfile: false,
 };
 
 /** Returns the options, or undefined when --help was asked for. */
@@ -157,6 +162,10 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
         break;
       case '--quick':
         noValue();
+        break;
+      case '--cpu-prof':
+        noValue();
+        options.cpuProfile = true;
         break;
       case '--no-overload':
         noValue();
@@ -222,6 +231,9 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     throw new UsageError('--rate-limit configures a server the benchmark starts; it cannot change a --target');
   }
   options.mode = options.targetUrl !== undefined ? 'target' : (serverFlag ?? 'child');
+  if (options.cpuProfile && options.mode !== 'child') {
+    throw new UsageError('--cpu-prof profiles a child server; it cannot profile --target or --server in-process');
+  }
   // The overload round runs at 4x the peak's concurrency.
   const maxConcurrency = Math.max(...options.concurrencies) * (options.overload ? OVERLOAD_FACTOR : 1);
   if (maxConcurrency > options.connections * MAX_STREAMS_PER_CONNECTION) {

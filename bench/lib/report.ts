@@ -1,4 +1,5 @@
 /** Renders the results: a table for people (or the whole report as JSON), then one line of ratios for scripts. */
+import type { ProfileLine, ProfileSummary } from './cpu-profile.js';
 import type { RoundResult } from './load.js';
 import type { BenchOptions } from './options.js';
 import type { PgbenchRun } from './pgbench.js';
@@ -29,6 +30,8 @@ export interface BenchReport {
   verification: Verification | undefined;
   serverLogLines: number;
   ratios: Ratios;
+  /** --cpu-prof: the server's profile over the whole run, and the directory it was written to. */
+  cpuProfile?: { dir: string; summary: ProfileSummary | undefined };
 }
 
 export function renderJson(report: BenchReport): string {
@@ -144,6 +147,7 @@ export function renderTable(report: BenchReport): string {
         : `SERVER FAULTS: ${faults.map(([code, count]) => `${count} × ${code}`).join(', ')}`,
     );
   }
+  if (report.cpuProfile) lines.push(...profileLines(report.cpuProfile));
   const check = report.verification;
   if (check) {
     lines.push(
@@ -154,6 +158,22 @@ export function renderTable(report: BenchReport): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+function profileLines({ dir, summary }: NonNullable<BenchReport['cpuProfile']>): string[] {
+  if (!summary) return [`server CPU profile: none written to ${dir} (did the server exit cleanly?)`, ''];
+  const table = (title: string, rows: ProfileLine[]) =>
+    alignColumns([
+      [title, 'self ms', 'share'],
+      ...rows.map((row) => [row.name, row.selfMs.toFixed(0), `${(row.share * 100).toFixed(1)}%`]),
+    ]);
+  return [
+    `server CPU profile over the whole run (setup included): ${summary.busyMs.toFixed(0)} ms busy, ` +
+      `${summary.idleMs.toFixed(0)} ms idle; file in ${dir}`,
+    ...table('by area (self time)', summary.byArea),
+    ...table('by function (self time)', summary.byFunction),
+    '',
+  ];
 }
 
 /** Left-aligns the first column, right-aligns the rest. */

@@ -1,5 +1,6 @@
 /** The benchmark's arithmetic: percentiles, pooling of repeated rounds, the ratios and their verdicts. */
 import { describe, expect, it } from 'vitest';
+import { areaOf, summarizeCpuProfile } from '../../bench/lib/cpu-profile.js';
 import { poolRounds, type RoundResult } from '../../bench/lib/load.js';
 import { parsePgbenchOutput, splitSqlStatements } from '../../bench/lib/pgbench.js';
 import { computeRatios, cpuMsPerOp, isServerFault, verdict } from '../../bench/lib/ratios.js';
@@ -171,5 +172,36 @@ describe('pgbench anchor helpers', () => {
       'VACUUM ANALYZE t',
       'CHECKPOINT',
     ]);
+  });
+});
+
+describe('server CPU profile summary', () => {
+  it('sorts files into areas: our directories, npm packages, Node internals, V8 pseudo-frames', () => {
+    expect(areaOf('file:///repo/src/ledger/apply.ts', 'apply')).toBe('src/ledger');
+    expect(areaOf('file:///repo/node_modules/drizzle-orm/entity.js', 'is')).toBe('drizzle-orm');
+    expect(areaOf('file:///repo/node_modules/@connectrpc/connect/dist/esm/x.js', 'f')).toBe('@connectrpc/connect');
+    expect(areaOf('node:internal/http2/core', 'f')).toBe('node internals');
+    expect(areaOf('', '(garbage collector)')).toBe('(garbage collector)');
+    expect(areaOf('', 'writev')).toBe('(native)');
+  });
+
+  it('adds self time per sample, leaves idle out of the shares, and sorts by time', () => {
+    const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 9 });
+    const summary = summarizeCpuProfile({
+      nodes: [
+        { id: 1, callFrame: frame('(idle)', '') },
+        { id: 2, callFrame: frame('apply', 'file:///r/src/ledger/apply.ts') },
+        { id: 3, callFrame: frame('is', 'file:///r/node_modules/drizzle-orm/entity.js') },
+      ],
+      samples: [1, 2, 3, 2, 1],
+      timeDeltas: [5000, 1000, 1000, 2000, 5000],
+    });
+    expect(summary.busyMs).toBe(4);
+    expect(summary.idleMs).toBe(10);
+    expect(summary.byArea).toEqual([
+      { name: 'src/ledger', selfMs: 3, share: 0.75 },
+      { name: 'drizzle-orm', selfMs: 1, share: 0.25 },
+    ]);
+    expect(summary.byFunction[0]).toEqual({ name: 'apply ledger/apply.ts:10', selfMs: 3, share: 0.75 });
   });
 });
