@@ -33,7 +33,14 @@ import { locatePgbench, PgbenchDatabase, type PgbenchRun } from './lib/pgbench.j
 import { computeRatios, isServerFault } from './lib/ratios.js';
 import { type BenchReport, type OverloadReport, renderJson, renderRatiosLine, renderTable } from './lib/report.js';
 import { REPO_ROOT, startTarget, type Target } from './lib/server.js';
-import { type BenchAccounts, CURRENCY, createBenchAccounts, grpcClients, seedBenchAccounts } from './lib/setup.js';
+import {
+  type BenchAccounts,
+  CURRENCY,
+  createBenchAccounts,
+  grpcClients,
+  SEED_BATCH,
+  seedBenchAccounts,
+} from './lib/setup.js';
 import { tallyTotal } from './lib/stats.js';
 import { type Verification, verifyLedger } from './lib/verify.js';
 
@@ -80,12 +87,10 @@ async function seed(
   target: Target,
   runId: string,
   signal: AbortSignal,
-): Promise<{ accounts: BenchAccounts; how: 'ledger core' | 'api' }> {
+): Promise<{ accounts: BenchAccounts; how: BenchReport['setup']['how'] }> {
   if (target.database) {
-    return {
-      accounts: await seedBenchAccounts(target.database.url, { count: options.accounts, runId, signal }),
-      how: 'ledger core',
-    };
+    const how = options.accounts > SEED_BATCH ? `ledger core (${SEED_BATCH}) + bulk SQL` : 'ledger core';
+    return { accounts: await seedBenchAccounts(target.database.url, { count: options.accounts, runId, signal }), how };
   }
   const clients = grpcClients(target.url, 1, target.apiKey)[0]!;
   const accounts = await createBenchAccounts(clients, {

@@ -19,7 +19,7 @@ export interface OverloadReport {
 export interface BenchReport {
   options: BenchOptions;
   target: { mode: BenchOptions['mode']; url: string; serverPid: number | undefined };
-  setup: { accounts: number; seconds: number; how: 'ledger core' | 'api' };
+  setup: { accounts: number; seconds: number; how: string };
   /** Pooled over repetitions: one per scenario and concurrency. */
   rounds: RoundResult[];
   pgbench: PgbenchRun[];

@@ -6,6 +6,7 @@ import { type Client, createClient, type Interceptor } from '@connectrpc/connect
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js';
 import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+import { bulkSeedFundedAccounts } from './seed-sql.js';
 
 export const CURRENCY = 'USD';
 // $1,000,000 per account. Payments are at most $100 (see load.ts), so even a payer that takes part in
@@ -104,17 +105,43 @@ async function forEachBounded(
   if (signal.aborted) throw new Error('setup interrupted');
 }
 
-/** Commands per transaction when seeding through the ledger core; its own cap is MAX_COMMANDS_PER_TRANSACTION. */
-const SEED_BATCH = 500;
+/**
+ * Commands per transaction when seeding through the ledger core (its own cap is MAX_COMMANDS_PER_TRANSACTION),
+ * and the number of users seeded that way before bulk inserts take over.
+ */
+export const SEED_BATCH = 500;
 /** Seeding transactions in flight at once. */
 const SEED_PARALLEL = 4;
 
 /**
- * Creates `count` funded user accounts and one merchant straight through the ledger core (src/ledger), in
- * lists of SEED_BATCH commands per transaction: the same rows, entries and events as the API writes, at a
- * fraction of the cost, so that 100,000 accounts take seconds. Only for a database the benchmark owns.
+ * Creates `count` funded user accounts and one merchant in a database the benchmark owns. The merchant and
+ * the first SEED_BATCH users go through the ledger core (src/ledger), exactly as the API would write them
+ * (which also creates the USD funding account); the rest are bulk-inserted in chunks (seed-sql.ts), because
+ * through the core 100,000 accounts take minutes on a loaded machine.
  */
 export async function seedBenchAccounts(
+  databaseUrl: string,
+  options: { count: number; runId: string; signal: AbortSignal },
+): Promise<BenchAccounts> {
+  const throughCore = Math.min(options.count, SEED_BATCH);
+  const core = await seedThroughCore(databaseUrl, { ...options, count: throughCore });
+  if (options.count === throughCore) return core;
+  const bulk = await bulkSeedFundedAccounts(databaseUrl, {
+    count: options.count - throughCore,
+    ownerRefPrefix: `bench:${options.runId}:user:`,
+    firstIndex: throughCore,
+    depositMinor: DEPOSIT_MINOR,
+    currency: CURRENCY,
+    signal: options.signal,
+  });
+  return { users: [...core.users, ...bulk], merchant: core.merchant };
+}
+
+/**
+ * `count` funded users and one merchant through the ledger core, in lists of SEED_BATCH commands per
+ * transaction: the same rows, entries and events as the API writes.
+ */
+async function seedThroughCore(
   databaseUrl: string,
   options: { count: number; runId: string; signal: AbortSignal },
 ): Promise<BenchAccounts> {
