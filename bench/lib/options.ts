@@ -63,7 +63,7 @@ export const USAGE = `Usage: npm run bench -- [flags]
 Load generator for PaymentService.AuthorizePayment over native gRPC (HTTP/2 cleartext, pre-encoded
 frames on bare node:http2 sessions). By default it starts the server as a child process against a fresh
 PostgreSQL database (TEST_ADMIN_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres), seeds
-the accounts straight through the ledger core, and drops the database at the end.
+the accounts (500 through the ledger core, the rest by bulk insert), and drops the database at the end.
 
 One run interleaves rounds of each scenario (A B A B …), then an open-loop round at half the peak
 payments/s (p99 at half peak), then an overload round at 4x the peak's concurrency and a recovery round,
