@@ -145,10 +145,11 @@ async function interleavedRounds(
       for (const concurrency of options.concurrencies) {
         if (context.signal.aborted) break;
         const key = `${scenario}@${concurrency}`;
+        const isPgbench = scenario === 'pgbench' || scenario === 'pgbench-hot';
+        if (isPgbench && !pgbench.database) continue;
         progress(`[${repetition}/${options.repeat}] ${scenario} @ ${concurrency} in flight…`);
-        if (scenario === 'pgbench' || scenario === 'pgbench-hot') {
-          if (!pgbench.database) continue;
-          const run = await pgbench.database.run({
+        if (isPgbench) {
+          const run = await pgbench.database!.run({
             hot: scenario === 'pgbench-hot',
             clients: concurrency,
             seconds: Math.max(1, Math.ceil(options.durationMs / 1000)),

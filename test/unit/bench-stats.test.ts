@@ -1,8 +1,11 @@
 /** The benchmark's arithmetic: percentiles, pooling of repeated rounds, the ratios and their verdicts. */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { areaOf, summarizeCpuProfile } from '../../bench/lib/cpu-profile.js';
 import { poolRounds, type RoundResult } from '../../bench/lib/load.js';
-import { parsePgbenchOutput, splitSqlStatements } from '../../bench/lib/pgbench.js';
+import { locatePgbench, parsePgbenchOutput, splitSqlStatements } from '../../bench/lib/pgbench.js';
 import { computeRatios, cpuMsPerOp, isServerFault, verdict } from '../../bench/lib/ratios.js';
 import { summarizeLatencies } from '../../bench/lib/stats.js';
 
@@ -203,5 +206,41 @@ describe('server CPU profile summary', () => {
       { name: 'drizzle-orm', selfMs: 1, share: 0.25 },
     ]);
     expect(summary.byFunction[0]).toEqual({ name: 'apply ledger/apply.ts:10', selfMs: 3, share: 0.75 });
+  });
+});
+
+describe('locating the pgbench anchor', () => {
+  const anchorFiles = (dir: string) => {
+    mkdirSync(dir, { recursive: true });
+    for (const file of ['schema.sql', 'authorize.sql', 'reset.sql']) writeFileSync(join(dir, file), '-- anchor\n');
+  };
+
+  it('skips with a message naming where it looked when the files are absent', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'bench-anchor-'));
+    try {
+      const repo = join(root, 'repo');
+      mkdirSync(repo);
+      const located = await locatePgbench(repo, undefined);
+      expect(located).toEqual({ skipped: expect.stringContaining(join(root, 'shared/perf-anchors')) });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('finds ../shared/perf-anchors next to the main checkout from a git worktree', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'bench-anchor-'));
+    try {
+      // /root/main is the main checkout, /root/wt/feature a worktree whose .git file points into main's .git.
+      anchorFiles(join(root, 'shared/perf-anchors'));
+      const worktree = join(root, 'wt/feature');
+      mkdirSync(worktree, { recursive: true });
+      writeFileSync(join(worktree, '.git'), `gitdir: ${join(root, 'main/.git/worktrees/feature')}\n`);
+      const located = await locatePgbench(worktree, undefined);
+      // Where pgbench itself is missing, the skip message names pgbench, not the anchors.
+      if ('skipped' in located) expect(located.skipped).toMatch(/pgbench not found/);
+      else expect(located.anchorsDir).toBe(join(root, 'shared/perf-anchors'));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
