@@ -50,6 +50,7 @@ const EXIT_INTERRUPTED = 130;
 const REFERENCE_CONCURRENCY = 16;
 /** After overload the server has recovered when under this share of the normal round's requests failed. */
 const RECOVERY_MAX_ERROR_SHARE = 0.01;
+const OVERLOAD_MIN_TIMEOUT_MS = 200;
 
 function progress(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
@@ -181,20 +182,33 @@ async function interleavedRounds(
 }
 
 /** 4x the peak's concurrency, then the peak's concurrency again: the server must refuse cleanly and recover. */
-async function overloadRounds(context: Context, peakConcurrency: number): Promise<OverloadReport> {
+async function overloadRounds(context: Context, peak: RoundResult): Promise<OverloadReport> {
+  const peakConcurrency = peak.concurrency;
   const concurrency = peakConcurrency * OVERLOAD_FACTOR;
-  progress(`overload: uniform @ ${concurrency} in flight…`);
-  const overload = await round(context, context.workloads.uniform, concurrency);
+  const timeoutMs = overloadTimeoutMs(peak.latency?.p99Ms, context.options.timeoutMs);
+  progress(`overload: uniform @ ${concurrency} in flight, ${timeoutMs} ms deadline…`);
+  const overload = await round(context, context.workloads.uniform, concurrency, { timeoutMs });
   progress(`recovery: uniform @ ${peakConcurrency} in flight…`);
   const recovery = await round(context, context.workloads.uniform, peakConcurrency);
   const failedShare = recovery.requests > 0 ? (recovery.requests - (recovery.codes.OK ?? 0)) / recovery.requests : 1;
   return {
     concurrency,
+    timeoutMs,
     overload,
     recovery,
     recovered: recovery.succeeded > 0 && failedShare < RECOVERY_MAX_ERROR_SHARE,
     serverFaults: {},
   };
+}
+
+/**
+ * The overload round's deadline: twice the peak round's p99 (at least OVERLOAD_MIN_TIMEOUT_MS, at most
+ * --timeout-ms), so that at 4x the concurrency some requests do run out of time and the server's deadline
+ * handling under load is part of what the round shows (and of what the ledger check covers).
+ */
+function overloadTimeoutMs(peakP99Ms: number | undefined, timeoutMs: number): number {
+  if (peakP99Ms === undefined) return timeoutMs;
+  return Math.min(timeoutMs, Math.max(OVERLOAD_MIN_TIMEOUT_MS, Math.ceil(2 * peakP99Ms)));
 }
 
 function serverFaults(rounds: RoundResult[]): Record<string, number> {
@@ -268,7 +282,7 @@ async function benchmark(options: BenchOptions, target: Target, signal: AbortSig
       const rate = peak.throughput / 2;
       progress(`uniform, open loop at ${rate.toFixed(0)} payments/s (half the peak)…`);
       halfPeak = await round(context, context.workloads.uniform, peak.concurrency, { ratePerSecond: rate });
-      if (options.overload && !signal.aborted) overload = await overloadRounds(context, peak.concurrency);
+      if (options.overload && !signal.aborted) overload = await overloadRounds(context, peak);
     }
     if (overload) overload.serverFaults = serverFaults(context.all);
     const reference = options.concurrencies.includes(REFERENCE_CONCURRENCY)

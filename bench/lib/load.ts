@@ -117,6 +117,8 @@ export interface RoundResult {
   codes: Tally;
   /** The first explanation seen for each failing code. */
   codeSamples: Record<string, string>;
+  /** Measured answers (any code) that arrived after the request's deadline had passed on the client's clock. */
+  lateAnswers: number;
   /** Succeeded per second. */
   throughput: number;
   latency: LatencySummary | undefined;
@@ -147,6 +149,7 @@ function emptyResult(spec: RoundSpec): RoundResult {
     declined: 0,
     codes: {},
     codeSamples: {},
+    lateAnswers: 0,
     throughput: 0,
     latency: undefined,
     stoppedBy: 'duration',
@@ -188,8 +191,10 @@ export async function runRound(spec: RoundSpec): Promise<RoundResult> {
     return 'measured';
   };
   const send = async (dueAt: number, measured: boolean) => {
+    const sentAt = performance.now();
     const outcome = await spec.client.call(spec.workload.path, spec.workload.nextFrame(), spec.timeoutMs);
-    const elapsedMs = performance.now() - dueAt;
+    const answeredAt = performance.now();
+    const elapsedMs = answeredAt - dueAt;
     let kind: Outcome = 'failed';
     if (outcome.code === 'OK') kind = spec.workload.classify(outcome.message!);
     if (kind === 'completed') result.allPhases.completed++;
@@ -197,6 +202,7 @@ export async function runRound(spec: RoundSpec): Promise<RoundResult> {
     else if (kind === 'failed') result.allPhases.failed++;
     if (!measured) return;
     latencies[recorded++] = elapsedMs;
+    if (answeredAt - sentAt > spec.timeoutMs) result.lateAnswers++;
     const code = outcome.code === 'OK' && kind === 'failed' ? 'UNKNOWN/UNEXPECTED_PAYMENT_STATUS' : outcome.code;
     bump(result.codes, code);
     if (code !== 'OK') result.codeSamples[code] ??= outcome.detail;
@@ -285,7 +291,14 @@ export function poolRounds(rounds: RoundResult[]): RoundResult {
     allPhases: { completed: 0, declined: 0, failed: 0 },
   };
   let samples = 0;
-  for (const key of ['measuredSeconds', 'requests', 'succeeded', 'declined', 'benchCpuSeconds'] as const) {
+  for (const key of [
+    'measuredSeconds',
+    'requests',
+    'succeeded',
+    'declined',
+    'lateAnswers',
+    'benchCpuSeconds',
+  ] as const) {
     pooled[key] = rounds.reduce((sum, round) => sum + round[key], 0);
   }
   pooled.serverCpuSeconds = rounds.every((round) => round.serverCpuSeconds !== undefined)

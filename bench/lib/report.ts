@@ -9,6 +9,8 @@ import type { Verification } from './verify.js';
 
 export interface OverloadReport {
   concurrency: number;
+  /** The overload round's per-request deadline (the recovery round uses --timeout-ms). */
+  timeoutMs: number;
   overload: RoundResult;
   recovery: RoundResult;
   recovered: boolean;
@@ -136,7 +138,8 @@ export function renderTable(report: BenchReport): string {
         .map(([code, count]) => `${code} ${count}`)
         .join(', ');
     lines.push(
-      `overload at ${overload.concurrency} in flight: ${codes(overload) || 'nothing answered'}`,
+      `overload at ${overload.concurrency} in flight: ${codes(overload) || 'nothing answered'}; ` +
+        `${overload.lateAnswers} answered after their ${report.overload.timeoutMs} ms deadline`,
       `recovery at ${recovery.concurrency} in flight: ${codes(recovery) || 'nothing answered'} → ` +
         (recovered ? 'recovered' : 'NOT RECOVERED'),
     );

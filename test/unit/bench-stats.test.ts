@@ -21,6 +21,7 @@ function round(overrides: Partial<RoundResult>): RoundResult {
     declined: 0,
     codes: {},
     codeSamples: {},
+    lateAnswers: 0,
     throughput: 0,
     latency: undefined,
     stoppedBy: 'duration',
