@@ -1,92 +1,341 @@
 /**
- * Closed-loop load generator for PaymentService.AuthorizePayment over native gRPC: `npm run bench -- --help`.
- * Starts (or targets) a server, creates funded accounts through the API, runs each scenario at each
- * concurrency, checks the ledger afterwards and prints the figures. Progress goes to stderr, so stdout holds
- * only the table or the JSON.
+ * The benchmark: `npm run bench -- --help`. Starts (or targets) a server, seeds funded accounts, then in one
+ * run interleaves rounds of AuthorizePayment (uniform, hot payee), grpc.health.v1.Health/Check and the
+ * pgbench anchor, runs an open-loop round at half the peak, an overload round and a recovery round, checks
+ * the ledger and prints the figures with the ratios issue 9 sets targets for. Progress goes to stderr, so
+ * stdout holds only the table (or JSON) and, last, one line of JSON with the ratios.
  */
 import { randomBytes } from 'node:crypto';
 import { ConnectError } from '@connectrpc/connect';
-import { type RunResult, runClosedLoop } from './lib/load.js';
-import { type BenchOptions, parseOptions, USAGE, UsageError } from './lib/options.js';
-import { type BenchReport, renderJson, renderTable } from './lib/report.js';
-import { startTarget, type Target } from './lib/server.js';
-import { createBenchAccounts, grpcClients } from './lib/setup.js';
+import { ADMIN_URL } from '../test/support/database.js';
+import { readServerProfile, summarizeCpuProfile } from './lib/cpu-profile.js';
+import { GrpcH2Client } from './lib/h2-client.js';
+import {
+  authorizeWorkload,
+  healthWorkload,
+  hotPayeePair,
+  poolRounds,
+  type RoundResult,
+  type RoundSpec,
+  runRound,
+  uniformPair,
+  type Workload,
+} from './lib/load.js';
+import {
+  type BenchOptions,
+  OVERLOAD_FACTOR,
+  parseOptions,
+  type ScenarioName,
+  USAGE,
+  UsageError,
+} from './lib/options.js';
+import { locatePgbench, PgbenchDatabase, type PgbenchRun } from './lib/pgbench.js';
+import { computeRatios, isServerFault } from './lib/ratios.js';
+import { type BenchReport, type OverloadReport, renderJson, renderRatiosLine, renderTable } from './lib/report.js';
+import { REPO_ROOT, startTarget, type Target } from './lib/server.js';
+import {
+  type BenchAccounts,
+  CURRENCY,
+  createBenchAccounts,
+  grpcClients,
+  SEED_BATCH,
+  seedBenchAccounts,
+} from './lib/setup.js';
 import { tallyTotal } from './lib/stats.js';
 import { type Verification, verifyLedger } from './lib/verify.js';
 
 const EXIT_USAGE = 2;
 const EXIT_INTERRUPTED = 130;
+/** The ratios compare scenarios at this many in flight when it was run (the issue's reference point). */
+const REFERENCE_CONCURRENCY = 16;
+/** After overload the server has recovered when under this share of the normal round's requests failed. */
+const RECOVERY_MAX_ERROR_SHARE = 0.01;
+const OVERLOAD_MIN_TIMEOUT_MS = 200;
 
 function progress(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
 }
 
-function runLine(run: RunResult): string {
-  const latency = run.latency ? `p50 ${run.latency.p50Ms.toFixed(1)} ms, p99 ${run.latency.p99Ms.toFixed(1)} ms` : '';
-  const errors = tallyTotal(run.errors);
-  return `  ${run.paymentsPerSecond.toFixed(1)} payments/s, ${latency}${errors > 0 ? `, ${errors} errors` : ''}`;
+function roundLine(round: RoundResult): string {
+  const latency = round.latency
+    ? `, p50 ${round.latency.p50Ms.toFixed(1)} ms, p99 ${round.latency.p99Ms.toFixed(1)} ms`
+    : '';
+  const errors = tallyTotal(round.codes) - (round.codes.OK ?? 0);
+  return `  ${round.throughput.toFixed(1)} ops/s${latency}${errors > 0 ? `, ${errors} errors` : ''}`;
 }
 
-async function benchmark(options: BenchOptions, target: Target, signal: AbortSignal): Promise<BenchReport> {
-  const clients = grpcClients(target.url, options.connections, target.apiKey);
-  // Unique per invocation, so that running twice against one --target never replays an earlier key.
-  const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+interface Pgbench {
+  database: PgbenchDatabase | undefined;
+  skipped: string | undefined;
+  runs: number;
+}
 
-  progress(`creating and funding ${options.accounts} accounts (+1 merchant)…`);
-  const setupStart = performance.now();
-  const accounts = await createBenchAccounts(clients[0]!, {
+async function preparePgbench(options: BenchOptions): Promise<Pgbench> {
+  if (!options.scenarios.some((scenario) => scenario.startsWith('pgbench'))) {
+    return { database: undefined, skipped: 'not among --scenarios', runs: 0 };
+  }
+  const located = await locatePgbench(REPO_ROOT, options.anchorsDir);
+  if ('skipped' in located) {
+    progress(`pgbench rows skipped: ${located.skipped}`);
+    return { database: undefined, skipped: located.skipped, runs: 0 };
+  }
+  progress(`loading the pgbench anchor schema from ${located.anchorsDir} into a database of its own…`);
+  return { database: await PgbenchDatabase.create(located, ADMIN_URL), skipped: undefined, runs: 0 };
+}
+
+async function seed(
+  options: BenchOptions,
+  target: Target,
+  runId: string,
+  signal: AbortSignal,
+): Promise<{ accounts: BenchAccounts; how: BenchReport['setup']['how'] }> {
+  if (target.database) {
+    const how = options.accounts > SEED_BATCH ? `ledger core (${SEED_BATCH}) + bulk SQL` : 'ledger core';
+    return { accounts: await seedBenchAccounts(target.database.url, { count: options.accounts, runId, signal }), how };
+  }
+  const clients = grpcClients(target.url, 1, target.apiKey)[0]!;
+  const accounts = await createBenchAccounts(clients, {
     count: options.accounts,
     concurrency: options.setupConcurrency,
     runId,
     timeoutMs: options.timeoutMs,
     signal,
   });
-  const setupSeconds = (performance.now() - setupStart) / 1000;
+  return { accounts, how: 'api' };
+}
 
-  const runs: RunResult[] = [];
-  for (const scenario of options.scenarios) {
-    for (const concurrency of options.concurrencies) {
-      if (signal.aborted) break;
-      progress(
-        `${scenario} @ ${concurrency} in flight: ${options.warmupMs / 1000} s warm-up + ${options.durationMs / 1000} s…`,
-      );
-      const run = await runClosedLoop({
-        scenario,
-        concurrency,
-        warmupMs: options.warmupMs,
-        durationMs: options.durationMs,
-        maxRequests: options.maxRequests,
-        timeoutMs: options.timeoutMs,
-        keyPrefix: `bench-${runId}-${scenario}-${concurrency}`,
-        clients,
-        accounts,
-        server: target.probe,
-        signal,
-      });
-      runs.push(run);
-      progress(runLine(run));
+interface Context {
+  options: BenchOptions;
+  target: Target;
+  client: GrpcH2Client;
+  workloads: Record<'uniform' | 'hot-payee' | 'health', Workload>;
+  signal: AbortSignal;
+  /** Every round run, unpooled, for the ledger check and the fault scan. */
+  all: RoundResult[];
+}
+
+async function round(context: Context, workload: Workload, concurrency: number, extra: Partial<RoundSpec> = {}) {
+  const { options } = context;
+  const result = await runRound({
+    workload,
+    client: context.client,
+    concurrency,
+    warmupMs: options.warmupMs,
+    durationMs: options.durationMs,
+    maxRequests: options.maxRequests,
+    timeoutMs: options.timeoutMs,
+    server: context.target.probe,
+    signal: context.signal,
+    ...extra,
+  });
+  context.all.push(result);
+  progress(roundLine(result));
+  return result;
+}
+
+/** The A B A B part: every scenario at every concurrency, `repeat` times, pooled per scenario and concurrency. */
+async function interleavedRounds(
+  context: Context,
+  pgbench: Pgbench,
+): Promise<{ pooled: RoundResult[]; pgbenchRuns: PgbenchRun[] }> {
+  const { options } = context;
+  const byKey = new Map<string, RoundResult[]>();
+  const pgbenchByKey = new Map<string, PgbenchRun[]>();
+  for (let repetition = 1; repetition <= options.repeat; repetition++) {
+    for (const scenario of options.scenarios) {
+      for (const concurrency of options.concurrencies) {
+        if (context.signal.aborted) break;
+        const key = `${scenario}@${concurrency}`;
+        const isPgbench = scenario === 'pgbench' || scenario === 'pgbench-hot';
+        if (isPgbench && !pgbench.database) continue;
+        progress(`[${repetition}/${options.repeat}] ${scenario} @ ${concurrency} in flight…`);
+        if (isPgbench) {
+          const run = await pgbench.database!.run({
+            hot: scenario === 'pgbench-hot',
+            clients: concurrency,
+            seconds: Math.max(1, Math.ceil(options.durationMs / 1000)),
+            reset: pgbench.runs++ > 0,
+          });
+          progress(`  ${run.tps.toFixed(1)} tps, ${run.failedTransactions} failed`);
+          pgbenchByKey.set(key, [...(pgbenchByKey.get(key) ?? []), run]);
+          continue;
+        }
+        const result = await round(context, context.workloads[scenario], concurrency);
+        byKey.set(key, [...(byKey.get(key) ?? []), result]);
+      }
     }
   }
+  const pgbenchRuns = [...pgbenchByKey.values()].map((runs) => {
+    const seconds = runs.reduce((sum, run) => sum + run.seconds, 0);
+    return {
+      ...runs[0]!,
+      tps: runs.reduce((sum, run) => sum + run.tps * run.seconds, 0) / seconds,
+      latencyAverageMs: runs.every((run) => run.latencyAverageMs !== undefined)
+        ? runs.reduce((sum, run) => sum + run.latencyAverageMs! * run.seconds, 0) / seconds
+        : undefined,
+      transactions: runs.reduce((sum, run) => sum + run.transactions, 0),
+      failedTransactions: runs.reduce((sum, run) => sum + run.failedTransactions, 0),
+      seconds,
+    };
+  });
+  return { pooled: [...byKey.values()].map(poolRounds), pgbenchRuns };
+}
 
-  let verification: Verification | undefined;
-  if (target.database && runs.length > 0) {
-    progress('checking the ledger…');
-    const sum = (pick: (run: RunResult) => number) => runs.reduce((total, run) => total + pick(run), 0);
-    verification = await verifyLedger(target.database.url, {
-      completed: sum((run) => run.allPhases.completed),
-      declined: sum((run) => run.allPhases.declined),
-      failed: sum((run) => run.allPhases.failed),
-    });
-  }
-
+/** 4x the peak's concurrency, then the peak's concurrency again: the server must refuse cleanly and recover. */
+async function overloadRounds(context: Context, peak: RoundResult): Promise<OverloadReport> {
+  const peakConcurrency = peak.concurrency;
+  const concurrency = peakConcurrency * OVERLOAD_FACTOR;
+  const timeoutMs = overloadTimeoutMs(peak.latency?.p99Ms, context.options.timeoutMs);
+  progress(`overload: uniform @ ${concurrency} in flight, ${timeoutMs} ms deadline…`);
+  const overload = await round(context, context.workloads.uniform, concurrency, { timeoutMs });
+  progress(`recovery: uniform @ ${peakConcurrency} in flight…`);
+  const recovery = await round(context, context.workloads.uniform, peakConcurrency);
+  const failedShare = recovery.requests > 0 ? (recovery.requests - (recovery.codes.OK ?? 0)) / recovery.requests : 1;
   return {
-    options,
-    target: { mode: target.mode, url: target.url, serverPid: target.probe?.pid },
-    setup: { accounts: options.accounts, seconds: setupSeconds },
-    runs,
-    verification,
-    serverLogLines: target.logLines(),
+    concurrency,
+    timeoutMs,
+    overload,
+    recovery,
+    recovered: recovery.succeeded > 0 && failedShare < RECOVERY_MAX_ERROR_SHARE,
+    serverFaults: {},
   };
+}
+
+/**
+ * The overload round's deadline: twice the peak round's p99 (at least OVERLOAD_MIN_TIMEOUT_MS, at most
+ * --timeout-ms), so that at 4x the concurrency some requests do run out of time and the server's deadline
+ * handling under load is part of what the round shows (and of what the ledger check covers).
+ */
+function overloadTimeoutMs(peakP99Ms: number | undefined, timeoutMs: number): number {
+  if (peakP99Ms === undefined) return timeoutMs;
+  return Math.min(timeoutMs, Math.max(OVERLOAD_MIN_TIMEOUT_MS, Math.ceil(2 * peakP99Ms)));
+}
+
+function serverFaults(rounds: RoundResult[]): Record<string, number> {
+  const faults: Record<string, number> = {};
+  for (const result of rounds) {
+    for (const [code, count] of Object.entries(result.codes)) {
+      if (isServerFault(code)) faults[code] = (faults[code] ?? 0) + count;
+    }
+  }
+  return faults;
+}
+
+async function checkLedger(context: Context): Promise<Verification | undefined> {
+  const payments = context.all.filter((result) => result.scenario !== 'health');
+  if (!context.target.database || payments.length === 0) return undefined;
+  progress('checking the ledger…');
+  const sum = (pick: (result: RoundResult) => number) => payments.reduce((total, result) => total + pick(result), 0);
+  return verifyLedger(context.target.database.url, {
+    completed: sum((result) => result.allPhases.completed),
+    declined: sum((result) => result.allPhases.declined),
+    failed: sum((result) => result.allPhases.failed),
+  });
+}
+
+function pick<T extends { concurrency: number }>(items: T[], concurrency: number): T | undefined {
+  return items.find((item) => item.concurrency === concurrency);
+}
+
+async function benchmark(options: BenchOptions, target: Target, signal: AbortSignal): Promise<BenchReport> {
+  // Unique per invocation, so that running twice against one --target never replays an earlier key.
+  const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  progress(
+    `seeding ${options.accounts} funded accounts (+1 merchant)${options.scenarios.some((s) => s.startsWith('pgbench')) ? ' and the pgbench anchor' : ''}…`,
+  );
+  const setupStart = performance.now();
+  const [{ accounts, how }, pgbench] = await Promise.all([
+    seed(options, target, runId, signal),
+    preparePgbench(options),
+  ]);
+  const setupSeconds = (performance.now() - setupStart) / 1000;
+  const ids = [...accounts.users, accounts.merchant];
+  const client = new GrpcH2Client(target.url, options.connections, target.apiKey);
+  const context: Context = {
+    options,
+    target,
+    client,
+    signal,
+    all: [],
+    workloads: {
+      uniform: authorizeWorkload('uniform', ids, uniformPair(accounts.users.length), `bench-${runId}-u`, CURRENCY),
+      'hot-payee': authorizeWorkload(
+        'hot-payee',
+        ids,
+        hotPayeePair(accounts.users.length, ids.length - 1),
+        `bench-${runId}-h`,
+        CURRENCY,
+      ),
+      health: healthWorkload(),
+    },
+  };
+  try {
+    const { pooled, pgbenchRuns } = await interleavedRounds(context, pgbench);
+    const uniforms = pooled.filter((result) => result.scenario === 'uniform');
+    const peak = uniforms.reduce<RoundResult | undefined>(
+      (best, r) => (!best || r.throughput > best.throughput ? r : best),
+      undefined,
+    );
+    let halfPeak: RoundResult | undefined;
+    let overload: OverloadReport | undefined;
+    if (peak && peak.throughput > 0 && !signal.aborted) {
+      const rate = peak.throughput / 2;
+      progress(`uniform, open loop at ${rate.toFixed(0)} payments/s (half the peak)…`);
+      halfPeak = await round(context, context.workloads.uniform, peak.concurrency, { ratePerSecond: rate });
+      if (options.overload && !signal.aborted) overload = await overloadRounds(context, peak);
+    }
+    if (overload) overload.serverFaults = serverFaults(context.all);
+    const reference = options.concurrencies.includes(REFERENCE_CONCURRENCY)
+      ? REFERENCE_CONCURRENCY
+      : options.concurrencies[0]!;
+    const byScenario = (scenario: ScenarioName) =>
+      pick(
+        pooled.filter((r) => r.scenario === scenario),
+        reference,
+      );
+    const peaks = context.all.flatMap((r) => (r.serverPeakRssBytes === undefined ? [] : [r.serverPeakRssBytes]));
+    const ratios = computeRatios({
+      uniform: byScenario('uniform'),
+      hotPayee: byScenario('hot-payee'),
+      health: byScenario('health'),
+      pgbenchTps: pgbenchRuns.find((run) => run.scenario === 'pgbench' && run.clients === reference)?.tps,
+      p99HalfPeakMs: halfPeak?.latency?.p99Ms,
+      peakRssBytes: peaks.length > 0 ? Math.max(...peaks) : undefined,
+    });
+    const verification = await checkLedger(context);
+    return {
+      options,
+      target: { mode: target.mode, url: target.url, serverPid: target.probe?.pid },
+      setup: { accounts: options.accounts, seconds: setupSeconds, how },
+      rounds: pooled,
+      pgbench: pgbenchRuns,
+      pgbenchSkipped: pgbench.skipped,
+      halfPeak,
+      overload,
+      verification,
+      serverLogLines: target.logLines(),
+      ratios,
+    };
+  } finally {
+    client.close();
+    await pgbench.database?.drop();
+  }
+}
+
+function exitCode(report: BenchReport, interrupted: boolean): number {
+  if (interrupted) return EXIT_INTERRUPTED;
+  const faults = serverFaults([
+    ...report.rounds,
+    ...(report.halfPeak ? [report.halfPeak] : []),
+    ...(report.overload ? [report.overload.overload, report.overload.recovery] : []),
+  ]);
+  const problems = [
+    ...(report.verification?.problems ?? []),
+    ...Object.entries(faults).map(([code, count]) => `${count} answers ${code}`),
+    ...(report.overload && !report.overload.recovered ? ['the server did not recover after the overload round'] : []),
+  ];
+  for (const problem of problems) progress(`FAILED: ${problem}`);
+  return problems.length > 0 ? 1 : 0;
 }
 
 async function main(): Promise<number> {
@@ -111,6 +360,7 @@ async function main(): Promise<number> {
     interrupt.abort();
   });
 
+  const started = performance.now();
   progress(options.mode === 'target' ? `targeting ${options.targetUrl}` : `starting the server (${options.mode})…`);
   const target = await startTarget(options);
   let report: BenchReport;
@@ -120,9 +370,14 @@ async function main(): Promise<number> {
     if (options.mode !== 'target') progress('stopping the server and dropping its database…');
     await target.stop();
   }
+  if (target.cpuProfileDir) {
+    const profile = readServerProfile(target.cpuProfileDir);
+    report.cpuProfile = { dir: target.cpuProfileDir, summary: profile ? summarizeCpuProfile(profile) : undefined };
+  }
+  progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(options.json ? `${renderJson(report)}\n` : renderTable(report));
-  if (interrupt.signal.aborted) return EXIT_INTERRUPTED;
-  return report.verification && report.verification.problems.length > 0 ? 1 : 0;
+  process.stdout.write(`${renderRatiosLine(report.ratios)}\n`);
+  return exitCode(report, interrupt.signal.aborted);
 }
 
 main().then(

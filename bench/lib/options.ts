@@ -3,7 +3,12 @@
  * fails in a second with a message naming the flag, instead of after a minute of setup.
  */
 
-export const SCENARIOS = ['uniform', 'hot-payee'] as const;
+/**
+ * uniform / hot-payee: AuthorizePayment between random accounts, or from random accounts to one merchant;
+ * health: grpc.health.v1.Health/Check, same client and credentials; pgbench / pgbench-hot: the anchor
+ * (../shared/perf-anchors/authorize.sql) with -D hot=0 / hot=1.
+ */
+export const SCENARIOS = ['uniform', 'hot-payee', 'health', 'pgbench', 'pgbench-hot'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** off: RATE_LIMIT_ENABLED=false; memory / redis: the limiter on with huge buckets, to measure its overhead. */
@@ -30,6 +35,15 @@ export interface BenchOptions {
   timeoutMs: number;
   json: boolean;
   rateLimit: RateLimitMode;
+  quick: boolean;
+  /** Times the interleaved sequence of scenario rounds is repeated (A B A B …). */
+  repeat: number;
+  /** Directory of the pgbench anchor files; undefined: ../shared/perf-anchors from the repository root. */
+  anchorsDir: string | undefined;
+  /** The 4× overload round and the recovery round after it. */
+  overload: boolean;
+  /** Child server under `node --cpu-prof`; the report summarizes where its CPU went. */
+  cpuProfile: boolean;
 }
 
 /** A bad flag: reported on stderr with exit status 2. */
@@ -38,29 +52,51 @@ export class UsageError extends Error {}
 // The server advertises SETTINGS_MAX_CONCURRENT_STREAMS = 256 (src/server/listener.ts); more in-flight
 // requests than that on one connection would be refused by the server rather than measured.
 const MAX_STREAMS_PER_CONNECTION = 256;
+/** The overload round's concurrency, as a multiple of the concurrency that gave the peak. */
+export const OVERLOAD_FACTOR = 4;
+
+/** --quick: the defaults it changes (explicit flags still win). */
+const QUICK = { accounts: 300, warmupMs: 500, durationMs: 1_500, repeat: 2 } as const;
 
 export const USAGE = `Usage: npm run bench -- [flags]
 
-Closed-loop load generator for PaymentService.AuthorizePayment over native gRPC (HTTP/2 cleartext).
-By default it starts the server as a child process against a fresh PostgreSQL database
-(TEST_ADMIN_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres) and drops it at the end.
+Load generator for PaymentService.AuthorizePayment over native gRPC (HTTP/2 cleartext, pre-encoded
+frames on bare node:http2 sessions). By default it starts the server as a child process against a fresh
+PostgreSQL database (TEST_ADMIN_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres), seeds
+the accounts (500 through the ledger core, the rest by bulk insert), and drops the database at the end.
+
+One run interleaves rounds of each scenario (A B A B …), then an open-loop round at half the peak
+payments/s (p99 at half peak), then an overload round at 4x the peak's concurrency and a recovery round,
+then checks the ledger. It prints a table and, last, one line of JSON with the ratios. Exit status 1 when
+the ledger check fails, any answer was INTERNAL or UNKNOWN, or the server did not recover after overload.
+
+  --quick                   a run of well under a minute: ${QUICK.accounts} accounts, ${QUICK.warmupMs / 1000} s warm-up,
+                            ${QUICK.durationMs / 1000} s rounds, ${QUICK.repeat} repetitions (flags given as well override these)
 
   --target URL              drive an already running server (e.g. http://127.0.0.1:8080) instead
   --server child|in-process where to start the server when there is no --target (default child;
                             in-process shares this process's event loop and skews the figures)
   --scenarios LIST          comma list of ${SCENARIOS.join(', ')} (default all)
-  --concurrency LIST        in-flight requests, comma list to run each, e.g. 8,32,64 (default 32)
-  --duration SECONDS        measured time per run (default 10)
-  --warmup SECONDS          unmeasured load before each run (default 2)
-  --accounts N              payer/payee accounts to create, plus one merchant (default 200)
-  --max-requests N          stop a run after N measured requests (default 2000000)
-  --connections N           HTTP/2 connections to spread requests over (default 1)
-  --setup-concurrency N     in-flight requests while creating and funding accounts (default 16)
+  --concurrency LIST        in-flight requests (pgbench: clients), comma list to run each, e.g. 8,16,64
+                            (default 16; the ratios use 16 when listed, else the first)
+  --duration SECONDS        measured time per round (default 10; pgbench rounds up to whole seconds)
+  --warmup SECONDS          unmeasured load before each round (default 2)
+  --repeat N                repetitions of the interleaved rounds (default 2: A B A B)
+  --accounts N              payer/payee accounts, plus one merchant (default 100000; a few hundred
+                            makes "uniform" collide on balance rows much more often)
+  --max-requests N          stop a round after N measured requests (default 2000000)
+  --connections N           HTTP/2 connections to spread requests over (default 4)
+  --setup-concurrency N     in-flight requests while creating accounts over the API (--target only; default 16)
+  --anchors DIR             the pgbench anchor files (default ../shared/perf-anchors from the repository
+                            root, or from the main checkout's root in a git worktree); absent: pgbench skipped
+  --no-overload             skip the overload and recovery rounds
+  --cpu-prof                run the child server under node --cpu-prof and print where its CPU went (by
+                            area and function; the .cpuprofile file is kept for Chrome DevTools)
   --timeout-ms N            per-request deadline (default 10000)
   --rate-limit MODE          off (default), memory or redis: the server's rate limiter, with buckets too
                             large to refuse anything, so the figures show its overhead (redis uses
                             REDIS_URL, default redis://127.0.0.1:6379)
-  --json                    print a JSON summary instead of the table
+  --json                    print the whole report as JSON instead of the table (the ratio line still last)
   --help                    show this text
 
 Server settings such as DB_POOL_SIZE are passed through from the environment to the child server.`;
@@ -68,25 +104,36 @@ Server settings such as DB_POOL_SIZE are passed through from the environment to 
 const DEFAULTS: BenchOptions = {
   mode: 'child',
   targetUrl: undefined,
-  accounts: 200,
+  accounts: 100_000,
   durationMs: 10_000,
   warmupMs: 2_000,
-  concurrencies: [32],
+  concurrencies: [16],
   scenarios: [...SCENARIOS],
   maxRequests: 2_000_000,
   setupConcurrency: 16,
-  connections: 1,
+  connections: 4,
   timeoutMs: 10_000,
   json: false,
   rateLimit: 'off',
+  quick: false,
+  repeat: 2,
+  anchorsDir: undefined,
+  overload: true,
+  cpuProfile: false,
 };
 
 /** Returns the options, or undefined when --help was asked for. */
 export function parseOptions(argv: string[]): BenchOptions | undefined {
-  const options: BenchOptions = { ...DEFAULTS, concurrencies: [...DEFAULTS.concurrencies] };
-  let serverFlag: 'child' | 'in-process' | undefined;
   // `npx tsx bench/authorize.ts -- --flag` hands the separator through to the script; npm strips it.
   const args = argv[0] === '--' ? argv.slice(1) : argv;
+  const quick = args.includes('--quick');
+  const options: BenchOptions = {
+    ...DEFAULTS,
+    ...(quick ? QUICK : {}),
+    quick,
+    concurrencies: [...DEFAULTS.concurrencies],
+  };
+  let serverFlag: 'child' | 'in-process' | undefined;
 
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -112,6 +159,23 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
       case '--json':
         noValue();
         options.json = true;
+        break;
+      case '--quick':
+        noValue();
+        break;
+      case '--cpu-prof':
+        noValue();
+        options.cpuProfile = true;
+        break;
+      case '--no-overload':
+        noValue();
+        options.overload = false;
+        break;
+      case '--repeat':
+        options.repeat = parseInteger(flag, value(), 1, 100);
+        break;
+      case '--anchors':
+        options.anchorsDir = value();
         break;
       case '--target':
         options.targetUrl = parseTarget(value());
@@ -140,7 +204,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
         options.warmupMs = parseSeconds(flag, value(), 0, 600);
         break;
       case '--accounts':
-        options.accounts = parseInteger(flag, value(), 2, 100_000);
+        options.accounts = parseInteger(flag, value(), 2, 1_000_000);
         break;
       case '--max-requests':
         // 8 bytes per latency: the cap keeps the buffer under 80 MB.
@@ -167,11 +231,16 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     throw new UsageError('--rate-limit configures a server the benchmark starts; it cannot change a --target');
   }
   options.mode = options.targetUrl !== undefined ? 'target' : (serverFlag ?? 'child');
-  const maxConcurrency = Math.max(...options.concurrencies);
+  if (options.cpuProfile && options.mode !== 'child') {
+    throw new UsageError('--cpu-prof profiles a child server; it cannot profile --target or --server in-process');
+  }
+  // The overload round runs at 4x the peak's concurrency.
+  const maxConcurrency = Math.max(...options.concurrencies) * (options.overload ? OVERLOAD_FACTOR : 1);
   if (maxConcurrency > options.connections * MAX_STREAMS_PER_CONNECTION) {
     throw new UsageError(
-      `--concurrency ${maxConcurrency} exceeds ${MAX_STREAMS_PER_CONNECTION} streams per connection; ` +
-        `add --connections ${Math.ceil(maxConcurrency / MAX_STREAMS_PER_CONNECTION)}`,
+      `${maxConcurrency} in flight${options.overload ? ' (4x --concurrency, for the overload round)' : ''} exceeds ` +
+        `${MAX_STREAMS_PER_CONNECTION} streams per connection; add --connections ` +
+        `${Math.ceil(maxConcurrency / MAX_STREAMS_PER_CONNECTION)}`,
     );
   }
   return options;

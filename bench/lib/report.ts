@@ -1,100 +1,159 @@
-/** Renders the results: a table for people, or one JSON document for scripts (--json). */
-import type { RunResult } from './load.js';
+/** Renders the results: a table for people (or the whole report as JSON), then one line of ratios for scripts. */
+import type { ProfileLine, ProfileSummary } from './cpu-profile.js';
+import type { RoundResult } from './load.js';
 import type { BenchOptions } from './options.js';
+import type { PgbenchRun } from './pgbench.js';
+import { cpuMsPerOp, RATIO_TARGETS, type Ratios, verdict } from './ratios.js';
 import { tallyTotal } from './stats.js';
 import type { Verification } from './verify.js';
+
+export interface OverloadReport {
+  concurrency: number;
+  /** The overload round's per-request deadline (the recovery round uses --timeout-ms). */
+  timeoutMs: number;
+  overload: RoundResult;
+  recovery: RoundResult;
+  recovered: boolean;
+  /** Codes meaning the server failed (INTERNAL, UNKNOWN) seen in any round, with counts. */
+  serverFaults: Record<string, number>;
+}
 
 export interface BenchReport {
   options: BenchOptions;
   target: { mode: BenchOptions['mode']; url: string; serverPid: number | undefined };
-  setup: { accounts: number; seconds: number };
-  runs: RunResult[];
+  setup: { accounts: number; seconds: number; how: string };
+  /** Pooled over repetitions: one per scenario and concurrency. */
+  rounds: RoundResult[];
+  pgbench: PgbenchRun[];
+  /** Why pgbench rows are missing, when they are. */
+  pgbenchSkipped: string | undefined;
+  halfPeak: RoundResult | undefined;
+  overload: OverloadReport | undefined;
   verification: Verification | undefined;
   serverLogLines: number;
+  ratios: Ratios;
+  /** --cpu-prof: the server's profile over the whole run, and the directory it was written to. */
+  cpuProfile?: { dir: string; summary: ProfileSummary | undefined };
 }
 
 export function renderJson(report: BenchReport): string {
-  return JSON.stringify(report, null, 2);
+  // Raw latency samples would make the document megabytes long; the summaries are there.
+  return JSON.stringify(report, (key, value) => (key === 'samples' ? undefined : value));
+}
+
+/** The last line of the output: the ratios alone, on one line. */
+export function renderRatiosLine(ratios: Ratios): string {
+  return JSON.stringify(ratios);
 }
 
 const MB = 1024 * 1024;
-const ms = (value: number | undefined) => (value === undefined ? '-' : value.toFixed(1));
-const percent = (value: number | undefined) => (value === undefined ? '-' : `${value.toFixed(0)}%`);
+const fixed = (value: number | undefined, digits = 1) => (value === undefined ? '-' : value.toFixed(digits));
+
+function roundRow(round: RoundResult, label = round.scenario): string[] {
+  const errors = tallyTotal(round.codes) - (round.codes.OK ?? 0);
+  const benchMsPerOp = round.succeeded > 0 ? (round.benchCpuSeconds * 1000) / round.succeeded : undefined;
+  return [
+    label,
+    round.loop === 'open' ? `${fixed(round.offeredPerSecond, 0)}/s` : String(round.concurrency),
+    round.throughput.toFixed(1),
+    String(round.succeeded),
+    String(round.declined),
+    String(errors),
+    fixed(round.latency?.p50Ms),
+    fixed(round.latency?.p99Ms),
+    fixed(round.latency?.maxMs),
+    fixed(cpuMsPerOp(round), 2),
+    round.serverPeakRssBytes === undefined ? '-' : `${(round.serverPeakRssBytes / MB).toFixed(0)} MB`,
+    fixed(benchMsPerOp, 2),
+  ];
+}
+
+function pgbenchRow(run: PgbenchRun): string[] {
+  return [
+    run.scenario,
+    String(run.clients),
+    run.tps.toFixed(1),
+    String(run.transactions),
+    '-',
+    String(run.failedTransactions),
+  ].concat([`avg ${fixed(run.latencyAverageMs)}`, '-', '-', '-', '-', '-']);
+}
 
 export function renderTable(report: BenchReport): string {
   const { options, target } = report;
-  const inProcess = target.mode === 'in-process';
-  const lines: string[] = [];
-  lines.push(
-    `AuthorizePayment over gRPC (h2c) → ${target.url} [server: ${target.mode}${
+  const lines: string[] = [
+    `gRPC (h2c, pre-encoded frames) → ${target.url} [server: ${target.mode}${
       target.serverPid ? `, pid ${target.serverPid}` : ''
-    }${target.mode === 'target' ? '' : `, rate limiter: ${options.rateLimit}`}]`,
-    `${report.setup.accounts} funded USD accounts + 1 merchant (setup ${report.setup.seconds.toFixed(1)} s); ` +
-      `warm-up ${options.warmupMs / 1000} s, measured ${options.durationMs / 1000} s per run, ` +
-      `${options.connections} connection(s); latency over all measured requests`,
-  );
-  if (inProcess) {
-    lines.push('NOTE: in-process server: RSS and CPU are the load generator and the server together.');
-  }
+    }${target.mode === 'target' ? '' : `, rate limiter: ${options.rateLimit}`}]${options.quick ? ' --quick' : ''}`,
+    `${report.setup.accounts} funded USD accounts + 1 merchant (seeded through the ${report.setup.how} in ` +
+      `${report.setup.seconds.toFixed(1)} s); ${options.repeat} interleaved repetition(s) of ` +
+      `${options.warmupMs / 1000} s warm-up + ${options.durationMs / 1000} s per round, pooled below; ` +
+      `${options.connections} HTTP/2 connection(s)`,
+  ];
+  if (target.mode === 'in-process') lines.push('NOTE: in-process server: its CPU and RSS include the load generator.');
   lines.push('');
 
-  const header = [
-    'scenario',
-    'conc',
-    'payments/s',
-    'completed',
-    'declined',
-    'errors',
-    'p50 ms',
-    'p90 ms',
-    'p99 ms',
-    'max ms',
-    inProcess ? 'peak RSS' : 'srv peak RSS',
-    inProcess ? 'CPU' : 'srv CPU',
-    inProcess ? '' : 'bench CPU',
-  ];
-  const rows = report.runs.map((run) => [
-    run.scenario,
-    String(run.concurrency),
-    run.paymentsPerSecond.toFixed(1),
-    String(run.completed),
-    String(run.declined),
-    String(tallyTotal(run.errors)),
-    ms(run.latency?.p50Ms),
-    ms(run.latency?.p90Ms),
-    ms(run.latency?.p99Ms),
-    ms(run.latency?.maxMs),
-    run.serverPeakRssBytes === undefined
-      ? '-'
-      : `${(run.serverPeakRssBytes / MB).toFixed(0)} MB${run.serverPeakRssPerRun ? '' : '*'}`,
-    percent(run.serverCpuPercent),
-    inProcess ? '' : percent(run.benchCpuPercent),
+  const header = ['scenario', 'conc', 'ops/s', 'ok', 'declined', 'errors', 'p50 ms', 'p99 ms', 'max ms'].concat([
+    'srv CPU ms/op',
+    'srv peak RSS',
+    'bench CPU ms/op',
   ]);
+  const rows = report.rounds.map((round) => roundRow(round));
+  rows.push(...report.pgbench.map(pgbenchRow));
+  if (report.halfPeak) rows.push(roundRow(report.halfPeak, 'uniform, open loop at half peak'));
+  if (report.overload) {
+    rows.push(roundRow(report.overload.overload, `uniform, overload (4x)`));
+    rows.push(roundRow(report.overload.recovery, `uniform, recovery`));
+  }
   lines.push(...alignColumns([header, ...rows]));
 
   const notes: string[] = [];
-  for (const run of report.runs) {
-    const label = `${run.scenario} @${run.concurrency}`;
-    for (const [key, count] of Object.entries(run.errors)) {
-      notes.push(`${label}: ${count} × ${key}: ${run.errorSamples[key] ?? ''}`);
+  const allRounds = [...report.rounds, ...(report.halfPeak ? [report.halfPeak] : [])];
+  if (report.overload) allRounds.push(report.overload.overload, report.overload.recovery);
+  for (const round of allRounds) {
+    for (const [code, count] of Object.entries(round.codes)) {
+      if (code !== 'OK')
+        notes.push(`${round.scenario} @${round.concurrency}: ${count} × ${code}: ${round.codeSamples[code] ?? ''}`);
     }
-    for (const [reason, count] of Object.entries(run.declineReasons))
-      notes.push(`${label}: ${count} declined ${reason}`);
-    if (run.stoppedBy !== 'duration') notes.push(`${label}: stopped early (${run.stoppedBy})`);
+    if (round.stoppedBy !== 'duration')
+      notes.push(`${round.scenario} @${round.concurrency}: stopped early (${round.stoppedBy})`);
   }
-  if (report.runs.some((run) => run.serverPeakRssBytes !== undefined && !run.serverPeakRssPerRun)) {
-    notes.push('* peak RSS since the server started (the per-run reset via /proc/<pid>/clear_refs was refused)');
-  }
-  if (!inProcess && report.runs.some((run) => run.serverCpuPercent !== undefined)) {
-    notes.push('CPU: percent of one core (100% = one core busy) over the measured window');
-  }
+  if (report.pgbenchSkipped) notes.push(`pgbench skipped: ${report.pgbenchSkipped}`);
+  notes.push('ops/s: completed payments (declines not counted) or health checks; pgbench: tps, latency average only');
+  notes.push('srv CPU ms/op: server process user+system CPU over the measured window ÷ successful operations');
   if (report.serverLogLines > 0) notes.push(`the server wrote ${report.serverLogLines} log lines at warn or above`);
-  if (notes.length > 0) lines.push('', ...notes);
+  lines.push('', ...notes, '');
 
+  const ratioRows = (Object.keys(RATIO_TARGETS) as (keyof Ratios)[]).map((name) => {
+    const { target: goal, atMost, label } = RATIO_TARGETS[name];
+    const value = report.ratios[name];
+    return [label, value === null ? '-' : String(value), `${atMost ? '≤' : '≥'} ${goal}`, verdict(name, value)];
+  });
+  lines.push(...alignColumns([['ratio (same run)', 'value', 'target', ''], ...ratioRows]), '');
+
+  if (report.overload) {
+    const { overload, recovery, recovered, serverFaults } = report.overload;
+    const codes = (round: RoundResult) =>
+      Object.entries(round.codes)
+        .map(([code, count]) => `${code} ${count}`)
+        .join(', ');
+    lines.push(
+      `overload at ${overload.concurrency} in flight: ${codes(overload) || 'nothing answered'}; ` +
+        `${overload.lateAnswers} answered after their ${report.overload.timeoutMs} ms deadline`,
+      `recovery at ${recovery.concurrency} in flight: ${codes(recovery) || 'nothing answered'} → ` +
+        (recovered ? 'recovered' : 'NOT RECOVERED'),
+    );
+    const faults = Object.entries(serverFaults);
+    lines.push(
+      faults.length === 0
+        ? 'server faults (INTERNAL/UNKNOWN) in any round: none'
+        : `SERVER FAULTS: ${faults.map(([code, count]) => `${count} × ${code}`).join(', ')}`,
+    );
+  }
+  if (report.cpuProfile) lines.push(...profileLines(report.cpuProfile));
   const check = report.verification;
   if (check) {
     lines.push(
-      '',
       `ledger check: clients saw ${check.clientCompleted} completed / ${check.clientDeclined} declined / ` +
         `${check.clientFailed} failed (warm-up included); database holds ${check.databaseCompleted} completed / ` +
         `${check.databaseDeclined} declined; balances sum to ${check.balanceSumMinor}`,
@@ -104,7 +163,23 @@ export function renderTable(report: BenchReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Left-aligns the first column, right-aligns the numbers. */
+function profileLines({ dir, summary }: NonNullable<BenchReport['cpuProfile']>): string[] {
+  if (!summary) return [`server CPU profile: none written to ${dir} (did the server exit cleanly?)`, ''];
+  const table = (title: string, rows: ProfileLine[]) =>
+    alignColumns([
+      [title, 'self ms', 'share'],
+      ...rows.map((row) => [row.name, row.selfMs.toFixed(0), `${(row.share * 100).toFixed(1)}%`]),
+    ]);
+  return [
+    `server CPU profile over the whole run (setup included): ${summary.busyMs.toFixed(0)} ms busy, ` +
+      `${summary.idleMs.toFixed(0)} ms idle; file in ${dir}`,
+    ...table('by area (self time)', summary.byArea),
+    ...table('by function (self time)', summary.byFunction),
+    '',
+  ];
+}
+
+/** Left-aligns the first column, right-aligns the rest. */
 function alignColumns(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) =>

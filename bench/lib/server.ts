@@ -6,15 +6,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestDatabase, type TestDatabase } from '../../test/support/database.js';
 import type { BenchOptions } from './options.js';
 import { type ProcessProbe, probeProcess } from './process-stats.js';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const READY_TIMEOUT_MS = 30_000;
 const READY_POLL_MS = 100;
 const READY_REQUEST_TIMEOUT_MS = 2_000;
@@ -34,6 +36,8 @@ export interface Target {
   logLines(): number;
   /** The backend API key the load sends (every scope); for --target, from BENCH_API_KEY. */
   apiKey: string | undefined;
+  /** Where the child server writes its V8 CPU profile on exit (--cpu-prof). */
+  cpuProfileDir?: string;
   stop(): Promise<void>;
 }
 
@@ -53,7 +57,9 @@ export async function startTarget(options: BenchOptions): Promise<Target> {
   try {
     const serverEnv = { ...rateLimitEnv(options.rateLimit), ...AUTH_ENV };
     const target =
-      options.mode === 'child' ? await startChild(database, serverEnv) : await startInProcess(database, serverEnv);
+      options.mode === 'child'
+        ? await startChild(database, serverEnv, options.cpuProfile)
+        : await startInProcess(database, serverEnv);
     return { ...target, apiKey: await createBackendKey(database.url) };
   } catch (error) {
     await database.drop();
@@ -138,7 +144,11 @@ async function startInProcess(
   };
 }
 
-async function startChild(database: TestDatabase, limiter: Record<string, string>): Promise<Omit<Target, 'apiKey'>> {
+async function startChild(
+  database: TestDatabase,
+  limiter: Record<string, string>,
+  cpuProfile: boolean,
+): Promise<Omit<Target, 'apiKey'>> {
   const port = await findFreePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -153,7 +163,10 @@ async function startChild(database: TestDatabase, limiter: Record<string, string
   delete env.TLS_CERT_FILE;
   delete env.TLS_KEY_FILE;
   // `node --import tsx` rather than `npx tsx`: the pid we hold is then the server itself, not a wrapper.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // --cpu-prof: V8 writes the profile when the server exits, which it does cleanly on SIGTERM (stopChild).
+  const cpuProfileDir = cpuProfile ? mkdtempSync(join(tmpdir(), 'bench-cpu-prof-')) : undefined;
+  const profileArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
+  const child = spawn(process.execPath, [...profileArgs, '--import', 'tsx', 'src/main.ts'], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -173,7 +186,8 @@ async function startChild(database: TestDatabase, limiter: Record<string, string
     await stopChild(child);
     throw error;
   }
-  return { url, mode: 'child', probe: probeProcess(child.pid!), database, logLines: () => log.count, stop };
+  const probe = probeProcess(child.pid!);
+  return { url, mode: 'child', probe, database, logLines: () => log.count, stop, cpuProfileDir };
 }
 
 interface ServerLog {

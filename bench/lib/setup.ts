@@ -6,6 +6,7 @@ import { type Client, createClient, type Interceptor } from '@connectrpc/connect
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js';
 import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
+import { bulkSeedFundedAccounts } from './seed-sql.js';
 
 export const CURRENCY = 'USD';
 // $1,000,000 per account. Payments are at most $100 (see load.ts), so even a payer that takes part in
@@ -102,4 +103,98 @@ async function forEachBounded(
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   if (failure !== undefined) throw failure;
   if (signal.aborted) throw new Error('setup interrupted');
+}
+
+/**
+ * Commands per transaction when seeding through the ledger core (its own cap is MAX_COMMANDS_PER_TRANSACTION),
+ * and the number of users seeded that way before bulk inserts take over.
+ */
+export const SEED_BATCH = 500;
+/** Seeding transactions in flight at once. */
+const SEED_PARALLEL = 4;
+
+/**
+ * Creates `count` funded user accounts and one merchant in a database the benchmark owns. The merchant and
+ * the first SEED_BATCH users go through the ledger core (src/ledger), exactly as the API would write them
+ * (which also creates the USD funding account); the rest are bulk-inserted in chunks (seed-sql.ts), because
+ * through the core 100,000 accounts take minutes on a loaded machine.
+ */
+export async function seedBenchAccounts(
+  databaseUrl: string,
+  options: { count: number; runId: string; signal: AbortSignal },
+): Promise<BenchAccounts> {
+  const throughCore = Math.min(options.count, SEED_BATCH);
+  const core = await seedThroughCore(databaseUrl, { ...options, count: throughCore });
+  if (options.count === throughCore) return core;
+  const bulk = await bulkSeedFundedAccounts(databaseUrl, {
+    count: options.count - throughCore,
+    ownerRefPrefix: `bench:${options.runId}:user:`,
+    firstIndex: throughCore,
+    depositMinor: DEPOSIT_MINOR,
+    currency: CURRENCY,
+    signal: options.signal,
+  });
+  return { users: [...core.users, ...bulk], merchant: core.merchant };
+}
+
+/**
+ * `count` funded users and one merchant through the ledger core, in lists of SEED_BATCH commands per
+ * transaction: the same rows, entries and events as the API writes.
+ */
+async function seedThroughCore(
+  databaseUrl: string,
+  options: { count: number; runId: string; signal: AbortSignal },
+): Promise<BenchAccounts> {
+  const [{ openPostgres }, { Ledger }] = await Promise.all([
+    import('../../src/db/client.js'),
+    import('../../src/ledger/apply.js'),
+  ]);
+  const connection = openPostgres({ url: databaseUrl, poolSize: SEED_PARALLEL });
+  try {
+    const ledger = new Ledger(connection.db, {
+      idempotencyRetentionMs: 24 * 60 * 60 * 1000,
+      maxPaymentMinor: () => DEPOSIT_MINOR,
+    });
+    const principal = `bench-seed:${options.runId}`;
+    const total = options.count + 1;
+    const ids: string[] = new Array(total);
+    const batches = Math.ceil(total / SEED_BATCH);
+    await forEachBounded(batches, SEED_PARALLEL, options.signal, async (batch) => {
+      const indexes = Array.from(
+        { length: Math.min(SEED_BATCH, total - batch * SEED_BATCH) },
+        (_, i) => batch * SEED_BATCH + i,
+      );
+      const created = await ledger.apply(
+        indexes.map((index) => ({
+          kind: 'createAccount' as const,
+          principal,
+          idempotencyKey: `account-${index}`,
+          ownerRef:
+            index === options.count ? `bench:${options.runId}:merchant` : `bench:${options.runId}:user:${index}`,
+          currency: CURRENCY,
+          // A MERCHANT payee takes the capture-to-pending-settlement path, as a real checkout would.
+          type: index === options.count ? ('MERCHANT' as const) : ('PERSONAL' as const),
+        })),
+      );
+      created.forEach((result, i) => {
+        if (!result.ok || result.outcome.kind !== 'account') throw new Error(`creating account ${indexes[i]} failed`);
+        ids[indexes[i]!] = result.outcome.account.id;
+      });
+      const users = indexes.filter((index) => index < options.count);
+      const deposited = await ledger.apply(
+        users.map((index) => ({
+          kind: 'deposit' as const,
+          principal,
+          idempotencyKey: `deposit-${index}`,
+          accountId: ids[index]!,
+          amountMinor: DEPOSIT_MINOR,
+          currency: CURRENCY,
+        })),
+      );
+      if (deposited.some((result) => !result.ok)) throw new Error(`a deposit in batch ${batch} failed`);
+    });
+    return { users: ids.slice(0, options.count), merchant: ids[options.count]! };
+  } finally {
+    await connection.close();
+  }
 }

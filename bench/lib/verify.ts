@@ -31,10 +31,33 @@ export async function verifyLedger(
 ): Promise<Verification> {
   const connection = new pg.Client({ connectionString: databaseUrl });
   await connection.connect();
+  let result: Verification;
   try {
-    return await checkLedger(connection, client);
+    result = await checkLedger(connection, client);
   } finally {
     await connection.end();
+  }
+  result.problems.push(...(await serviceLedgerCheck(databaseUrl)));
+  return result;
+}
+
+/**
+ * The service's own ledger check (src/ledger/check.ts, what `npm run ledger:check` runs): every entry sums,
+ * bucket, payment and settlement invariant, over the bulk-seeded rows as well as the load's.
+ */
+async function serviceLedgerCheck(databaseUrl: string): Promise<string[]> {
+  const [{ openPostgres }, { checkLedger: checkBooks }] = await Promise.all([
+    import('../../src/db/client.js'),
+    import('../../src/ledger/check.js'),
+  ]);
+  const database = openPostgres({ url: databaseUrl, poolSize: 1 });
+  try {
+    const report = await checkBooks(database.db);
+    return report.checks
+      .filter((check) => !check.passed)
+      .map((check) => `ledger:check ${check.name}: ${check.violations.slice(0, 3).join('; ')}`);
+  } finally {
+    await database.close();
   }
 }
 
