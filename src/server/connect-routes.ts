@@ -21,7 +21,7 @@ import {
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from '@connectrpc/connect/protocol';
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { respecGrpcMessage } from '../api/early-answer.js';
+import { answerEarly, respecGrpcMessage } from '../api/early-answer.js';
 import { ACCEPTED_COMPRESSIONS, ACCEPTED_ENCODINGS } from './compression.js';
 import {
   BINARY_CONTENT_TYPE,
@@ -30,6 +30,7 @@ import {
   isGrpcWebText,
   TEXT_RESPONSE_CONTENT_TYPE,
 } from './grpc-web-text.js';
+import { unsupportedContentType } from './protocol-errors.js';
 import { type BodyCheck, checkedBody } from './request-checks.js';
 
 export interface ConnectRoutesOptions extends Omit<ConnectRouterOptions, 'acceptCompression'> {
@@ -130,11 +131,21 @@ function connectRoutesPlugin(instance: FastifyInstance, options: ConnectRoutesOp
 }
 
 async function serve(
-  handler: UniversalHandler & { method: { input: DescMessage } },
+  handler: UniversalHandler & { method: { input: DescMessage }; supportedContentType(type: string): boolean },
   options: ConnectRoutesOptions,
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<void> {
+  const contentType = request.headers['content-type'];
+  if (
+    request.method === 'POST' &&
+    !(contentType && (handler.supportedContentType(contentType) || isGrpcWebText(contentType)))
+  ) {
+    // Connect would answer a bare 415 that no client can read as a status.
+    const { error, httpStatus } = unsupportedContentType(contentType);
+    answerEarly(request, reply, error, { httpStatus });
+    return;
+  }
   try {
     const universal = universalRequestFromNodeRequest(
       request.raw,

@@ -40,6 +40,14 @@ function echo(text: string): string {
   return text.length > ECHO_MAX_CHARS ? `${text.slice(0, ECHO_MAX_CHARS)}…` : text;
 }
 
+/** The answer to a request whose content type no protocol uses (or that has none): HTTP 415 for Connect. */
+export function unsupportedContentType(contentType: string | undefined): { error: ConnectError; httpStatus: number } {
+  const message = contentType
+    ? `unsupported content type "${echo(contentType)}": use ${SUPPORTED_CONTENT_TYPES}`
+    : `missing content type: use ${SUPPORTED_CONTENT_TYPES}`;
+  return { error: new ConnectError(message, Code.InvalidArgument), httpStatus: HTTP_UNSUPPORTED_MEDIA_TYPE };
+}
+
 interface Classified {
   error: ConnectError;
   httpStatus?: number;
@@ -51,16 +59,7 @@ function classify(error: FastifyError, request: FastifyRequest): Classified {
   if (error instanceof ConnectError) return { error };
   if (error instanceof DomainError)
     return { error: toConnectError(error), ...(error.kind === 'unavailable' ? { logLevel: 'warn' } : {}) };
-  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    const contentType = request.headers['content-type'];
-    const message = contentType
-      ? `unsupported content type "${echo(contentType)}": use ${SUPPORTED_CONTENT_TYPES}`
-      : `missing content type: use ${SUPPORTED_CONTENT_TYPES}`;
-    return {
-      error: new ConnectError(message, Code.InvalidArgument),
-      httpStatus: HTTP_UNSUPPORTED_MEDIA_TYPE,
-    };
-  }
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedContentType(request.headers['content-type']);
   const status = error.statusCode ?? 500;
   // Fastify's FST_ errors below 500 describe the request (e.g. "Body cannot be empty"), never the server.
   if (status < 500 && typeof error.code === 'string' && error.code.startsWith('FST_')) {
