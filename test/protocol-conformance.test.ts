@@ -18,6 +18,7 @@ import { compressionDeflate } from '../src/server/compression.js';
 import { clientsFor, withCredentials } from './support/clients.js';
 import { openAccount } from './support/fixtures.js';
 import { frame, grpcStatusOf, grpcWebFrames, h2Call } from './support/raw-calls.js';
+import { createSelfSignedCert } from './support/self-signed-cert.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const AUTHORIZE = '/payment.v1.PaymentService/AuthorizePayment';
@@ -265,6 +266,39 @@ describe('answers in the caller protocol', () => {
       expect(details).toBe('missing credentials: send "Authorization: Bearer <token>" or "x-api-key: <key>"');
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('HTTP/2 header blocks over MAX_HEADER_BYTES', () => {
+  const MAX_HEADER_BYTES = 16 * 1024;
+  const healthRequest = () =>
+    frame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: '' })));
+
+  it('are refused over h2c: gRPC gets RESOURCE_EXHAUSTED, others 431; a block under the limit is served', async () => {
+    const big = { 'x-padding': 'a'.repeat(20_000) };
+    const grpcAnswer = await h2Call(server.url, HEALTH_CHECK, grpcHeaders(big), healthRequest());
+    expect(grpcAnswer.headers['grpc-status']).toBe('8');
+    const connectAnswer = await h2Call(
+      server.url,
+      HEALTH_CHECK,
+      { 'content-type': 'application/proto', ...big },
+      healthRequest(),
+    );
+    expect(connectAnswer.status).toBe(431);
+    const small = { 'x-padding': 'a'.repeat(MAX_HEADER_BYTES / 2) };
+    expect(grpcStatusOf(await h2Call(server.url, HEALTH_CHECK, grpcHeaders(small), healthRequest())).code).toBe(0);
+  });
+
+  it('are refused over TLS (ALPN h2) too', async () => {
+    const cert = await createSelfSignedCert();
+    const secure = await startTestServer({ TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile });
+    try {
+      const headers = { 'content-type': 'application/grpc', te: 'trailers', 'x-padding': 'a'.repeat(40_000) };
+      const answer = await h2Call(secure.url, HEALTH_CHECK, headers, healthRequest(), { ca: cert.cert });
+      expect(answer.headers['grpc-status']).toBe('8');
+    } finally {
+      await secure.stop();
     }
   });
 });

@@ -41,11 +41,52 @@ export interface ListenerOptions {
   idleTimeoutMs: number;
 }
 
+/**
+ * An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2): names and
+ * values plus 32 bytes per field. `rawHeaders` alternates names and values, pseudo-headers included.
+ */
+function headerListBytes(rawHeaders: readonly string[]): number {
+  let bytes = 0;
+  for (const field of rawHeaders) bytes += Buffer.byteLength(field);
+  return bytes + (rawHeaders.length / 2) * 32;
+}
+
+/**
+ * Node advertises maxHeaderListSize in its SETTINGS but does not enforce it (nghttp2 only stops at 64 KB),
+ * so a header block over the limit is refused here, before Fastify: 431 as over HTTP/1.1, and for gRPC a
+ * trailers-only RESOURCE_EXHAUSTED that gRPC clients read as a status.
+ */
+function refusingOversizedHeaders(handler: ListenerHandler, maxHeaderBytes: number): ListenerHandler {
+  return (request, response) => {
+    if (request.httpVersionMajor !== 2 || headerListBytes(request.rawHeaders) <= maxHeaderBytes) {
+      handler(request, response);
+      return;
+    }
+    const stream = (response as Http2ServerResponse).stream;
+    const grpc = String(request.headers['content-type'] ?? '').startsWith('application/grpc');
+    if (!stream.destroyed && !stream.headersSent) {
+      stream.respond(
+        grpc
+          ? {
+              ':status': 200,
+              'content-type': String(request.headers['content-type']),
+              'grpc-status': '8',
+              'grpc-message': `request headers larger than ${maxHeaderBytes} bytes`,
+            }
+          : { ':status': 431 },
+        { endStream: true },
+      );
+    }
+    request.resume();
+  };
+}
+
 export function createListener(handler: ListenerHandler, options: ListenerOptions): DualProtocolServer {
   const sockets = new Set<net.Socket>();
   const sessions = new Set<Http2Session>();
   let closing = false;
 
+  const http2Handler = refusingOversizedHeaders(handler, options.maxHeaderBytes);
   const http2Options = {
     maxSessionMemory: 10,
     settings: { maxConcurrentStreams: 256, maxHeaderListSize: options.maxHeaderBytes },
@@ -68,9 +109,9 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
               }
             : {}),
         },
-        handler,
+        http2Handler,
       )
-    : http2.createServer(http2Options, handler);
+    : http2.createServer(http2Options, http2Handler);
   h2.on('session', (session: Http2Session) => {
     sessions.add(session);
     session.setTimeout(options.idleTimeoutMs, () => session.close());
