@@ -68,6 +68,7 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
         maxHeaderBytes: config.limits.maxHeaderBytes,
         maxConnections: config.limits.maxConnections,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
+        keepalive: config.keepalive,
       }) as unknown as Server,
     forceCloseConnections: 'idle',
     bodyLimit: config.requestBodyMaxBytes,

@@ -13,7 +13,9 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { KeepaliveConfig } from '../config/keepalive.js';
 import type { TlsConfig } from '../config.js';
+import { applyKeepalive } from './keepalive.js';
 
 export type ListenerHandler = (
   request: IncomingMessage | Http2ServerRequest,
@@ -37,8 +39,10 @@ export interface ListenerOptions {
   maxHeaderBytes: number;
   /** Beyond this many open connections, new ones are refused. */
   maxConnections: number;
-  /** Idle keep-alive / session timeout. */
+  /** Idle HTTP/1.1 keep-alive timeout. */
   idleTimeoutMs: number;
+  /** HTTP/2 sessions: idle timeout and ping policy (see keepalive.ts). */
+  keepalive: KeepaliveConfig;
 }
 
 /**
@@ -114,7 +118,7 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
     : http2.createServer(http2Options, http2Handler);
   h2.on('session', (session: Http2Session) => {
     sessions.add(session);
-    session.setTimeout(options.idleTimeoutMs, () => session.close());
+    applyKeepalive(session, options.keepalive);
     session.once('close', () => sessions.delete(session));
     if (closing) session.close();
   });
