@@ -16,7 +16,7 @@ export interface KeepaliveConfig {
 export function readKeepalive(env: Env): KeepaliveConfig {
   return {
     idleTimeoutMs: readInt(env, 'HTTP2_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000),
-    minPingIntervalMs: readInt(env, 'HTTP2_MIN_PING_INTERVAL_MS', 1_000, 1, 3_600_000),
+    minPingIntervalMs: readInt(env, 'HTTP2_MIN_PING_INTERVAL_MS', 500, 1, 3_600_000),
     maxPingStrikes: readInt(env, 'HTTP2_MAX_PING_STRIKES', 2, 0, 100),
   };
 }
