@@ -290,13 +290,21 @@ describe('HTTP/2 header blocks over MAX_HEADER_BYTES', () => {
     expect(grpcStatusOf(await h2Call(server.url, HEALTH_CHECK, grpcHeaders(small), healthRequest())).code).toBe(0);
   });
 
-  it('are refused over TLS (ALPN h2) too', async () => {
+  it('are refused over TLS (ALPN h2) too, where undecodable input and unknown methods answer as over h2c', async () => {
     const cert = await createSelfSignedCert();
     const secure = await startTestServer({ TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile });
     try {
-      const headers = { 'content-type': 'application/grpc', te: 'trailers', 'x-padding': 'a'.repeat(40_000) };
-      const answer = await h2Call(secure.url, HEALTH_CHECK, headers, healthRequest(), { ca: cert.cert });
-      expect(answer.headers['grpc-status']).toBe('8');
+      const grpcOverTls = { 'content-type': 'application/grpc', te: 'trailers' };
+      const tlsCall = (path: string, headers: Record<string, string>, body: Buffer) =>
+        h2Call(secure.url, path, headers, body, { ca: cert.cert });
+      const big = { ...grpcOverTls, 'x-padding': 'a'.repeat(40_000) };
+      expect((await tlsCall(HEALTH_CHECK, big, healthRequest())).headers['grpc-status']).toBe('8');
+      expect(grpcStatusOf(await tlsCall(HEALTH_WATCH, grpcOverTls, frame(TRUNCATED_PROTOBUF))).code).toBe(
+        INVALID_ARGUMENT,
+      );
+      expect(grpcStatusOf(await tlsCall('/no.such.v1.Service/Method', grpcOverTls, frame(Buffer.alloc(0)))).code).toBe(
+        UNIMPLEMENTED,
+      );
     } finally {
       await secure.stop();
     }
