@@ -249,6 +249,19 @@ describe('answers in the caller protocol', () => {
     expect(body).not.toHaveProperty('statusCode');
   });
 
+  it('gRPC-Web trailers carry grpc-message percent-encoded as the gRPC spec says (printable ASCII as is)', async () => {
+    const response = await fetch(`${server.url}${AUTHORIZE}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/grpc-web+proto' },
+      body: frame(Buffer.alloc(0)),
+    });
+    const { trailer } = grpcWebFrames(Buffer.from(await response.arrayBuffer()));
+    expect(trailer['grpc-status']).toBe('16');
+    expect(trailer['grpc-message']).toBe(
+      'missing credentials: send "Authorization: Bearer <token>" or "x-api-key: <key>"',
+    );
+  });
+
   it('grpc-js shows error messages as written (no percent-encoding left in them)', async () => {
     const client = new grpc.Client(new URL(server.url).host, grpc.credentials.createInsecure());
     try {

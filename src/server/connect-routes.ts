@@ -19,6 +19,7 @@ import {
   createConnectRouter,
 } from '@connectrpc/connect';
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from '@connectrpc/connect/protocol';
+import { trailerFlag, trailerParse, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { answerEarly, respecGrpcMessage } from '../api/early-answer.js';
@@ -101,6 +102,28 @@ async function* fixingTrailerAfter(body: AsyncIterable<Uint8Array>, trailer: Hea
   }
 }
 
+const COMPRESSED_FLAG = 0b0000_0001;
+
+/**
+ * gRPC-Web sends its trailers as the body's last frame ("name: value" lines); Connect joins frames one per
+ * chunk, so an uncompressed trailer frame is a whole chunk whose grpc-message can be re-encoded.
+ */
+async function* fixingTrailerFrames(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    const flags = chunk[0] ?? 0;
+    const length = chunk.byteLength >= 5 ? Buffer.from(chunk.buffer, chunk.byteOffset + 1, 4).readUInt32BE(0) : -1;
+    if ((flags & trailerFlag) === 0 || (flags & COMPRESSED_FLAG) !== 0 || length !== chunk.byteLength - 5) {
+      yield chunk;
+      continue;
+    }
+    const data = trailerSerialize(respecGrpcMessage(trailerParse(chunk.subarray(5))));
+    const header = Buffer.alloc(5);
+    header[0] = flags;
+    header.writeUInt32BE(data.byteLength, 1);
+    yield Buffer.concat([header, data]);
+  }
+}
+
 function conformingResponse(response: UniversalServerResponse, text: boolean): UniversalServerResponse {
   const contentType = response.header?.get('content-type') ?? '';
   if (!contentType.startsWith('application/grpc')) return response;
@@ -108,6 +131,7 @@ function conformingResponse(response: UniversalServerResponse, text: boolean): U
   if (!header.has('grpc-accept-encoding')) header.set('grpc-accept-encoding', ACCEPTED_ENCODINGS);
   let body = response.body;
   if (response.trailer && body) body = fixingTrailerAfter(body, response.trailer);
+  if (contentType.startsWith('application/grpc-web') && body) body = fixingTrailerFrames(body);
   if (text) {
     header.set('content-type', TEXT_RESPONSE_CONTENT_TYPE);
     if (body) body = encodeTextBody(body);
