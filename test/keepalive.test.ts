@@ -7,9 +7,14 @@
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HealthCheckRequestSchema } from '../gen/grpc/health/v1/health_pb.js';
+import {
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatus,
+  HealthCheckResponseSchema,
+} from '../gen/grpc/health/v1/health_pb.js';
 import { frame, grpcWebFrames } from './support/raw-calls.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { within } from './support/waits.js';
@@ -87,6 +92,51 @@ describe('HTTP/2 keep-alive', () => {
     expect(trailers['grpc-status']).toBe('0');
     expect(grpcWebFrames(Buffer.concat(chunks)).messages.length).toBeGreaterThanOrEqual(2);
     session.destroy();
+  });
+
+  it('keeps a grpc-js Health/Watch with keepalive pings alive past the idle timeout', async () => {
+    const testServer = await start();
+    const client = new grpc.Client(new URL(testServer.url).host, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': PING_GAP_MS,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    try {
+      const statuses: string[] = [];
+      let firstStatus: () => void = () => {};
+      const first = new Promise<void>((resolve) => {
+        firstStatus = resolve;
+      });
+      const call = client.makeServerStreamRequest(
+        '/grpc.health.v1.Health/Watch',
+        (value: Uint8Array) => Buffer.from(value),
+        (bytes: Buffer) => fromBinary(HealthCheckResponseSchema, bytes),
+        toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: '' })),
+      );
+      call.on('data', (response: { status: HealthCheckResponse_ServingStatus }) => {
+        statuses.push(HealthCheckResponse_ServingStatus[response.status]);
+        firstStatus();
+      });
+      const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+      call.on('error', () => {});
+      await within(first, WAIT_MS, 'the first Watch status');
+      // grpc-js pings on its own and says nothing about it, so this is the one wait on the clock: long
+      // enough for several idle timeouts to pass, during which the old server sent GOAWAY.
+      let ended = false;
+      void status.then(() => {
+        ended = true;
+      });
+      await sleep(4 * IDLE_TIMEOUT_MS);
+      expect(ended).toBe(false);
+      // Alive until the server shuts down: a last NOT_SERVING, then status OK.
+      const stopping = testServer.stop();
+      server = undefined;
+      const final = await within(status, WAIT_MS, 'the Watch status at shutdown');
+      await stopping;
+      expect(final.code).toBe(grpc.status.OK);
+      expect(statuses).toEqual(['SERVING', 'NOT_SERVING']);
+    } finally {
+      client.close();
+    }
   });
 
   it('closes a session with no open stream after the idle timeout, pings notwithstanding', async () => {
