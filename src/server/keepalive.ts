@@ -16,7 +16,8 @@ const TOO_MANY_PINGS = Buffer.from('too_many_pings');
 
 /** Applies the policy to a new server session; returns nothing, the session's own events drive it. */
 export function applyKeepalive(session: Http2Session, policy: KeepaliveConfig): void {
-  // Node's own session timeout restarts on every frame read, pings included, so idleness is timed here.
+  // Node's session timeout knows nothing of open streams; idleness is timed here, from the moment the last
+  // stream closes, and nothing but a new stream (not a ping) restarts it.
   let openStreams = 0;
   let idleTimer: NodeJS.Timeout | undefined;
   const armIdleTimer = () => {
