@@ -2,6 +2,7 @@
  * What real clients expect of each protocol (issue 12), checked with raw frames where a client library would
  * never send the bytes, and with @grpc/grpc-js and Connect clients where the client's own reading matters.
  */
+import https from 'node:https';
 import { gzipSync } from 'node:zlib';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
@@ -305,13 +306,32 @@ describe('HTTP/2 header blocks over MAX_HEADER_BYTES', () => {
 
   it('are refused over TLS (ALPN h2) too, where undecodable input and unknown methods answer as over h2c', async () => {
     const cert = await createSelfSignedCert();
-    const secure = await startTestServer({ TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile });
+    const secure = await startTestServer({
+      TLS_CERT_FILE: cert.certFile,
+      TLS_KEY_FILE: cert.keyFile,
+      MAX_HEADER_BYTES: '4096',
+    });
     try {
       const grpcOverTls = { 'content-type': 'application/grpc', te: 'trailers' };
       const tlsCall = (path: string, headers: Record<string, string>, body: Buffer) =>
         h2Call(secure.url, path, headers, body, { ca: cert.cert });
       const big = { ...grpcOverTls, 'x-padding': 'a'.repeat(40_000) };
       expect((await tlsCall(HEALTH_CHECK, big, healthRequest())).headers['grpc-status']).toBe('8');
+      // HTTP/1.1 over TLS (the same server's fallback) keeps the configured limit too.
+      const http1Status = (padding: number) =>
+        new Promise<number>((resolve, reject) => {
+          const request = https.get(`${secure.url}/healthz`, {
+            ca: cert.cert,
+            headers: { 'x-padding': 'a'.repeat(padding) },
+          });
+          request.on('response', (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          });
+          request.on('error', reject);
+        });
+      expect(await http1Status(8_000)).toBe(431);
+      expect(await http1Status(1_000)).toBe(200);
       expect(grpcStatusOf(await tlsCall(HEALTH_WATCH, grpcOverTls, frame(TRUNCATED_PROTOBUF))).code).toBe(
         INVALID_ARGUMENT,
       );

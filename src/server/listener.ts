@@ -55,14 +55,31 @@ function headerListBytes(rawHeaders: readonly string[]): number {
   return bytes + (rawHeaders.length / 2) * 32;
 }
 
+/** HTTP/1.1 header bytes, as Node's maxHeaderSize counts them (names and values, give or take separators). */
+function http1HeaderBytes(rawHeaders: readonly string[]): number {
+  let bytes = 0;
+  for (const field of rawHeaders) bytes += Buffer.byteLength(field);
+  return bytes;
+}
+
 /**
  * Node advertises maxHeaderListSize in its SETTINGS but does not enforce it (nghttp2 only stops at 64 KB),
  * so a header block over the limit is refused here, before Fastify: 431 as over HTTP/1.1, and for gRPC a
- * trailers-only RESOURCE_EXHAUSTED that gRPC clients read as a status.
+ * trailers-only RESOURCE_EXHAUSTED that gRPC clients read as a status. The TLS server's HTTP/1.1 fallback
+ * takes no maxHeaderSize either (Node's global 16 KB applies), so its requests are measured here too.
  */
 function refusingOversizedHeaders(handler: ListenerHandler, maxHeaderBytes: number): ListenerHandler {
   return (request, response) => {
-    if (request.httpVersionMajor !== 2 || headerListBytes(request.rawHeaders) <= maxHeaderBytes) {
+    if (request.httpVersionMajor !== 2) {
+      if (http1HeaderBytes(request.rawHeaders) <= maxHeaderBytes) {
+        handler(request, response);
+        return;
+      }
+      (response as ServerResponse).writeHead(431, { connection: 'close' }).end();
+      request.resume();
+      return;
+    }
+    if (headerListBytes(request.rawHeaders) <= maxHeaderBytes) {
       handler(request, response);
       return;
     }
