@@ -4,6 +4,7 @@
  */
 import { ConfigError, type Env, readBool, readInt, readUrl } from './config/env.js';
 import { type KafkaConfig, type OutboxConfig, readKafka, readOutbox } from './config/kafka.js';
+import { type KeepaliveConfig, readKeepalive } from './config/keepalive.js';
 import { type RateLimitConfig, readRateLimit, readRedisUrl, readTrustedProxies } from './config/rate-limit.js';
 import {
   type AuthConfig,
@@ -50,6 +51,8 @@ export interface Config {
   rateLimit: RateLimitConfig;
   auth: AuthConfig;
   limits: RequestLimits;
+  /** HTTP/2 idle timeout and ping policy. */
+  keepalive: KeepaliveConfig;
 }
 
 function readDatabaseUrl(env: Env): string | undefined {
@@ -125,5 +128,6 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimit: readRateLimit(env),
     auth: readAuth(env, databaseUrl === undefined),
     limits: readLimits(env),
+    keepalive: readKeepalive(env),
   };
 }

@@ -10,6 +10,10 @@
  * - gRPC-Web (application/grpc-web*): HTTP 200 with the status in the headers and no body (trailers-only).
  * - Connect streaming (application/connect+json|proto): HTTP 200 and an end-of-stream message with the error.
  * - Connect unary, Connect GET and anything else: the code's HTTP status with the JSON error body.
+ *
+ * grpc-message is percent-encoded as the gRPC spec says (only '%' and bytes outside printable ASCII), not
+ * with encodeURIComponent as Connect does: grpc-js decodes with decodeURI, which would leave "%3A" in a
+ * message that had a colon. Both decode the spec's form the same way.
  */
 import type { Http2ServerResponse } from 'node:http2';
 import type { ConnectError } from '@connectrpc/connect';
@@ -49,13 +53,60 @@ function headersObject(headers: Headers | Record<string, unknown>): Record<strin
   return result;
 }
 
+const GRPC_MESSAGE = 'grpc-message';
+const PRINTABLE_ASCII_FIRST = 0x20;
+const PRINTABLE_ASCII_LAST = 0x7e;
+const PERCENT = 0x25;
+
+/** Percent-encodes a status message for grpc-message the way the gRPC spec says (see the module comment). */
+export function encodeGrpcMessage(message: string): string {
+  let encoded = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    encoded +=
+      byte >= PRINTABLE_ASCII_FIRST && byte <= PRINTABLE_ASCII_LAST && byte !== PERCENT
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return encoded;
+}
+
+/**
+ * Re-encodes a grpc-message that Connect wrote with encodeURIComponent into the spec's form, in place.
+ * A value that does not decode is left as it is.
+ */
+export function respecGrpcMessage(headers: Headers): Headers {
+  const value = headers.get(GRPC_MESSAGE);
+  if (value === null) return headers;
+  try {
+    headers.set(GRPC_MESSAGE, encodeGrpcMessage(decodeURIComponent(value)));
+  } catch {
+    // Not percent-encoded by Connect; nothing to fix.
+  }
+  return headers;
+}
+
+/** grpc-status, grpc-message (spec-encoded) and the error's metadata and details, as headers. */
+function grpcStatusHeaders(error: ConnectError): Record<string, string> {
+  return headersObject(respecGrpcMessage(setTrailerStatus(new Headers(), error)));
+}
+
+export interface EarlyAnswerOptions {
+  /** The HTTP status of a Connect unary answer, instead of the code's (e.g. 404 for an unknown path). */
+  httpStatus?: number;
+}
+
 /** Answers with `error` and ends the request; nothing after the calling hook runs. */
-export function answerEarly(request: FastifyRequest, reply: FastifyReply, error: ConnectError): FastifyReply {
+export function answerEarly(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  error: ConnectError,
+  options: EarlyAnswerOptions = {},
+): FastifyReply {
   const contentType = (request.headers['content-type'] ?? '').toLowerCase();
 
   switch (protocolOf(contentType)) {
     case 'grpc': {
-      const status = headersObject(setTrailerStatus(new Headers(), error));
+      const status = grpcStatusHeaders(error);
       const raw = reply.raw as unknown as Partial<Http2ServerResponse>;
       if (raw.stream !== undefined) {
         // Trailers-only: the CORS and request-id headers Fastify holds are sent along.
@@ -81,11 +132,7 @@ export function answerEarly(request: FastifyRequest, reply: FastifyReply, error:
       return reply.code(200).header('content-type', contentType).headers(status).send();
     }
     case 'grpc-web':
-      return reply
-        .code(200)
-        .header('content-type', contentType)
-        .headers(headersObject(setTrailerStatus(new Headers(), error)))
-        .send();
+      return reply.code(200).header('content-type', contentType).headers(grpcStatusHeaders(error)).send();
     case 'connect-stream': {
       const endStream = endStreamSerialization.serialize({ metadata: new Headers(), error });
       return reply
@@ -96,7 +143,7 @@ export function answerEarly(request: FastifyRequest, reply: FastifyReply, error:
     }
     case 'connect-unary':
       return reply
-        .code(codeToHttpStatus(error.code))
+        .code(options.httpStatus ?? codeToHttpStatus(error.code))
         .header('content-type', 'application/json')
         .headers(headersObject(error.metadata))
         .send(Buffer.from(errorToJsonBytes(error, {})));

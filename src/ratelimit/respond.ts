@@ -50,8 +50,7 @@ export function refuse(
     'ratelimit-policy': rateLimitPolicyHeader(policy),
     ratelimit: rateLimitHeader(policy, decision),
   });
-  // Only letters, digits, spaces and parentheses: Connect percent-encodes grpc-message with
-  // encodeURIComponent, and grpc-js decodes it with decodeURI, which would leave e.g. ";" as "%3B".
+  // Plain words: every client shows it as written (grpc-message is spec-encoded, see early-answer.ts).
   const error = new ConnectError(
     `rate limit exceeded for ${policy.name} (retry after ${retryAfter} s)`,
     Code.ResourceExhausted,

@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { cors as connectCors } from '@connectrpc/connect';
-import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -32,7 +31,9 @@ import { registerReflectionServices } from '../grpc/reflection.js';
 import type { OutboxStatus } from '../outbox/index.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
+import { registerConnectRoutes } from './connect-routes.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
+import { registerProtocolErrorAnswers } from './protocol-errors.js';
 import { registerRequestLimits } from './request-limits.js';
 
 export interface ServerDependencies {
@@ -67,6 +68,7 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
         maxHeaderBytes: config.limits.maxHeaderBytes,
         maxConnections: config.limits.maxConnections,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
+        keepalive: config.keepalive,
       }) as unknown as Server,
     forceCloseConnections: 'idle',
     bodyLimit: config.requestBodyMaxBytes,
@@ -75,6 +77,9 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     // Per-request access lines at info level would dominate the log under load; errors are logged with the id.
     logController: new LogController({ disableRequestLogging: true }),
   });
+
+  // Failures in hooks, body parsing and unknown paths answer in the caller's protocol, never Fastify's JSON.
+  registerProtocolErrorAnswers(fastify);
 
   // Set before the handler runs: Connect routes write to the raw response, so onSend hooks never see them,
   // but connect-fastify copies the reply's headers across.
@@ -105,7 +110,7 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log });
   }
 
-  await fastify.register(fastifyConnectPlugin, {
+  await registerConnectRoutes(fastify, {
     // Outermost first: errors raised by authentication are mapped like any other.
     interceptors: [errorMappingInterceptor(fastify.log), authInterceptor()],
     contextValues: authContextValues,

@@ -13,7 +13,9 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { KeepaliveConfig } from '../config/keepalive.js';
 import type { TlsConfig } from '../config.js';
+import { applyKeepalive } from './keepalive.js';
 
 export type ListenerHandler = (
   request: IncomingMessage | Http2ServerRequest,
@@ -37,8 +39,67 @@ export interface ListenerOptions {
   maxHeaderBytes: number;
   /** Beyond this many open connections, new ones are refused. */
   maxConnections: number;
-  /** Idle keep-alive / session timeout. */
+  /** Idle HTTP/1.1 keep-alive timeout. */
   idleTimeoutMs: number;
+  /** HTTP/2 sessions: idle timeout and ping policy (see keepalive.ts). */
+  keepalive: KeepaliveConfig;
+}
+
+/**
+ * An HTTP/2 header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2): names and
+ * values plus 32 bytes per field. `rawHeaders` alternates names and values, pseudo-headers included.
+ */
+function headerListBytes(rawHeaders: readonly string[]): number {
+  let bytes = 0;
+  for (const field of rawHeaders) bytes += Buffer.byteLength(field);
+  return bytes + (rawHeaders.length / 2) * 32;
+}
+
+/** HTTP/1.1 header bytes, as Node's maxHeaderSize counts them (names and values, give or take separators). */
+function http1HeaderBytes(rawHeaders: readonly string[]): number {
+  let bytes = 0;
+  for (const field of rawHeaders) bytes += Buffer.byteLength(field);
+  return bytes;
+}
+
+/**
+ * Node advertises maxHeaderListSize in its SETTINGS but does not enforce it (nghttp2 only stops at 64 KB),
+ * so a header block over the limit is refused here, before Fastify: 431 as over HTTP/1.1, and for gRPC a
+ * trailers-only RESOURCE_EXHAUSTED that gRPC clients read as a status. The TLS server's HTTP/1.1 fallback
+ * takes no maxHeaderSize either (Node's global 16 KB applies), so its requests are measured here too.
+ */
+function refusingOversizedHeaders(handler: ListenerHandler, maxHeaderBytes: number): ListenerHandler {
+  return (request, response) => {
+    if (request.httpVersionMajor !== 2) {
+      if (http1HeaderBytes(request.rawHeaders) <= maxHeaderBytes) {
+        handler(request, response);
+        return;
+      }
+      (response as ServerResponse).writeHead(431, { connection: 'close' }).end();
+      request.resume();
+      return;
+    }
+    if (headerListBytes(request.rawHeaders) <= maxHeaderBytes) {
+      handler(request, response);
+      return;
+    }
+    const stream = (response as Http2ServerResponse).stream;
+    const grpc = String(request.headers['content-type'] ?? '').startsWith('application/grpc');
+    if (!stream.destroyed && !stream.headersSent) {
+      stream.respond(
+        grpc
+          ? {
+              ':status': 200,
+              'content-type': String(request.headers['content-type']),
+              'grpc-status': '8',
+              'grpc-message': `request headers larger than ${maxHeaderBytes} bytes`,
+            }
+          : { ':status': 431 },
+        { endStream: true },
+      );
+    }
+    request.resume();
+  };
 }
 
 export function createListener(handler: ListenerHandler, options: ListenerOptions): DualProtocolServer {
@@ -46,6 +107,7 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
   const sessions = new Set<Http2Session>();
   let closing = false;
 
+  const http2Handler = refusingOversizedHeaders(handler, options.maxHeaderBytes);
   const http2Options = {
     maxSessionMemory: 10,
     settings: { maxConcurrentStreams: 256, maxHeaderListSize: options.maxHeaderBytes },
@@ -68,12 +130,12 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
               }
             : {}),
         },
-        handler,
+        http2Handler,
       )
-    : http2.createServer(http2Options, handler);
+    : http2.createServer(http2Options, http2Handler);
   h2.on('session', (session: Http2Session) => {
     sessions.add(session);
-    session.setTimeout(options.idleTimeoutMs, () => session.close());
+    applyKeepalive(session, options.keepalive);
     session.once('close', () => sessions.delete(session));
     if (closing) session.close();
   });
