@@ -20,6 +20,7 @@ import { errorMappingInterceptor } from '../api/errors.js';
 import { registerLedgerServices } from '../api/handlers.js';
 import { registerOperatorServices } from '../api/operator-handlers.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
+import { JSON_OPTIONS, strictInputInterceptor } from '../api/strict-input.js';
 import type { PaymentsApp } from '../app/payments-app.js';
 import type { SettlementsApp } from '../app/settlements-app.js';
 import type { Authenticator } from '../auth/authenticate.js';
@@ -106,15 +107,17 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
   }
 
   await fastify.register(fastifyConnectPlugin, {
-    // Outermost first: errors raised by authentication are mapped like any other.
-    interceptors: [errorMappingInterceptor(fastify.log), authInterceptor()],
+    // Outermost first: errors raised by authentication or input checks are mapped like any other. Input is
+    // checked once the caller is known, before any handler work.
+    interceptors: [errorMappingInterceptor(fastify.log), authInterceptor(), strictInputInterceptor()],
     contextValues: authContextValues,
     readMaxBytes: config.requestBodyMaxBytes,
     maxTimeoutMs: config.limits.maxTimeoutMs,
     // Refuses cross-site form posts and makes accidental plain-HTTP clients fail loudly.
     requireConnectProtocolHeader: true,
-    // Zero amounts and default enums are written out: a balance of 0 should read as 0, not be absent.
-    jsonOptions: { ignoreUnknownFields: false, alwaysEmitImplicit: true },
+    // Zero amounts and default enums are written out: a balance of 0 should read as 0, not be absent. Our own
+    // services read JSON strictly per method (strict-input.ts: serveStrictly).
+    jsonOptions: JSON_OPTIONS,
     shutdownSignal: deps.shutdownSignal,
     routes(router) {
       registerLedgerServices(router, deps.app);
