@@ -5,6 +5,7 @@
  * "0x10", unknown enum names).
  */
 import { Code, ConnectError } from '@connectrpc/connect';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccountType } from '../gen/payment/v1/account_pb.js';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
@@ -96,6 +97,28 @@ describe('int64 read from Connect JSON', () => {
     expect(asNumber.status).toBe(200);
     expect((await balanceOf(clients, accountId)).posted).toBe(12345685n);
   });
+});
+
+it('credits exactly the strict reading of every accepted JSON amount, and nothing for a refused one', async () => {
+  const clients = clientsFor('connect-json', server.url);
+  const accountId = await openAccount(clients);
+  let expected = 0n;
+  // Small amounts written every way a client might; the decoder's own property test covers the whole range.
+  const written = fc
+    .tuple(fc.constantFrom('', ' ', '+', '0', '0x', '-', '00'), fc.bigInt({ min: 0n, max: 999n }), fc.boolean())
+    .map(([prefix, value, quoted]) => (quoted ? `"${prefix}${value}"` : `${prefix}${value}`));
+  await fc.assert(
+    fc.asyncProperty(written, async (amountJson) => {
+      const { status } = await postJson(DEPOSIT, depositBody(accountId, amountJson));
+      // Whitespace around a JSON number is JSON's, not the number's; inside a string it is part of the value.
+      const canonical = /^(?:"([1-9][0-9]*)"|\s*([1-9][0-9]*))$/.exec(amountJson);
+      expect(status).toBe(canonical ? 200 : 400);
+      if (canonical) expected += BigInt(canonical[1] ?? canonical[2]!);
+      expect((await balanceOf(clients, accountId)).posted).toBe(expected);
+    }),
+    // The account's balance carries over between runs, so a failure is reported as found, not shrunk.
+    { numRuns: 40, endOnFailure: true },
+  );
 });
 
 describe('enum values a client cannot mean', () => {

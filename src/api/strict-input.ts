@@ -217,13 +217,21 @@ function checkDecodedMessage(message: ReflectMessage, prefix: string, depth: num
 }
 
 /**
+ * Checks one decoded request message: defined enum values only, every string by the one string rule.
+ * Throws a DomainError (INVALID_ARGUMENT naming the field); what strictInputInterceptor runs.
+ */
+export function checkDecodedRequest(desc: DescMessage, message: Message): void {
+  checkDecodedMessage(reflect(desc, message as never), '', 0);
+}
+
+/**
  * Every unary request, in every wire format: enum fields hold values their enum defines (binary protobuf
  * keeps unknown numbers of open enums), and every string passes the one string rule (validation.ts).
  */
 export function strictInputInterceptor(): Interceptor {
   return (next) => async (request) => {
     if (!request.stream) {
-      checkDecodedMessage(reflect(request.method.input, request.message as Message), '', 0);
+      checkDecodedRequest(request.method.input, request.message as Message);
     }
     return next(request);
   };
