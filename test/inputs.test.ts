@@ -4,6 +4,7 @@
  * nothing. Raw Connect JSON requests cover what a generated client can never send (numbers beyond 2^53,
  * "0x10", unknown enum names).
  */
+import { fromBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +57,13 @@ async function postJson(path: string, body: string) {
 
 const DEPOSIT = 'payment.v1.AccountService/DepositFunds';
 
+/** The ErrorDetail of a Connect JSON error body ({"details":[{"type":…,"value":base64}]}). */
+function errorDetailOf(json: Record<string, unknown>) {
+  const details = (json.details ?? []) as { type: string; value: string }[];
+  const detail = details.find((d) => d.type === ErrorDetailSchema.typeName);
+  return detail ? fromBinary(ErrorDetailSchema, Buffer.from(detail.value, 'base64')) : undefined;
+}
+
 function depositBody(accountId: string, amountJson: string, currency = 'USD'): string {
   return `{"idempotencyKey":"${key('raw')}","accountId":"${accountId}","amount":{"amountMinor":${amountJson},"currency":"${currency}"}}`;
 }
@@ -86,6 +94,7 @@ describe('int64 read from Connect JSON', () => {
     const { status, json } = await postJson(DEPOSIT, depositBody(accountId, amountJson));
     expect(json.code).toBe('invalid_argument');
     expect(status).toBe(400);
+    expect(errorDetailOf(json)?.field).toBe('amount.amount_minor');
     expect((await balanceOf(clients, accountId)).posted).toBe(0n);
   });
 

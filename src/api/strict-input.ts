@@ -86,6 +86,9 @@ function checkJsonEnum(path: string, field: DescField & { fieldKind: 'enum' }, v
 }
 
 function checkJsonSingle(path: string, field: DescField, value: unknown, depth: number): void {
+  if (value === INEXACT_NUMBER) {
+    refuse(path, `${path} must be an integer within ±(2^53−1); write larger int64 values as strings, e.g. "1234"`);
+  }
   const kind = field.fieldKind === 'list' ? field.listKind : field.fieldKind;
   if (kind === 'enum' && field.enum) checkJsonEnum(path, field as DescField & { fieldKind: 'enum' }, value);
   if (kind === 'scalar' && field.scalar !== undefined) {
@@ -123,12 +126,20 @@ function checkJsonMessage(desc: DescMessage, json: unknown, prefix: string, dept
   }
 }
 
+// Stands in for an inexact number while the field walk runs, so that the error can name the field. A NUL
+// can never be part of a valid request, so the marker cannot be mistaken for one.
+const INEXACT_NUMBER = '\u0000inexact-number';
+
 /**
- * Every number token in a JSON text is an integer literal that a double holds exactly. Catches what the
- * field walk cannot see after JSON.parse (1.0000000000000001 reads as 1). Our requests have no float fields.
+ * Every number token in a JSON text must be an integer literal that a double holds exactly: JSON.parse alone
+ * hides 1.0000000000000001 (reads as 1) and 1e3. Returns the text with each other number replaced by the
+ * INEXACT_NUMBER marker (a JSON string), and how many were replaced. Our requests have no float fields.
  */
-function checkJsonNumbers(text: string): void {
+function markInexactNumbers(text: string): { text: string; inexact: number } {
   const end = text.length;
+  let out = '';
+  let copiedTo = 0;
+  let inexact = 0;
   for (let i = 0; i < end; i++) {
     const char = text[i]!;
     if (char === '"') {
@@ -139,11 +150,14 @@ function checkJsonNumbers(text: string): void {
       while (j < end && /[-+0-9.eE]/.test(text[j]!)) j++;
       const token = text.slice(i, j);
       if (!DECIMAL_INTEGER.test(token) || !Number.isSafeInteger(Number(token))) {
-        refuse('', 'numbers in a request must be integers within ±(2^53−1); write larger int64 values as strings');
+        out += `${text.slice(copiedTo, i)}${JSON.stringify(INEXACT_NUMBER)}`;
+        copiedTo = j;
+        inexact++;
       }
       i = j - 1;
     }
   }
+  return { text: inexact === 0 ? text : out + text.slice(copiedTo), inexact };
 }
 
 function decodeStrictJson(input: DescMessage, data: Uint8Array): string {
@@ -160,8 +174,10 @@ function decodeStrictJson(input: DescMessage, data: Uint8Array): string {
     } catch {
       return text; // protobuf-es answers malformed JSON with INVALID_ARGUMENT itself.
     }
-    checkJsonMessage(input, parsed, '', 0);
-    checkJsonNumbers(text);
+    const marked = markInexactNumbers(text);
+    checkJsonMessage(input, marked.inexact > 0 ? JSON.parse(marked.text) : parsed, '', 0);
+    // An inexact number where the walk does not look (an unknown field) is refused all the same.
+    if (marked.inexact > 0) refuse('', 'numbers in a request must be integers within ±(2^53−1)');
     return text;
   } catch (error) {
     throw error instanceof DomainError ? toConnectError(error) : error;
