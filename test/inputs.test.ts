@@ -130,6 +130,13 @@ it('credits exactly the strict reading of every accepted JSON amount, and nothin
   );
 });
 
+it('answers an unknown JSON field without repeating more than a short piece of it', async () => {
+  const { status, json } = await postJson(DEPOSIT, `{"${'k'.repeat(20_000)}":1}`);
+  expect(status).toBe(400);
+  expect(json.code).toBe('invalid_argument');
+  expect(String(json.message).length).toBeLessThan(200);
+});
+
 describe('enum values a client cannot mean', () => {
   it.each([
     ['payment.v1.PaymentService/AuthorizePayment', 'captureMode', '7'],

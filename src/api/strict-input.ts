@@ -14,7 +14,7 @@ import { type DescField, type DescMessage, type DescService, type Message, Scala
 import { type ReflectMessage, reflect } from '@bufbuild/protobuf/reflect';
 import type { ConnectRouter, Interceptor, ServiceImpl } from '@connectrpc/connect';
 import { checkRequestString } from '../app/validation.js';
-import { DomainError, invalidArgument } from '../domain/errors.js';
+import { DomainError, echoed, invalidArgument } from '../domain/errors.js';
 import { toConnectError } from './errors.js';
 
 /** What Connect JSON reads and writes: unknown fields refused; zeros and default enums written out. */
@@ -110,13 +110,15 @@ function checkJsonSingle(path: string, field: DescField, value: unknown, depth: 
   }
 }
 
-/** Walks a parsed JSON request along its schema; fields the schema does not know are left to protobuf-es. */
+/** Walks a parsed JSON request along its schema; a key the schema does not know is refused. */
 function checkJsonMessage(desc: DescMessage, json: unknown, prefix: string, depth: number): void {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return;
   if (depth > MAX_DEPTH) refuse(prefix.slice(0, -1), 'the request nests too deeply');
   for (const [key, value] of Object.entries(json)) {
     const field = desc.fields.find((f) => f.jsonName === key || f.name === key);
-    if (!field || field.fieldKind === 'map') continue;
+    // Refused here rather than by protobuf-es, whose message would repeat the whole key.
+    if (!field) refuse('', `${prefix}${echoed(key)} is not a field of ${desc.typeName}`);
+    if (field.fieldKind === 'map') continue;
     const path = `${prefix}${field.name}`;
     if (field.fieldKind === 'list' && Array.isArray(value)) {
       for (const item of value) checkJsonSingle(path, field, item, depth);
