@@ -187,9 +187,9 @@ export class Ledger {
   }
 
   /**
-   * Adds to `lockedPayments` the expired holds of payers about to pay, so that the plan releases them first
-   * (plan-payment.ts: releaseExpiredHolds). Asked only for payers with something held: no extra statement on
-   * the common path.
+   * Adds to `lockedPayments` the expired holds of accounts about to pay, so that the plan releases them first
+   * (plan-payment.ts: releaseExpiredHolds). Asked only for accounts with something held: no extra statement
+   * on the common path.
    */
   private async lockExpiredHoldsOfPayers(
     tx: LedgerTx,
@@ -198,11 +198,16 @@ export class Ledger {
     lockedPayments: Map<string, PaymentState>,
     now: Date,
   ): Promise<void> {
-    const payers = planned.flatMap((command) =>
-      command.kind === 'authorizePayment' && (lockedAccounts.get(command.payerAccountId)?.heldMinor ?? 0n) > 0n
-        ? [command.payerAccountId]
-        : [],
-    );
+    // Whoever pays: the payer of a new payment, the payee of a refund.
+    const payers = planned.flatMap((command) => {
+      const paying =
+        command.kind === 'authorizePayment'
+          ? command.payerAccountId
+          : command.kind === 'refundPayment'
+            ? lockedPayments.get(command.paymentId)?.payeeAccountId
+            : undefined;
+      return paying && (lockedAccounts.get(paying)?.heldMinor ?? 0n) > 0n ? [paying] : [];
+    });
     if (payers.length === 0) return;
     const expired = await lockExpiredHolds(tx, payers, now, MAX_EXPIRED_HOLDS_RELEASED);
     for (const [id, payment] of expired) if (!lockedPayments.has(id)) lockedPayments.set(id, payment);

@@ -111,8 +111,9 @@ export function planAuthorizePayment(
 
 /**
  * From its expiry a hold no longer reduces what its payer can spend, whether or not the sweeper has run: the
- * payer's expired holds that apply.ts found and locked (context.payments) are released here, in the same
- * transaction, before the payment is weighed. Only the payer's balance changes, as in planExpireHold.
+ * account's expired holds that apply.ts found and locked (context.payments) are released here, in the same
+ * transaction, before a payment (or a refund the account pays) is weighed. Only that account's balance
+ * changes, as in planExpireHold.
  */
 function releaseExpiredHolds(payer: AccountState, context: PlanContext): void {
   for (const payment of context.payments.values()) {
@@ -301,6 +302,8 @@ export function planRefundPayment(command: RefundPaymentCommand, context: PlanCo
     ),
   );
   if (typeof amount !== 'bigint') return amount;
+  // The payee pays the refund: its own expired holds (as a payer elsewhere) no longer reserve anything.
+  releaseExpiredHolds(payee, context);
   // Before settlement the merchant's money for this payment is still in pending settlement; after, available.
   const source: BalanceBucket = payment.awaitsSettlement && !payment.settlementId ? 'PENDING_SETTLEMENT' : 'AVAILABLE';
   const declineReason = refundDeclineReason(payer, payee, source, amount);

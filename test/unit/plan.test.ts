@@ -1,7 +1,7 @@
 /** The ledger's rules, without a database: plan.ts decides outcomes from locked state. */
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors.js';
-import type { AuthorizePaymentCommand, DepositCommand } from '../../src/ledger/commands.js';
+import type { AuthorizePaymentCommand, DepositCommand, RefundPaymentCommand } from '../../src/ledger/commands.js';
 import { accountsToLock, planCommand } from '../../src/ledger/plan.js';
 import {
   type AccountState,
@@ -226,6 +226,24 @@ describe('expired holds', () => {
     expect(context.payments.get('pay_live')?.status).toBe('AUTHORIZED');
     expect(context.accounts.get('acct_a')).toMatchObject({ postedMinor: 200n, heldMinor: 200n });
     expect(context.effects.events.map((event) => event.type)).toEqual(['PaymentExpired', 'PaymentCompleted']);
+  });
+
+  it('no longer count against a payee refunding', () => {
+    const context = contextWith(account('acct_a', 0n), account('acct_b', 300n, { heldMinor: 300n }));
+    context.payments.set('pay_h', { ...hold('pay_h', 300n, now), payerAccountId: 'acct_b', payeeAccountId: 'acct_a' });
+    const paid = hold('pay_p', 300n, now);
+    context.payments.set('pay_p', { ...paid, payeeAccountId: 'acct_b', status: 'COMPLETED', capturedMinor: 300n });
+    const refund: RefundPaymentCommand = {
+      kind: 'refundPayment',
+      principal: 'p',
+      idempotencyKey: 'r',
+      paymentId: 'pay_p',
+      amount: null,
+      reason: '',
+    };
+    expect(planCommand(refund, context)).toMatchObject({ kind: 'refund', refund: { status: 'COMPLETED' } });
+    expect(context.payments.get('pay_h')?.status).toBe('EXPIRED');
+    expect(context.accounts.get('acct_b')).toMatchObject({ postedMinor: 0n, heldMinor: 0n });
   });
 
   it('are not released by a payment refused as NOT_FOUND', () => {
