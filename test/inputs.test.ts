@@ -137,6 +137,17 @@ it('answers an unknown JSON field without repeating more than a short piece of i
   expect(String(json.message).length).toBeLessThan(200);
 });
 
+it('sends back a client x-request-id only when it is a short token', async () => {
+  const echo = async (requestId: string) => {
+    const response = await fetch(`${server.url}/healthz`, { headers: { 'x-request-id': requestId } });
+    await response.arrayBuffer();
+    return response.headers.get('x-request-id');
+  };
+  expect(await echo('req-42.a:b')).toBe('req-42.a:b');
+  expect(await echo('r'.repeat(8_000))).toMatch(/^[0-9a-f-]{36}$/);
+  expect(await echo('two words')).toMatch(/^[0-9a-f-]{36}$/);
+});
+
 describe('enum values a client cannot mean', () => {
   it.each([
     ['payment.v1.PaymentService/AuthorizePayment', 'captureMode', '7'],

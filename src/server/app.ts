@@ -52,6 +52,7 @@ export interface ServerDependencies {
 }
 
 const IDLE_TIMEOUT_MS = 60_000;
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const READY_CHECK_TIMEOUT_MS = 2_000;
 // Headers of our own that browsers must be allowed to send or read, beyond Connect's lists.
 const EXTRA_REQUEST_HEADERS = ['authorization', 'x-api-key', 'x-request-id'];
@@ -71,8 +72,13 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
       }) as unknown as Server,
     forceCloseConnections: 'idle',
     bodyLimit: config.requestBodyMaxBytes,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's x-request-id is kept only when it is a short token: it is logged and sent back in a header,
+    // so it must not carry control characters or grow a response with the input.
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const offered = request.headers['x-request-id'];
+      return typeof offered === 'string' && CLIENT_REQUEST_ID.test(offered) ? offered : randomUUID();
+    },
     // Per-request access lines at info level would dominate the log under load; errors are logged with the id.
     logController: new LogController({ disableRequestLogging: true }),
   });
