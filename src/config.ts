@@ -32,6 +32,8 @@ export interface Config {
   corsOrigins: string[];
   /** Largest single payment, in major units of its currency (scaled by each currency's exponent). */
   maxPaymentMajorUnits: bigint;
+  /** The largest single deposit, in major units of its currency. */
+  maxDepositMajorUnits: bigint;
   idempotencyRetentionMs: number;
   idempotencyReapIntervalMs: number;
   shutdownGraceMs: number;
@@ -114,6 +116,8 @@ export function loadConfig(env: Env = process.env): Config {
     tls: readTls(env),
     corsOrigins: readOrigins(env),
     maxPaymentMajorUnits: BigInt(readInt(env, 'MAX_PAYMENT_MAJOR_UNITS', 1_000_000, 1, 1_000_000_000)),
+    // At most 10^9 major units (10^13 minor units for 4-decimal currencies), far below the 2^62 per currency.
+    maxDepositMajorUnits: BigInt(readInt(env, 'MAX_DEPOSIT_MAJOR_UNITS', 1_000_000, 1, 1_000_000_000)),
     idempotencyRetentionMs: readInt(env, 'IDEMPOTENCY_RETENTION_HOURS', 24, 1, 24 * 365) * 3_600_000,
     idempotencyReapIntervalMs: readInt(env, 'IDEMPOTENCY_REAP_INTERVAL_SECONDS', 300, 1, 86_400) * 1000,
     shutdownGraceMs: readInt(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),

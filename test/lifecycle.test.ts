@@ -99,7 +99,7 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
           amount: { amountMinor: 5n, currency: 'EUR' },
         }),
       ),
-    ).toEqual({ code: 'InvalidArgument', reason: 'CURRENCY_MISMATCH' });
+    ).toEqual({ code: 'FailedPrecondition', reason: 'CURRENCY_MISMATCH' });
     expect(
       await refusal(
         clients.payments.capturePayment({

@@ -9,6 +9,7 @@ import type { Mutation, PaymentsApp } from '../app/payments-app.js';
 import { callerKey } from '../auth/interceptor.js';
 import { toAccount, toBalance, toDeposit, toLedgerEntry, toPayment, toRefund } from '../wire/messages.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
+import { serveStrictly } from './strict-input.js';
 
 function unwrap<T>(context: HandlerContext, mutation: Mutation<T>): T {
   if (mutation.replayed) context.responseHeader.set(IDEMPOTENT_REPLAYED_HEADER, 'true');
@@ -33,7 +34,7 @@ function durationMs(duration: { seconds: bigint; nanos: number } | undefined): n
 }
 
 export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp): void {
-  router.service(PaymentService, {
+  serveStrictly(router, PaymentService, {
     async authorizePayment(request, context) {
       const payment = await app.authorizePayment(context.values.get(callerKey), {
         idempotencyKey: request.idempotencyKey,
@@ -81,7 +82,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     },
   });
 
-  router.service(AccountService, {
+  serveStrictly(router, AccountService, {
     async createAccount(request, context) {
       const account = await app.createAccount(context.values.get(callerKey), {
         idempotencyKey: request.idempotencyKey,

@@ -4,9 +4,10 @@ import { AdminService } from '../../gen/payment/v1/admin_pb.js';
 import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import type { SettlementsApp } from '../app/settlements-app.js';
 import { toSettlement } from '../wire/messages.js';
+import { serveStrictly } from './strict-input.js';
 
 export function registerOperatorServices(router: ConnectRouter, app: SettlementsApp): void {
-  router.service(SettlementService, {
+  serveStrictly(router, SettlementService, {
     async runSettlement(request) {
       return { settlements: (await app.runSettlement(request.accountId)).map(toSettlement) };
     },
@@ -23,7 +24,7 @@ export function registerOperatorServices(router: ConnectRouter, app: Settlements
     },
   });
 
-  router.service(AdminService, {
+  serveStrictly(router, AdminService, {
     async checkLedger() {
       const report = await app.checkLedger();
       return { passed: report.passed, checks: report.checks };

@@ -18,7 +18,7 @@ import type {
 } from '../domain/records.js';
 import type { CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
-import { decodePageToken, encodePageToken } from './page-token.js';
+import { decodePageToken, encodePageToken, isPositiveInt64 } from './page-token.js';
 import {
   MAX_DESCRIPTION_LENGTH,
   MAX_OWNER_REF_LENGTH,
@@ -85,7 +85,7 @@ export class PaymentsApp {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
     const accountExists = requireId('account_id', 'acct', input.accountId);
     const amount = requirePositiveMoney('amount', input.amount);
-    if (!accountExists) throw notFound('account', input.accountId);
+    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
     const outcome = await this.run({
       kind: 'deposit',
       principal: caller.principal,
@@ -120,8 +120,8 @@ export class PaymentsApp {
     const description = requireText('description', input.description, MAX_DESCRIPTION_LENGTH, false);
     const captureMode = input.captureMode ?? 'AUTOMATIC';
     const holdDurationMs = this.holdDurationOf(captureMode, input.holdDurationMs);
-    if (!payerExists) throw notFound('account', input.payerAccountId);
-    if (!payeeExists) throw notFound('account', input.payeeAccountId);
+    if (!payerExists) throw notFound('account', input.payerAccountId, 'payer_account_id');
+    if (!payeeExists) throw notFound('account', input.payeeAccountId, 'payee_account_id');
     const outcome = await this.run({
       kind: 'authorizePayment',
       principal: caller.principal,
@@ -175,7 +175,7 @@ export class PaymentsApp {
   /** The key and payment id every command on an existing payment carries, validated. */
   private paymentCommand(input: { idempotencyKey: string; paymentId: string }) {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    if (!requireId('payment_id', 'pay', input.paymentId)) throw notFound('payment', input.paymentId);
+    if (!requireId('payment_id', 'pay', input.paymentId)) throw notFound('payment', input.paymentId, 'payment_id');
     return { idempotencyKey, paymentId: input.paymentId };
   }
 
@@ -204,13 +204,13 @@ export class PaymentsApp {
   /** Someone else's account answers NOT_FOUND exactly as a missing one would: no existence oracle. */
   async getAccount(caller: Caller, accountId: string): Promise<AccountRecord> {
     const account = requireId('account_id', 'acct', accountId) ? await findAccount(this.db, accountId) : undefined;
-    if (!account || !visibleTo(caller, [account.ownerRef])) throw notFound('account', accountId);
+    if (!account || !visibleTo(caller, [account.ownerRef])) throw notFound('account', accountId, 'account_id');
     return account;
   }
 
   async getBalance(caller: Caller, accountId: string): Promise<BalanceRecord> {
     const balance = requireId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
-    if (!balance || !visibleTo(caller, [balance.ownerRef])) throw notFound('account', accountId);
+    if (!balance || !visibleTo(caller, [balance.ownerRef])) throw notFound('account', accountId, 'account_id');
     return balance;
   }
 
@@ -221,7 +221,7 @@ export class PaymentsApp {
       payment && caller.kind === 'user'
         ? await ownerRefsOf(this.db, [payment.payerAccountId, payment.payeeAccountId])
         : [];
-    if (!payment || !visibleTo(caller, owners)) throw notFound('payment', paymentId);
+    if (!payment || !visibleTo(caller, owners)) throw notFound('payment', paymentId, 'payment_id');
     return payment;
   }
 
@@ -230,7 +230,7 @@ export class PaymentsApp {
     input: { accountId: string; pageSize: number; pageToken: string },
   ): Promise<EntriesPage> {
     const pageSize = pageSizeOf(input.pageSize);
-    const position = decodePageToken(input.pageToken, input.accountId, /^\d{1,19}$/);
+    const position = decodePageToken(input.pageToken, input.accountId, /^\d{1,19}$/, isPositiveInt64);
     const beforeVersion = position === undefined ? undefined : BigInt(position);
     await this.getAccount(caller, input.accountId);
     // One extra row tells whether another page exists without a count query.

@@ -29,7 +29,7 @@ export class SettlementsApp {
     const found = requireId('settlement_id', 'stl', settlementId)
       ? await findSettlement(this.db, settlementId)
       : undefined;
-    if (!found) throw notFound('settlement', settlementId);
+    if (!found) throw notFound('settlement', settlementId, 'settlement_id');
     return found;
   }
 
@@ -50,6 +50,6 @@ export class SettlementsApp {
 
   private async requireAccount(accountId: string): Promise<void> {
     const account = hasIdShape('acct', accountId) ? await findAccount(this.db, accountId) : undefined;
-    if (!account) throw notFound('account', accountId);
+    if (!account) throw notFound('account', accountId, 'account_id');
   }
 }

@@ -10,35 +10,97 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 export const MAX_OWNER_REF_LENGTH = 255;
 export const MAX_DESCRIPTION_LENGTH = 500;
 export const MAX_REFUND_REASON_LENGTH = 500;
+/** Our ids are 31 characters at most ("acct_" + 26); anything longer cannot be one and is refused unread. */
+export const MAX_ID_LENGTH = 64;
+export const MAX_PAGE_TOKEN_LENGTH = 300;
+/** Any other string in a request (none today): still bounded. */
+export const MAX_OTHER_STRING_LENGTH = 255;
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 500;
 
-// Control characters in a key or reference are almost always a client bug (a stray newline from a shell).
+/**
+ * Free text may hold tabs and line breaks; nothing else below U+0020, no DEL. Every other string (keys,
+ * references, ids, codes, tokens) holds no control character at all: there they are a client bug (a stray
+ * newline from a shell), and PostgreSQL refuses NUL in any text.
+ */
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const CONTROL_CHARACTERS_EXCEPT_LINE_BREAKS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+// A high surrogate not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+export interface StringRule {
+  /** In UTF-16 code units (what JavaScript's length counts), so never fewer than characters. */
+  maxLength: number;
+  /** Free text for people (description, reason) may hold tabs and line breaks. */
+  freeText: boolean;
+}
+
+const FREE_TEXT_RULES: Record<string, StringRule> = {
+  description: { maxLength: MAX_DESCRIPTION_LENGTH, freeText: true },
+  reason: { maxLength: MAX_REFUND_REASON_LENGTH, freeText: true },
+  idempotency_key: { maxLength: MAX_IDEMPOTENCY_KEY_LENGTH, freeText: false },
+  owner_ref: { maxLength: MAX_OWNER_REF_LENGTH, freeText: false },
+  page_token: { maxLength: MAX_PAGE_TOKEN_LENGTH, freeText: false },
+};
+
+/** The rule for a request field by its proto name: ids (`*_id`) are short, free text may break lines. */
+export function stringRuleFor(fieldName: string): StringRule {
+  const rule = FREE_TEXT_RULES[fieldName];
+  if (rule) return rule;
+  if (fieldName === 'id' || fieldName.endsWith('_id')) return { maxLength: MAX_ID_LENGTH, freeText: false };
+  return { maxLength: MAX_OTHER_STRING_LENGTH, freeText: false };
+}
+
+/**
+ * The one rule for every string a request carries to storage: well-formed Unicode (no lone surrogate, which
+ * cannot be stored as UTF-8), at most `rule.maxLength` long, and no control characters (free text: no control
+ * characters but tab, CR and LF). `path` names the field in the error ("amount.currency"); the error never
+ * repeats the value. Throws INVALID_ARGUMENT FIELD_TOO_LONG or FIELD_INVALID.
+ */
+export function checkString(path: string, value: string, rule: StringRule): string {
+  // Length first: the other checks then scan a bounded string.
+  if (value.length > rule.maxLength) {
+    throw invalidArgument(path, 'FIELD_TOO_LONG', `${path} must be at most ${rule.maxLength} characters`);
+  }
+  if (LONE_SURROGATE.test(value)) {
+    throw invalidArgument(path, 'FIELD_INVALID', `${path} must be well-formed Unicode (no lone surrogates)`);
+  }
+  const forbidden = rule.freeText ? CONTROL_CHARACTERS_EXCEPT_LINE_BREAKS : CONTROL_CHARACTERS;
+  if (forbidden.test(value)) {
+    const allowed = rule.freeText ? ' other than tab, CR and LF' : '';
+    throw invalidArgument(path, 'FIELD_INVALID', `${path} must not contain control characters${allowed}`);
+  }
+  return value;
+}
 
 export function requireIdempotencyKey(key: string): string {
   if (key.length === 0) {
     throw invalidArgument('idempotency_key', 'IDEMPOTENCY_KEY_MISSING', 'idempotency_key is required');
   }
-  if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH || CONTROL_CHARACTERS.test(key)) {
+  try {
+    return checkString('idempotency_key', key, stringRuleFor('idempotency_key'));
+  } catch {
     throw invalidArgument(
       'idempotency_key',
       'IDEMPOTENCY_KEY_INVALID',
       `idempotency_key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable characters`,
     );
   }
-  return key;
 }
 
+/**
+ * Any string of a request, by its field's proto name and its path in the request: what the API edge applies
+ * to every string field of every request before the application sees it (src/api/strict-input.ts).
+ */
+export function checkRequestString(path: string, fieldName: string, value: string): string {
+  if (fieldName === 'idempotency_key' && value.length > 0) return requireIdempotencyKey(value);
+  return checkString(path, value, stringRuleFor(fieldName));
+}
+
+/** A string field checked by the one rule (see checkString), and present when `required`. */
 export function requireText(field: string, value: string, maxLength: number, required: boolean): string {
   if (required && value.length === 0) throw invalidArgument(field, 'FIELD_REQUIRED', `${field} is required`);
-  if (value.length > maxLength) {
-    throw invalidArgument(field, 'FIELD_TOO_LONG', `${field} must be at most ${maxLength} characters`);
-  }
-  if (field !== 'description' && field !== 'reason' && CONTROL_CHARACTERS.test(value)) {
-    throw invalidArgument(field, 'FIELD_INVALID', `${field} must not contain control characters`);
-  }
-  return value;
+  return checkString(field, value, { ...stringRuleFor(field), maxLength });
 }
 
 export function requireCurrency(field: string, currency: string): string {
@@ -47,7 +109,7 @@ export function requireCurrency(field: string, currency: string): string {
     throw invalidArgument(
       field,
       'CURRENCY_UNKNOWN',
-      `${field} "${currency.slice(0, 8)}" is not an ISO 4217 currency code in use (e.g. USD, EUR, JPY)`,
+      `${field} is not an ISO 4217 currency code in use (e.g. USD, EUR, JPY)`,
     );
   }
   return currency;
@@ -81,6 +143,7 @@ export function requireOptionalPositiveMoney(field: string, money: MoneyInput | 
  */
 export function requireId(field: string, prefix: IdPrefix, value: string): boolean {
   if (value.length === 0) throw invalidArgument(field, 'FIELD_REQUIRED', `${field} is required`);
+  checkString(field, value, stringRuleFor(field));
   return hasIdShape(prefix, value);
 }
 

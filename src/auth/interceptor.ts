@@ -16,6 +16,9 @@ const NO_CALLER: Caller = { kind: 'service', principal: 'anonymous', scopes: new
 /** The authenticated caller; handlers of non-public methods always find a real one here. */
 export const callerKey = createContextKey<Caller>(NO_CALLER, { description: 'authenticated caller' });
 
+/** The header that carried the unusable credential, for ErrorDetail.field. */
+const CREDENTIAL_HEADER = { 'bearer token': 'authorization', 'API key': 'x-api-key', credentials: 'authorization' };
+
 export function authInterceptor(): Interceptor {
   return (next) => async (request) => {
     if (PUBLIC_SERVICES.has(request.service.typeName)) return next(request);
@@ -25,6 +28,7 @@ export function authInterceptor(): Interceptor {
       throw unauthenticated(
         'CREDENTIALS_MISSING',
         'missing credentials: send "Authorization: Bearer <token>" or "x-api-key: <key>"',
+        'authorization',
       );
     }
     if (auth.status === 'invalid') {
@@ -32,7 +36,7 @@ export function authInterceptor(): Interceptor {
         auth.credential === 'credentials'
           ? 'send one credential, not both a bearer token and an API key'
           : `invalid ${auth.credential}`;
-      throw unauthenticated('CREDENTIALS_INVALID', message);
+      throw unauthenticated('CREDENTIALS_INVALID', message, CREDENTIAL_HEADER[auth.credential]);
     }
     const { caller } = auth;
     const method = `${request.service.typeName}/${request.method.name}`;

@@ -31,8 +31,22 @@ export function invalidArgument(field: string, reason: string, message: string):
   return new DomainError('invalid_argument', reason, message, field);
 }
 
-export function notFound(resource: 'account' | 'payment' | 'settlement', id: string): DomainError {
-  return new DomainError('not_found', `${resource.toUpperCase()}_NOT_FOUND`, `${resource} ${id} not found`);
+/** Client input repeated in a message is cut to this many characters: an answer never grows with the input. */
+export const MAX_ECHOED_INPUT_LENGTH = 40;
+
+/** The one way a message quotes client input: at most MAX_ECHOED_INPUT_LENGTH characters of it. */
+export function echoed(input: string): string {
+  return input.length <= MAX_ECHOED_INPUT_LENGTH ? input : `${input.slice(0, MAX_ECHOED_INPUT_LENGTH)}…`;
+}
+
+/** `field` names the request field that held the id ("payer_account_id"), so a client can tell which. */
+export function notFound(resource: 'account' | 'payment' | 'settlement', id: string, field: string): DomainError {
+  return new DomainError(
+    'not_found',
+    `${resource.toUpperCase()}_NOT_FOUND`,
+    `${resource} ${echoed(id)} not found`,
+    field,
+  );
 }
 
 export function idempotencyKeyReused(field: string): DomainError {
@@ -73,9 +87,12 @@ export function serviceUnavailable(reason: string, message: string): DomainError
   return new DomainError('unavailable', reason, message);
 }
 
-/** Missing or unusable credentials. The message names which credential, never why it failed. */
-export function unauthenticated(reason: string, message: string): DomainError {
-  return new DomainError('unauthenticated', reason, message);
+/**
+ * Missing or unusable credentials. The message names which credential, never why it failed; `field` names
+ * the header that carries it ("authorization", "x-api-key").
+ */
+export function unauthenticated(reason: string, message: string, field = ''): DomainError {
+  return new DomainError('unauthenticated', reason, message, field);
 }
 
 export function permissionDenied(reason: string, message: string): DomainError {

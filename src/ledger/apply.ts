@@ -9,6 +9,7 @@
  *      statement (writes.ts).
  * A command that fails (e.g. NOT_FOUND) writes nothing and gives its key back; the others still commit.
  */
+import { inArray } from 'drizzle-orm';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
 import { isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
@@ -28,14 +29,16 @@ import {
   paymentIdOf,
 } from './commands.js';
 import { claimKeys, idempotencyKeyOf, releaseKeysSql, storeOutcomesSql } from './idempotency-store.js';
-import { lockAccounts, lockPayments } from './locks.js';
+import { lockAccounts, lockExpiredHolds, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
-import { emptyEffects, fundingAccountId, type PlanContext } from './state.js';
+import { type AccountState, emptyEffects, fundingAccountId, type PaymentState, type PlanContext } from './state.js';
 import { writeEffects } from './writes.js';
 
 export interface LedgerOptions {
   idempotencyRetentionMs: number;
   maxPaymentMinor(currency: string): bigint;
+  /** The largest deposit in a currency, in minor units; maxPaymentMinor when absent. */
+  maxDepositMinor?(currency: string): bigint;
   /** Transactions retried after a deadlock or serialization failure, at most. */
   maxAttempts?: number;
   now?: () => Date;
@@ -43,6 +46,8 @@ export interface LedgerOptions {
 
 export const MAX_COMMANDS_PER_TRANSACTION = 500;
 const DEFAULT_MAX_ATTEMPTS = 3;
+/** Expired holds released ahead of the sweeper in one transaction, at most; the sweeper does the rest. */
+const MAX_EXPIRED_HOLDS_RELEASED = 100;
 
 function depositCurrencies(commands: LedgerCommand[], except: Set<string>): string[] {
   const currencies = commands.flatMap((command) => (command.kind === 'deposit' ? [command.currency] : []));
@@ -84,8 +89,11 @@ export class Ledger {
       (tx) => this.applyInTransaction(tx, commands),
       this.options.maxAttempts,
     );
-    // Only now, after the commit, is it certain that these funding accounts exist.
-    for (const currency of depositCurrencies(commands, new Set())) this.fundedCurrencies.add(currency);
+    // Only now, after the commit, is it certain that these funding accounts exist: those of deposits that
+    // succeeded (a funding account made for refused deposits only is removed again, see below).
+    commands.forEach((command, index) => {
+      if (command.kind === 'deposit' && results[index]?.ok) this.fundedCurrencies.add(command.currency);
+    });
     return results;
   }
 
@@ -120,7 +128,7 @@ export class Ledger {
     }
 
     const planned = toPlan.map((index) => commands[index]!);
-    await this.ensureFundingAccounts(tx, depositCurrencies(planned, this.fundedCurrencies));
+    const createdFunding = await this.ensureFundingAccounts(tx, depositCurrencies(planned, this.fundedCurrencies));
     const lockedPayments = await lockPayments(
       tx,
       planned.flatMap((command) => paymentIdOf(command) ?? []),
@@ -132,9 +140,11 @@ export class Ledger {
         return accountsToLock(command, paymentId ? lockedPayments.get(paymentId) : undefined);
       }),
     );
+    await this.lockExpiredHoldsOfPayers(tx, planned, lockedAccounts, lockedPayments, now);
     const context: PlanContext = {
       now,
       maxPaymentMinor: this.options.maxPaymentMinor,
+      maxDepositMinor: this.options.maxDepositMinor,
       accounts: lockedAccounts,
       payments: lockedPayments,
       effects: emptyEffects(),
@@ -153,6 +163,12 @@ export class Ledger {
       }
     }
 
+    // A refused request writes nothing: a funding account this transaction made goes again unless one of its
+    // deposits succeeded (its currency's first deposit to an unknown account must not leave it behind).
+    await this.removeUnusedFundingAccounts(
+      tx,
+      createdFunding.filter((currency) => !context.effects.deposits.some((d) => d.currency === currency)),
+    );
     const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
     await writeEffects(
       tx,
@@ -170,9 +186,37 @@ export class Ledger {
     return results as CommandResult[];
   }
 
-  private async ensureFundingAccounts(tx: LedgerTx, currencies: string[]): Promise<void> {
-    if (currencies.length === 0) return;
-    await tx
+  /**
+   * Adds to `lockedPayments` the expired holds of accounts about to pay, so that the plan releases them first
+   * (plan-payment.ts: releaseExpiredHolds). Asked only for accounts with something held: no extra statement
+   * on the common path.
+   */
+  private async lockExpiredHoldsOfPayers(
+    tx: LedgerTx,
+    planned: LedgerCommand[],
+    lockedAccounts: Map<string, AccountState>,
+    lockedPayments: Map<string, PaymentState>,
+    now: Date,
+  ): Promise<void> {
+    // Whoever pays: the payer of a new payment, the payee of a refund.
+    const payers = planned.flatMap((command) => {
+      const paying =
+        command.kind === 'authorizePayment'
+          ? command.payerAccountId
+          : command.kind === 'refundPayment'
+            ? lockedPayments.get(command.paymentId)?.payeeAccountId
+            : undefined;
+      return paying && (lockedAccounts.get(paying)?.heldMinor ?? 0n) > 0n ? [paying] : [];
+    });
+    if (payers.length === 0) return;
+    const expired = await lockExpiredHolds(tx, payers, now, MAX_EXPIRED_HOLDS_RELEASED);
+    for (const [id, payment] of expired) if (!lockedPayments.has(id)) lockedPayments.set(id, payment);
+  }
+
+  /** Creates missing funding accounts for `currencies`; returns the currencies whose account it created. */
+  private async ensureFundingAccounts(tx: LedgerTx, currencies: string[]): Promise<string[]> {
+    if (currencies.length === 0) return [];
+    const created = await tx
       .insert(accounts)
       .values(
         currencies.map((currency) => ({
@@ -183,11 +227,20 @@ export class Ledger {
           kind: 'SYSTEM' as const,
         })),
       )
-      .onConflictDoNothing();
+      .onConflictDoNothing()
+      .returning({ currency: accounts.currency });
     await tx
       .insert(accountBalances)
       .values(currencies.map((currency) => ({ accountId: fundingAccountId(currency), currency, allowNegative: true })))
       .onConflictDoNothing();
+    return created.map((row) => row.currency);
+  }
+
+  private async removeUnusedFundingAccounts(tx: LedgerTx, currencies: string[]): Promise<void> {
+    if (currencies.length === 0) return;
+    const ids = currencies.map(fundingAccountId);
+    await tx.delete(accountBalances).where(inArray(accountBalances.accountId, ids));
+    await tx.delete(accounts).where(inArray(accounts.id, ids));
   }
 }
 

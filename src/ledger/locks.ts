@@ -3,7 +3,7 @@
  * idempotency keys (sorted) → payments (by id) → balances (by account id). ORDER BY is applied before
  * FOR UPDATE locks the rows, so each statement locks in its sort order.
  */
-import { and, eq, inArray, isNull } from 'drizzle-orm';
+import { and, eq, inArray, isNull, lte } from 'drizzle-orm';
 import type { LedgerTx } from '../db/client.js';
 import { accountBalances, accounts, payments } from '../db/schema.js';
 import type { DeclineReason } from '../domain/records.js';
@@ -46,6 +46,31 @@ export async function lockPayments(tx: LedgerTx, ids: string[]): Promise<Map<str
   const rows = await tx.select().from(payments).where(inArray(payments.id, unique)).orderBy(payments.id).for('update');
   for (const row of rows) locked.set(row.id, toState(row));
   return locked;
+}
+
+/**
+ * Holds of these payers that expired by `now` and are still AUTHORIZED, at most `limit`, locked. Taken after
+ * the balances (out of the global order), so it skips rows another transaction holds instead of waiting:
+ * it can never deadlock, and a skipped hold is being expired, captured or voided by its holder anyway.
+ */
+export async function lockExpiredHolds(
+  tx: LedgerTx,
+  payerIds: string[],
+  now: Date,
+  limit: number,
+): Promise<Map<string, PaymentState>> {
+  const unique = [...new Set(payerIds)];
+  if (unique.length === 0) return new Map();
+  const rows = await tx
+    .select()
+    .from(payments)
+    .where(
+      and(inArray(payments.payerAccountId, unique), eq(payments.status, 'AUTHORIZED'), lte(payments.expiresAt, now)),
+    )
+    .orderBy(payments.id)
+    .limit(limit)
+    .for('update', { skipLocked: true });
+  return new Map(rows.map((row) => [row.id, toState(row)]));
 }
 
 /** Captured, unsettled payments to merchants (optionally one merchant), in id order, at most `limit`, locked. */

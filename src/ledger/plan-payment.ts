@@ -5,7 +5,7 @@
  *   COMPLETED → PARTIALLY_REFUNDED → REFUNDED
  * Each transition is allowed only from the states listed in it; a refused one writes nothing.
  */
-import { type DomainError, failedPrecondition, invalidArgument, notFound } from '../domain/errors.js';
+import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { BalanceBucket, DeclineReason, PaymentRecord, RefundRecord } from '../domain/records.js';
 import type {
@@ -73,9 +73,11 @@ export function planAuthorizePayment(
   context: PlanContext,
 ): LedgerOutcome | DomainError {
   const payer = userAccount(context, command.payerAccountId);
-  if (!payer || !ownedBy(payer, command.actingOwnerRef)) return notFound('account', command.payerAccountId);
+  if (!payer || !ownedBy(payer, command.actingOwnerRef))
+    return notFound('account', command.payerAccountId, 'payer_account_id');
   const payee = userAccount(context, command.payeeAccountId);
-  if (!payee) return notFound('account', command.payeeAccountId);
+  if (!payee) return notFound('account', command.payeeAccountId, 'payee_account_id');
+  releaseExpiredHolds(payer, context);
 
   const declineReason = declineReasonFor(command, payer, payee, context);
   const manual = command.captureMode === 'MANUAL';
@@ -107,6 +109,23 @@ export function planAuthorizePayment(
   return { kind: 'payment', payment: { ...payment } };
 }
 
+/**
+ * From its expiry a hold no longer reduces what its payer can spend, whether or not the sweeper has run: the
+ * account's expired holds that apply.ts found and locked (context.payments) are released here, in the same
+ * transaction, before a payment (or a refund the account pays) is weighed. Only that account's balance
+ * changes, as in planExpireHold.
+ */
+function releaseExpiredHolds(payer: AccountState, context: PlanContext): void {
+  for (const payment of context.payments.values()) {
+    if (payment.payerAccountId !== payer.id || payment.status !== 'AUTHORIZED' || !payment.expiresAt) continue;
+    if (context.now.getTime() < payment.expiresAt.getTime()) continue;
+    const from = { account: payer, bucket: 'HELD' as const };
+    post(context, from, { account: payer, bucket: 'AVAILABLE' }, payment.amountMinor, payment.id);
+    changePayment(context, payment, { status: 'EXPIRED' });
+    paymentEvent(context, 'PaymentExpired', snapshot(payment));
+  }
+}
+
 function ownedBy(account: AccountState, actingOwnerRef: string | undefined): boolean {
   return actingOwnerRef === undefined || account.ownerRef === actingOwnerRef;
 }
@@ -121,11 +140,11 @@ function lockedPaymentOf(
   actingOwnerRef: string | undefined,
 ): { payment: PaymentState; payer: AccountState; payee: AccountState } | DomainError {
   const payment = context.payments.get(paymentId);
-  if (!payment) return notFound('payment', paymentId);
+  if (!payment) return notFound('payment', paymentId, 'payment_id');
   const payer = context.accounts.get(payment.payerAccountId);
   const payee = context.accounts.get(payment.payeeAccountId);
   if (!payer || !payee) throw new Error(`accounts of payment ${paymentId} were not locked`);
-  if (!ownedBy(payee, actingOwnerRef)) return notFound('payment', paymentId);
+  if (!ownedBy(payee, actingOwnerRef)) return notFound('payment', paymentId, 'payment_id');
   return { payment, payer, payee };
 }
 
@@ -135,12 +154,14 @@ function requireLiveHold(payment: PaymentState, context: PlanContext, action: st
     return failedPrecondition(
       'PAYMENT_NOT_AUTHORIZED',
       `payment ${payment.id} is ${payment.status}; only an AUTHORIZED payment can be ${action}`,
+      'payment_id',
     );
   }
   if (payment.expiresAt && context.now.getTime() >= payment.expiresAt.getTime()) {
     return failedPrecondition(
       'HOLD_EXPIRED',
       `the hold on payment ${payment.id} expired at ${payment.expiresAt.toISOString()}`,
+      'payment_id',
     );
   }
   return undefined;
@@ -155,10 +176,12 @@ function amountWithin(
 ): bigint | DomainError {
   if (!amount) return limit;
   if (amount.currency !== payment.currency) {
-    return invalidArgument(
-      'amount.currency',
+    // One rule everywhere: a known currency that differs from the account's or payment's is a conflict with
+    // stored state, FAILED_PRECONDITION (an unknown code is INVALID_ARGUMENT CURRENCY_UNKNOWN, earlier).
+    return failedPrecondition(
       'CURRENCY_MISMATCH',
       `payment ${payment.id} is in ${payment.currency}, not ${amount.currency}`,
+      'amount.currency',
     );
   }
   return amount.amountMinor > limit ? exceeded : amount.amountMinor;
@@ -182,7 +205,11 @@ export function planCapturePayment(command: CapturePaymentCommand, context: Plan
   );
   if (typeof captured !== 'bigint') return captured;
   if (payee.status !== 'ACTIVE') {
-    return failedPrecondition('PAYEE_ACCOUNT_INACTIVE', `payee account ${payee.id} is ${payee.status.toLowerCase()}`);
+    return failedPrecondition(
+      'PAYEE_ACCOUNT_INACTIVE',
+      `payee account ${payee.id} is ${payee.status.toLowerCase()}`,
+      'payment_id',
+    );
   }
   // The hold already took the money out of available, so a capture can never fail for lack of funds.
   post(
@@ -222,7 +249,7 @@ function releaseHold(
     !payment.expiresAt ||
     context.now.getTime() < payment.expiresAt.getTime()
   ) {
-    return failedPrecondition('HOLD_NOT_EXPIRED', `payment ${payment.id} has no expired hold`);
+    return failedPrecondition('HOLD_NOT_EXPIRED', `payment ${payment.id} has no expired hold`, 'payment_id');
   }
   post(
     context,
@@ -260,6 +287,7 @@ export function planRefundPayment(command: RefundPaymentCommand, context: PlanCo
     return failedPrecondition(
       'PAYMENT_NOT_REFUNDABLE',
       `payment ${payment.id} is ${payment.status}; only captured payments can be refunded`,
+      'payment_id',
     );
   }
   const refundable = payment.capturedMinor - payment.refundedMinor;
@@ -274,6 +302,8 @@ export function planRefundPayment(command: RefundPaymentCommand, context: PlanCo
     ),
   );
   if (typeof amount !== 'bigint') return amount;
+  // The payee pays the refund: its own expired holds (as a payer elsewhere) no longer reserve anything.
+  releaseExpiredHolds(payee, context);
   // Before settlement the merchant's money for this payment is still in pending settlement; after, available.
   const source: BalanceBucket = payment.awaitsSettlement && !payment.settlementId ? 'PENDING_SETTLEMENT' : 'AVAILABLE';
   const declineReason = refundDeclineReason(payer, payee, source, amount);

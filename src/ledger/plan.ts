@@ -4,7 +4,7 @@
  * database; apply.ts reads and locks the state first and writes the effects afterwards, in one transaction.
  * Account and deposit rules live here; payment rules in plan-payment.ts.
  */
-import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
+import { type DomainError, failedPrecondition, invalidArgument, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { DepositRecord } from '../domain/records.js';
 import type { CreateAccountCommand, DepositCommand, LedgerCommand, LedgerOutcome } from './commands.js';
@@ -21,6 +21,7 @@ import {
   balanceOf,
   eventBase,
   fundingAccountId,
+  MAX_CURRENCY_SUPPLY_MINOR,
   type PlanContext,
   post,
   userAccount,
@@ -50,9 +51,13 @@ function planCreateAccount(command: CreateAccountCommand, context: PlanContext):
 
 function planDeposit(command: DepositCommand, context: PlanContext): LedgerOutcome | DomainError {
   const account = userAccount(context, command.accountId);
-  if (!account) return notFound('account', command.accountId);
+  if (!account) return notFound('account', command.accountId, 'account_id');
   if (account.status !== 'ACTIVE') {
-    return failedPrecondition('ACCOUNT_INACTIVE', `account ${account.id} is ${account.status.toLowerCase()}`);
+    return failedPrecondition(
+      'ACCOUNT_INACTIVE',
+      `account ${account.id} is ${account.status.toLowerCase()}`,
+      'account_id',
+    );
   }
   if (account.currency !== command.currency) {
     return failedPrecondition(
@@ -63,6 +68,8 @@ function planDeposit(command: DepositCommand, context: PlanContext): LedgerOutco
   }
   const funding = context.accounts.get(fundingAccountId(command.currency));
   if (!funding) throw new Error(`funding account for ${command.currency} was not locked`);
+  const beyondLimit = depositBeyondLimit(command, funding, context);
+  if (beyondLimit) return beyondLimit;
   const deposit: DepositRecord = {
     id: newId('dep'),
     accountId: account.id,
@@ -86,6 +93,30 @@ function planDeposit(command: DepositCommand, context: PlanContext): LedgerOutco
     balance,
   });
   return { kind: 'deposit', deposit, balance };
+}
+
+/**
+ * Deposits are bounded twice: one deposit by the configured maximum (MAX_DEPOSIT_MAJOR_UNITS), and all
+ * deposits in a currency together by MAX_CURRENCY_SUPPLY_MINOR, which keeps every sum in int64 range.
+ */
+function depositBeyondLimit(command: DepositCommand, funding: AccountState, context: PlanContext): DomainError | null {
+  const maxDeposit = (context.maxDepositMinor ?? context.maxPaymentMinor)(command.currency);
+  if (command.amountMinor > maxDeposit) {
+    return invalidArgument(
+      'amount.amount_minor',
+      'AMOUNT_ABOVE_LIMIT',
+      `a deposit in ${command.currency} is at most ${maxDeposit} minor units`,
+    );
+  }
+  // The funding account's balance is minus everything ever deposited in the currency.
+  if (-funding.postedMinor + command.amountMinor > MAX_CURRENCY_SUPPLY_MINOR) {
+    return failedPrecondition(
+      'BALANCE_LIMIT_EXCEEDED',
+      `deposits in ${command.currency} would pass the ledger's limit of ${MAX_CURRENCY_SUPPLY_MINOR} minor units`,
+      'amount.amount_minor',
+    );
+  }
+  return null;
 }
 
 export function planCommand(command: LedgerCommand, context: PlanContext): LedgerOutcome | DomainError {

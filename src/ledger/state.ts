@@ -69,10 +69,21 @@ export function emptyEffects(): Effects {
   };
 }
 
+/**
+ * The most that may ever be deposited into one currency, in minor units (2^62). All money in a currency
+ * comes from deposits, so every balance (and each of its buckets), the funding account (its negative),
+ * refund totals and settlement sums stay within it, and the sum of any two stays below 2^63: no int64
+ * column can overflow, whatever the sequence of accepted requests. Deposits past it are refused
+ * (BALANCE_LIMIT_EXCEEDED).
+ */
+export const MAX_CURRENCY_SUPPLY_MINOR = 2n ** 62n;
+
 export interface PlanContext {
   now: Date;
   /** The largest amount of one payment in a currency, in minor units. */
   maxPaymentMinor(currency: string): bigint;
+  /** The largest amount of one deposit in a currency, in minor units; maxPaymentMinor when absent. */
+  maxDepositMinor?(currency: string): bigint;
   accounts: Map<string, AccountState>;
   payments: Map<string, PaymentState>;
   effects: Effects;

@@ -19,6 +19,7 @@ import { errorMappingInterceptor } from '../api/errors.js';
 import { registerLedgerServices } from '../api/handlers.js';
 import { registerOperatorServices } from '../api/operator-handlers.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
+import { JSON_OPTIONS, strictInputInterceptor } from '../api/strict-input.js';
 import type { PaymentsApp } from '../app/payments-app.js';
 import type { SettlementsApp } from '../app/settlements-app.js';
 import type { Authenticator } from '../auth/authenticate.js';
@@ -52,6 +53,7 @@ export interface ServerDependencies {
 }
 
 const IDLE_TIMEOUT_MS = 60_000;
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const READY_CHECK_TIMEOUT_MS = 2_000;
 // Headers of our own that browsers must be allowed to send or read, beyond Connect's lists.
 const EXTRA_REQUEST_HEADERS = ['authorization', 'x-api-key', 'x-request-id'];
@@ -72,8 +74,13 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
       }) as unknown as Server,
     forceCloseConnections: 'idle',
     bodyLimit: config.requestBodyMaxBytes,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's x-request-id is kept only when it is a short token: it is logged and sent back in a header,
+    // so it must not carry control characters or grow a response with the input.
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const offered = request.headers['x-request-id'];
+      return typeof offered === 'string' && CLIENT_REQUEST_ID.test(offered) ? offered : randomUUID();
+    },
     // Per-request access lines at info level would dominate the log under load; errors are logged with the id.
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -111,15 +118,17 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
   }
 
   await registerConnectRoutes(fastify, {
-    // Outermost first: errors raised by authentication are mapped like any other.
-    interceptors: [errorMappingInterceptor(fastify.log), authInterceptor()],
+    // Outermost first: errors raised by authentication or input checks are mapped like any other. Input is
+    // checked once the caller is known, before any handler work.
+    interceptors: [errorMappingInterceptor(fastify.log), authInterceptor(), strictInputInterceptor()],
     contextValues: authContextValues,
     readMaxBytes: config.requestBodyMaxBytes,
     maxTimeoutMs: config.limits.maxTimeoutMs,
     // Refuses cross-site form posts and makes accidental plain-HTTP clients fail loudly.
     requireConnectProtocolHeader: true,
-    // Zero amounts and default enums are written out: a balance of 0 should read as 0, not be absent.
-    jsonOptions: { ignoreUnknownFields: false, alwaysEmitImplicit: true },
+    // Zero amounts and default enums are written out: a balance of 0 should read as 0, not be absent. Our own
+    // services read JSON strictly per method (strict-input.ts: serveStrictly).
+    jsonOptions: JSON_OPTIONS,
     shutdownSignal: deps.shutdownSignal,
     routes(router) {
       registerLedgerServices(router, deps.app);

@@ -69,6 +69,7 @@ export async function startService(config: Config): Promise<RunningService> {
   const ledger = new Ledger(database.db, {
     idempotencyRetentionMs: config.idempotencyRetentionMs,
     maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
+    maxDepositMinor: maxPaymentMinorFor(config.maxDepositMajorUnits),
   });
   const app = new PaymentsApp(database.db, ledger, config.holds);
   const { authenticator, devKeyPair } = await setUpAuthentication(config, database.db);

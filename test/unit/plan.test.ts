@@ -1,9 +1,16 @@
 /** The ledger's rules, without a database: plan.ts decides outcomes from locked state. */
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors.js';
-import type { AuthorizePaymentCommand, DepositCommand } from '../../src/ledger/commands.js';
+import type { AuthorizePaymentCommand, DepositCommand, RefundPaymentCommand } from '../../src/ledger/commands.js';
 import { accountsToLock, planCommand } from '../../src/ledger/plan.js';
-import { type AccountState, emptyEffects, fundingAccountId, type PlanContext } from '../../src/ledger/state.js';
+import {
+  type AccountState,
+  emptyEffects,
+  fundingAccountId,
+  MAX_CURRENCY_SUPPLY_MINOR,
+  type PaymentState,
+  type PlanContext,
+} from '../../src/ledger/state.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
 
@@ -145,5 +152,104 @@ describe('deposit', () => {
     const closed = contextWith(account('acct_a', 0n, { status: 'CLOSED' }), funding);
     expect((planCommand(command, closed) as DomainError).reason).toBe('ACCOUNT_INACTIVE');
     expect(funding.postedMinor).toBe(0n);
+  });
+});
+
+describe('bounds that keep every sum inside int64 (issue 11)', () => {
+  const deposit = (amountMinor: bigint): DepositCommand => ({
+    kind: 'deposit',
+    principal: 'p',
+    idempotencyKey: 'k',
+    accountId: 'acct_a',
+    amountMinor,
+    currency: 'USD',
+  });
+  const funding = (depositedMinor: bigint) =>
+    account(fundingAccountId('USD'), -depositedMinor, { kind: 'SYSTEM', ownerRef: 'system:funding' });
+
+  it('refuses a deposit above the configured maximum and writes nothing', () => {
+    const context = { ...contextWith(account('acct_a', 0n), funding(0n)), maxDepositMinor: () => 5_000n };
+    expect(planCommand(deposit(5_000n), context)).toMatchObject({ kind: 'deposit' });
+    const refused = planCommand(deposit(5_001n), context);
+    expect(refused).toMatchObject({
+      kind: 'invalid_argument',
+      reason: 'AMOUNT_ABOVE_LIMIT',
+      field: 'amount.amount_minor',
+    });
+    expect(context.effects.entries).toHaveLength(2);
+  });
+
+  it('refuses a deposit that would take a currency past 2^62 in total, up to the last unit', () => {
+    const context = {
+      ...contextWith(account('acct_a', 0n), funding(MAX_CURRENCY_SUPPLY_MINOR - 10n)),
+      maxDepositMinor: () => 100n,
+    };
+    const refused = planCommand(deposit(11n), context);
+    expect(refused).toBeInstanceOf(DomainError);
+    expect(refused).toMatchObject({ kind: 'failed_precondition', reason: 'BALANCE_LIMIT_EXCEEDED' });
+    expect(context.effects.entries).toEqual([]);
+    expect(planCommand(deposit(10n), context)).toMatchObject({ kind: 'deposit' });
+    expect(context.accounts.get(fundingAccountId('USD'))?.postedMinor).toBe(-MAX_CURRENCY_SUPPLY_MINOR);
+  });
+});
+
+describe('expired holds', () => {
+  function hold(id: string, amountMinor: bigint, expiresAt: Date): PaymentState {
+    return {
+      id,
+      payerAccountId: 'acct_a',
+      payeeAccountId: 'acct_c',
+      amountMinor,
+      currency: 'USD',
+      status: 'AUTHORIZED',
+      declineReason: null,
+      description: '',
+      captureMode: 'MANUAL',
+      capturedMinor: 0n,
+      refundedMinor: 0n,
+      expiresAt,
+      awaitsSettlement: false,
+      settlementId: null,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+      lockedVersion: 1,
+    };
+  }
+
+  it('no longer count against the payer from their expiry, sweeper or not', () => {
+    const context = contextWith(account('acct_a', 500n, { heldMinor: 500n }), account('acct_b', 0n));
+    context.payments.set('pay_expired', hold('pay_expired', 300n, now));
+    context.payments.set('pay_live', hold('pay_live', 200n, new Date(now.getTime() + 1)));
+    expect(planCommand(payment(300n), context)).toMatchObject({ payment: { status: 'COMPLETED' } });
+    expect(context.payments.get('pay_expired')?.status).toBe('EXPIRED');
+    expect(context.payments.get('pay_live')?.status).toBe('AUTHORIZED');
+    expect(context.accounts.get('acct_a')).toMatchObject({ postedMinor: 200n, heldMinor: 200n });
+    expect(context.effects.events.map((event) => event.type)).toEqual(['PaymentExpired', 'PaymentCompleted']);
+  });
+
+  it('no longer count against a payee refunding', () => {
+    const context = contextWith(account('acct_a', 0n), account('acct_b', 300n, { heldMinor: 300n }));
+    context.payments.set('pay_h', { ...hold('pay_h', 300n, now), payerAccountId: 'acct_b', payeeAccountId: 'acct_a' });
+    const paid = hold('pay_p', 300n, now);
+    context.payments.set('pay_p', { ...paid, payeeAccountId: 'acct_b', status: 'COMPLETED', capturedMinor: 300n });
+    const refund: RefundPaymentCommand = {
+      kind: 'refundPayment',
+      principal: 'p',
+      idempotencyKey: 'r',
+      paymentId: 'pay_p',
+      amount: null,
+      reason: '',
+    };
+    expect(planCommand(refund, context)).toMatchObject({ kind: 'refund', refund: { status: 'COMPLETED' } });
+    expect(context.payments.get('pay_h')?.status).toBe('EXPIRED');
+    expect(context.accounts.get('acct_b')).toMatchObject({ postedMinor: 0n, heldMinor: 0n });
+  });
+
+  it('are not released by a payment refused as NOT_FOUND', () => {
+    const context = contextWith(account('acct_a', 500n, { heldMinor: 500n }));
+    context.payments.set('pay_expired', hold('pay_expired', 300n, now));
+    expect(planCommand(payment(300n), context)).toMatchObject({ kind: 'not_found', field: 'payee_account_id' });
+    expect(context.effects.entries).toEqual([]);
   });
 });
