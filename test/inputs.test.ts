@@ -137,6 +137,23 @@ it('answers an unknown JSON field without repeating more than a short piece of i
   expect(String(json.message).length).toBeLessThan(200);
 });
 
+it('refuses invalid UTF-8 inside a binary message with INVALID_ARGUMENT, before any work', async () => {
+  // GetAccountBalanceRequest { account_id = "ab\xff" }: field 1, length 3, one byte that is no UTF-8.
+  const message = Buffer.from([0x0a, 0x03, 0x61, 0x62, 0xff]);
+  const response = await fetch(`${server.url}/payment.v1.PaymentService/GetAccountBalance`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/proto',
+      'connect-protocol-version': '1',
+      ...credentialHeaders(defaultCredentialsFor(server.url)),
+    },
+    body: message,
+  });
+  const json = (await response.json()) as Record<string, unknown>;
+  expect(response.status).toBe(400);
+  expect(json.code).toBe('invalid_argument');
+});
+
 it('sends back a client x-request-id only when it is a short token', async () => {
   const echo = async (requestId: string) => {
     const response = await fetch(`${server.url}/healthz`, { headers: { 'x-request-id': requestId } });
