@@ -30,6 +30,7 @@ import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
 import { registerReflectionServices } from '../grpc/reflection.js';
 import type { OutboxStatus } from '../outbox/index.js';
+import { TrustedProxies } from '../ratelimit/client-key.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
@@ -58,6 +59,7 @@ const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id', ...R
 
 export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
   const { config } = deps;
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
   const fastify = Fastify({
     logger: { level: config.logLevel },
     // Fastify's types assume one protocol; at run time it only needs listen/close/address, which this has.
@@ -67,6 +69,10 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
         maxHeaderBytes: config.limits.maxHeaderBytes,
         maxConnections: config.limits.maxConnections,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
+        headersTimeoutMs: config.limits.headersTimeoutMs,
+        requestBodyTimeoutMs: config.limits.requestBodyTimeoutMs,
+        maxConnectionsPerClient: config.limits.maxConnectionsPerClient,
+        isExemptFromPerClientCap: (address) => trustedProxies.has(address),
       }) as unknown as Server,
     forceCloseConnections: 'idle',
     bodyLimit: config.requestBodyMaxBytes,
