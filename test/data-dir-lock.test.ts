@@ -3,7 +3,7 @@
  * over once its holder is gone (also after SIGKILL), and a ledger that fails its check is not served unless
  * the operator allows it.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
@@ -55,6 +55,44 @@ describe('the data directory lock (in-process)', () => {
       JSON.stringify({ pid: process.pid, startTicks: '1', bootId: null, host: hostname() }),
     );
     lockDataDir(dir).release();
+  });
+
+  it('of several processes started together on a stale lock, exactly one gets it', async () => {
+    const { pid } = spawnSync(process.execPath, ['-e', '']);
+    await writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid, startTicks: '1', bootId: null, host: hostname() }));
+    // Each contender tries once, reports, and holds what it got until the parent closes its stdin.
+    const contender = `
+      import { lockDataDir } from './src/db/data-dir-lock.ts';
+      let result = 'locked';
+      try { lockDataDir(${JSON.stringify(dir)}); } catch (error) { result = error.name; }
+      process.stdout.write(result + '\\n');
+      process.stdin.resume();
+      process.stdin.on('end', () => process.exit(0));`;
+    const children = Array.from({ length: 4 }, () =>
+      spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', contender], { cwd: REPO_ROOT }),
+    );
+    try {
+      const results = await Promise.all(
+        children.map((child) =>
+          within(
+            new Promise<string>((resolve, reject) => {
+              let out = '';
+              child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+                out += chunk;
+                if (out.includes('\n')) resolve(out.trim());
+              });
+              child.once('exit', (code) => reject(new Error(`contender exited with ${code} before reporting`)));
+            }),
+            START_TIMEOUT_MS,
+            'a contender reporting',
+          ),
+        ),
+      );
+      expect(results.sort()).toEqual(['DataDirLockedError', 'DataDirLockedError', 'DataDirLockedError', 'locked']);
+    } finally {
+      for (const child of children) child.stdin.end();
+      await Promise.all(children.map((child) => (child.exitCode === null ? once(child, 'exit') : undefined)));
+    }
   });
 
   it('never takes over a lock written on another host, nor a file it did not write', async () => {
