@@ -93,7 +93,7 @@ describe('the data directory lock (in-process)', () => {
       for (const child of children) child.stdin.end();
       await Promise.all(children.map((child) => (child.exitCode === null ? once(child, 'exit') : undefined)));
     }
-  });
+  }, 120_000);
 
   it('never takes over a lock written on another host, nor a file it did not write', async () => {
     await writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid: 1, startTicks: '1', bootId: null, host: 'elsewhere' }));
@@ -133,8 +133,12 @@ describe('servers and scripts on one embedded DATA_DIR', () => {
       );
     });
 
-  afterEach(() => {
-    for (const service of running.splice(0)) service.kill();
+  afterEach(async () => {
+    // Killed and gone, so that the next test does not find a live holder of the lock.
+    for (const service of running.splice(0)) {
+      service.kill();
+      if (service.child.exitCode === null && service.child.signalCode === null) await once(service.child, 'exit');
+    }
   });
 
   it('refuses a second server and the scripts while one runs; a SIGKILLed holder is recovered from', async () => {
@@ -163,7 +167,7 @@ describe('servers and scripts on one embedded DATA_DIR', () => {
     expect(await successor.stop('SIGTERM', EXIT_TIMEOUT_MS)).toBe(0);
     // A clean stop leaves no lock behind, so a script may run now.
     expect((await runScript('scripts/ledger-check.ts')).code).toBe(0);
-  });
+  }, 300_000);
 
   it('refuses to serve a ledger that fails its check, unless ALLOW_UNBALANCED_LEDGER=true', async () => {
     const database = await openPglite(dataDir);
@@ -184,5 +188,5 @@ describe('servers and scripts on one embedded DATA_DIR', () => {
     expect(allowed.stdout()).toMatch(/LEDGER CHECK FAILED at start-up/);
     expect(allowed.stdout()).toMatch(/SERVING A LEDGER THAT FAILS ITS CHECK/);
     expect(await allowed.stop('SIGTERM', EXIT_TIMEOUT_MS)).toBe(0);
-  });
+  }, 300_000);
 });

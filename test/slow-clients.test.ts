@@ -134,7 +134,7 @@ describe('cleartext (HTTP/1.1 and HTTP/2 on one port)', () => {
     await closed(h2Idler, 'an HTTP/2 session that never sends a request');
 
     await normalTrafficServed(server.url);
-  });
+  }, 180_000);
 
   it('cancels an HTTP/2 request whose body trickles', async () => {
     const session = http2.connect(server.url, {
@@ -166,7 +166,7 @@ describe('cleartext (HTTP/1.1 and HTTP/2 on one port)', () => {
       session.destroy();
     }
     await normalTrafficServed(server.url);
-  });
+  }, 180_000);
 });
 
 describe('the per-client connection cap', () => {
@@ -197,7 +197,7 @@ describe('the per-client connection cap', () => {
     }
     await normalTrafficServed(server.url);
     expect(sockets.filter((socket) => !socket.closed)).toHaveLength(CAP);
-  });
+  }, 120_000);
 });
 
 describe('TLS', () => {
@@ -256,5 +256,5 @@ describe('TLS', () => {
     await closed(noHandshake, 'a TLS connection that never shakes hands');
     await closed(headerTrickler, 'an HTTP/1.1-over-TLS header trickler');
     await closed(h2Idler, 'an HTTP/2-over-TLS session that never sends a request');
-  });
+  }, 120_000);
 });
