@@ -119,12 +119,17 @@ describe('when Redis is in trouble', () => {
     const backend = await newBackend(service);
     const call = () => createAccount(clients, 'user:rl', credentialHeaders(backend.credentials));
     await call();
+    const circuit = async () =>
+      ((await (await fetch(`${service.url}/readyz`)).json()) as { rateLimit?: { redisCircuit?: string } }).rateLimit
+        ?.redisCircuit;
+    expect(await circuit()).toBe('closed');
 
     proxy.stall();
     // A hung Redis still runs every command it receives (only its replies are held back), so the bucket
     // in Redis counts exactly the calls the limiter made.
     // Sequential, so each failure is counted before the next call: 3 reach Redis, then the circuit is open.
     for (let index = 0; index < 10; index++) await call();
+    expect(await circuit()).toBe('open');
     proxy.resume();
     expect(await harness.redis.hget(writesBucket(prefix, backend.principal), 'tokens')).toMatch(/^996(\.0+)?$/);
   });

@@ -107,9 +107,9 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
   registerAuthentication(fastify, deps.authenticator);
 
   // After CORS, so that a refusal carries the CORS headers; before the routes, so that it answers first.
-  if (config.rateLimit.enabled) {
-    registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log });
-  }
+  const limiter = config.rateLimit.enabled
+    ? registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log })
+    : undefined;
 
   await fastify.register(fastifyConnectPlugin, {
     // Outermost first: errors raised by authentication are mapped like any other.
@@ -146,11 +146,16 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
           () => ({ outbox: { error: 'unavailable' } }),
         )
       : Promise.resolve({});
+    // Informational like the outbox: Redis trouble never makes the service unready (the limiter fails open).
+    const circuit = limiter?.redisCircuit();
+    const rateLimitDetail = circuit ? { rateLimit: { redisCircuit: circuit.state } } : {};
     try {
       await withTimeout(deps.database.ping(), READY_CHECK_TIMEOUT_MS);
-      return { status: 'ready', database: 'ok', ...(await outboxDetail) };
+      return { status: 'ready', database: 'ok', ...(await outboxDetail), ...rateLimitDetail };
     } catch {
-      return reply.code(503).send({ status: 'not ready', database: 'unreachable', ...(await outboxDetail) });
+      return reply
+        .code(503)
+        .send({ status: 'not ready', database: 'unreachable', ...(await outboxDetail), ...rateLimitDetail });
     }
   });
 
