@@ -134,9 +134,12 @@ function takeOverStale(path: string, staleText: string): boolean {
     unlinkSync(aside);
     return true;
   }
-  // Between reading and moving, another process replaced the stale lock with its own live one: restore it.
+  // Between reading and moving, another process replaced the stale lock with its own live one: restore it
+  // (unless yet another lock appeared meanwhile; the caller's next attempt then finds whichever is there).
   try {
     linkSync(aside, path);
+  } catch {
+    // EEXIST: left to the next attempt
   } finally {
     unlinkSync(aside);
   }
