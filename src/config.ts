@@ -27,6 +27,13 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   dbPoolSize: number;
+  /**
+   * Run the ledger check before serving (LEDGER_CHECK_ON_START; default on in embedded mode, off with
+   * PostgreSQL, where it scans every entry on every replica's start: run `npm run ledger:check` instead).
+   */
+  ledgerCheckOnStart: boolean;
+  /** Serve even though the start-up check failed (ALLOW_UNBALANCED_LEDGER), logging every violation. */
+  allowUnbalancedLedger: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   tls: TlsConfig | undefined;
   corsOrigins: string[];
@@ -112,6 +119,8 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     dataDir: env.DATA_DIR || '.data/pglite',
     dbPoolSize: readInt(env, 'DB_POOL_SIZE', 8, 1, 200),
+    ledgerCheckOnStart: readBool(env, 'LEDGER_CHECK_ON_START', databaseUrl === undefined),
+    allowUnbalancedLedger: readBool(env, 'ALLOW_UNBALANCED_LEDGER', false),
     logLevel: logLevel as Config['logLevel'],
     tls: readTls(env),
     corsOrigins: readOrigins(env),

@@ -21,19 +21,7 @@ async function main(): Promise<void> {
     { url: service.url, database: service.database.kind === 'pglite' ? `embedded (${config.dataDir})` : 'postgres' },
     'payment ledger listening: gRPC, gRPC-Web and Connect on one port',
   );
-  if (config.seedDemoData) {
-    // Demo data is a convenience: if it cannot be created, the server still serves.
-    try {
-      const demo = await seedDemoAccounts(service.database.db, service.app);
-      const credentials = service.devKeyPair
-        ? await demoCredentials(service.database.db, service.devKeyPair, demo)
-        : undefined;
-      process.stdout.write(await demoBanner(service.url, service.app, demo, credentials));
-    } catch (error) {
-      log.warn({ err: error }, 'could not create the demo accounts');
-    }
-  }
-
+  // Before the demo data: a SIGTERM while it is being created must still shut down cleanly.
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
     signals++;
@@ -55,6 +43,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  if (config.seedDemoData) {
+    // Demo data is a convenience: if it cannot be created, the server still serves.
+    try {
+      const demo = await seedDemoAccounts(service.database.db, service.app);
+      const credentials = service.devKeyPair
+        ? await demoCredentials(service.database.db, service.devKeyPair, demo)
+        : undefined;
+      process.stdout.write(await demoBanner(service.url, service.app, demo, credentials));
+    } catch (error) {
+      log.warn({ err: error }, 'could not create the demo accounts');
+    }
+  }
 }
 
 main().catch((error: unknown) => {

@@ -9,7 +9,7 @@ import type { RunningService } from '../src/server/service.js';
 import { clientsFor, PROTOCOLS } from './support/clients.js';
 import { defaultCredentialsFor } from './support/credentials.js';
 import { openAccount } from './support/fixtures.js';
-import { createPrivatePostgres, type PrivatePostgres } from './support/private-postgres.js';
+import { type PrivatePostgres, startPrivatePostgres } from './support/private-postgres.js';
 import { frame, grpcStatusOf, h2Call } from './support/raw-calls.js';
 import { startTestReplica } from './support/server.js';
 
@@ -22,12 +22,11 @@ let backendKey: string;
 let accountId: string;
 
 beforeAll(async () => {
-  cluster = await createPrivatePostgres();
-  await cluster.start();
+  cluster = await startPrivatePostgres();
   service = await startTestReplica(cluster.url);
   backendKey = defaultCredentialsFor(service.url).apiKey ?? '';
   accountId = await openAccount(clientsFor('connect-json', service.url));
-  await cluster.stop();
+  await cluster.stop('immediate');
 }, 120_000);
 
 afterAll(async () => {

@@ -30,6 +30,12 @@ export interface RequestLimits {
   maxTimeoutMs: number;
   maxHeaderBytes: number;
   maxConnections: number;
+  /** Open connections one client address may hold (trusted proxies exempt); more are closed at once. */
+  maxConnectionsPerClient: number;
+  /** A request's headers (and a TLS handshake, and HTTP/2's first request) must arrive within this. */
+  headersTimeoutMs: number;
+  /** After its headers, a request's body must have arrived within this. */
+  requestBodyTimeoutMs: number;
 }
 
 function readFile(env: Env, name: string): string | undefined {
@@ -123,5 +129,8 @@ export function readLimits(env: Env): RequestLimits {
     maxTimeoutMs: readInt(env, 'MAX_REQUEST_TIMEOUT_MS', 30_000, 100, 600_000),
     maxHeaderBytes: readInt(env, 'MAX_HEADER_BYTES', 16 * 1024, 1024, 1024 * 1024),
     maxConnections: readInt(env, 'MAX_CONNECTIONS', 1_000, 1, 100_000),
+    maxConnectionsPerClient: readInt(env, 'MAX_CONNECTIONS_PER_CLIENT', 256, 1, 100_000),
+    headersTimeoutMs: readInt(env, 'HEADERS_TIMEOUT_MS', 5_000, 100, 300_000),
+    requestBodyTimeoutMs: readInt(env, 'REQUEST_BODY_TIMEOUT_MS', 10_000, 100, 600_000),
   };
 }

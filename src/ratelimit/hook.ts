@@ -52,7 +52,12 @@ export interface RateLimitSetup {
   logger: LimiterLogger;
 }
 
-export function createRateLimiter({ redis, logger }: Pick<RateLimitSetup, 'redis' | 'logger'>): RateLimiter {
+/** The limiter over Redis (when given) with its circuit breaker's `breaker` thresholds, memory otherwise. */
+export function createRateLimiter({
+  redis,
+  logger,
+  breaker,
+}: Pick<RateLimitSetup, 'redis' | 'logger'> & { breaker?: Config['rateLimit']['redisBreaker'] }): RateLimiter {
   let shared: RedisTokenBuckets | undefined;
   if (redis) {
     const buckets = new RedisTokenBuckets(redis);
@@ -62,13 +67,13 @@ export function createRateLimiter({ redis, logger }: Pick<RateLimitSetup, 'redis
     if (redis.status === 'ready') load();
     shared = buckets;
   }
-  return new RateLimiter({ memory: new MemoryTokenBuckets(), redis: shared, logger });
+  return new RateLimiter({ memory: new MemoryTokenBuckets(), redis: shared, logger, ...(breaker ? { breaker } : {}) });
 }
 
 /** Adds the onRequest hook to `fastify` (call it after CORS is registered and before the routes). */
 export function registerRateLimit(fastify: FastifyInstance, setup: RateLimitSetup): RateLimiter {
   const { config } = setup;
-  const limiter = createRateLimiter(setup);
+  const limiter = createRateLimiter({ ...setup, breaker: config.rateLimit.redisBreaker });
   fastify.addHook(
     'onRequest',
     rateLimitHook({

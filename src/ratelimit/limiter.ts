@@ -4,11 +4,16 @@
  *
  * Failing open is deliberate: rate limiting protects capacity, the ledger protects money, so an outage of
  * Redis must not become an outage of payments. While Redis fails, each replica enforces the policy on its own
- * (a client spread over n replicas gets up to n times its burst). A failure logs one warning; the first
- * success afterwards logs one info line. After a failure Redis is left alone for a short pause and then
- * probed by one request at a time, so a slow Redis costs at most one timeout per pause rather than one per
- * request.
+ * (a client spread over n replicas gets up to n times its burst).
+ *
+ * A request whose Redis call fails is decided from memory. Whether Redis is tried at all is a circuit
+ * breaker's call (circuit-breaker.ts): after several consecutive failures it opens and requests go straight
+ * to memory; after a cool-down one request at a time probes Redis, and a few successful probes close it.
+ * A single slow answer on a busy machine therefore no longer switches the service between Redis and memory.
+ * The circuit opening logs one warning, closing one info line; probe cycles while Redis stays down are
+ * logged at debug and counted in stats().
  */
+import { type BreakerStats, CircuitBreaker, type CircuitBreakerSettings } from './circuit-breaker.js';
 import type { Decision, MemoryTokenBuckets } from './memory-buckets.js';
 import type { BucketPolicy } from './policy.js';
 import type { RedisTokenBuckets } from './redis-buckets.js';
@@ -16,6 +21,7 @@ import type { RedisTokenBuckets } from './redis-buckets.js';
 export interface LimiterLogger {
   warn(details: object, message: string): void;
   info(details: object, message: string): void;
+  debug?(details: object, message: string): void;
 }
 
 export type DecisionSource = 'redis' | 'memory';
@@ -24,65 +30,68 @@ export interface LimiterDecision extends Decision {
   source: DecisionSource;
 }
 
-/** How long a failed Redis is bypassed before one request probes it again. */
-export const DEFAULT_REDIS_RETRY_PAUSE_MS = 250;
-
 export interface RateLimiterOptions {
   memory: MemoryTokenBuckets;
   redis: RedisTokenBuckets | undefined;
   logger: LimiterLogger;
-  redisRetryPauseMs?: number;
+  /** The Redis circuit breaker's thresholds; defaults in circuit-breaker.ts. */
+  breaker?: Partial<CircuitBreakerSettings>;
+  /** Monotonic ms, for the breaker's cool-down (tests inject one). */
+  now?: () => number;
 }
 
 export class RateLimiter {
   private readonly memory: MemoryTokenBuckets;
   private readonly redis: RedisTokenBuckets | undefined;
-  private readonly logger: LimiterLogger;
-  private readonly retryPauseMs: number;
-  /** True from the first Redis failure until the next success: one warning and one recovery line per episode. */
-  private degraded = false;
-  private bypassUntil = 0;
-  private probing = false;
+  private readonly breaker: CircuitBreaker;
 
   constructor(options: RateLimiterOptions) {
     this.memory = options.memory;
     this.redis = options.redis;
-    this.logger = options.logger;
-    this.retryPauseMs = options.redisRetryPauseMs ?? DEFAULT_REDIS_RETRY_PAUSE_MS;
+    const logger = options.logger;
+    this.breaker = new CircuitBreaker({
+      ...options.breaker,
+      ...(options.now ? { now: options.now } : {}),
+      onStateChange: (from, to, cause) => {
+        const stats = this.breaker.stats();
+        if (from === 'closed') {
+          logger.warn(
+            { err: cause, circuit: to, failuresToOpen: this.breaker.settings.failuresToOpen },
+            'rate limiter: Redis unavailable; failing open to per-process in-memory buckets until it answers again',
+          );
+        } else if (to === 'closed') {
+          logger.info(
+            { circuit: to, opened: stats.opened },
+            'rate limiter: Redis answers again; using the shared buckets',
+          );
+        } else {
+          logger.debug?.({ circuit: to, err: cause }, `rate limiter: Redis circuit ${from} -> ${to}`);
+        }
+      },
+    });
   }
 
-  /** Whether the last word from Redis was a failure (the in-memory buckets are in use). */
+  /** Whether requests are being decided from memory rather than Redis (no Redis, or the circuit is not closed). */
   get usingFallback(): boolean {
-    return this.redis === undefined || this.degraded;
+    return this.redis === undefined || this.breaker.state !== 'closed';
+  }
+
+  /** The Redis circuit's state and counters, for metrics; undefined without Redis. */
+  redisCircuit(): BreakerStats | undefined {
+    return this.redis === undefined ? undefined : this.breaker.stats();
   }
 
   async take(key: string, policy: BucketPolicy): Promise<LimiterDecision> {
     const redis = this.redis;
-    if (redis === undefined) return { ...this.memory.take(key, policy), source: 'memory' };
-    if (this.degraded && (this.probing || performance.now() < this.bypassUntil)) {
-      return { ...this.memory.take(key, policy), source: 'memory' };
-    }
-    const probe = this.degraded;
-    if (probe) this.probing = true;
+    const permit = redis === undefined ? undefined : this.breaker.tryAcquire();
+    if (redis === undefined || permit === undefined) return { ...this.memory.take(key, policy), source: 'memory' };
     try {
       const decision = await redis.take(key, policy);
-      if (this.degraded) {
-        this.degraded = false;
-        this.logger.info({}, 'rate limiter: Redis answers again; using the shared buckets');
-      }
+      this.breaker.recordSuccess(permit);
       return { ...decision, source: 'redis' };
     } catch (error) {
-      this.bypassUntil = performance.now() + this.retryPauseMs;
-      if (!this.degraded) {
-        this.degraded = true;
-        this.logger.warn(
-          { err: error },
-          'rate limiter: Redis unavailable; failing open to per-process in-memory buckets until it answers again',
-        );
-      }
+      this.breaker.recordFailure(permit, error);
       return { ...this.memory.take(key, policy), source: 'memory' };
-    } finally {
-      if (probe) this.probing = false;
     }
   }
 }

@@ -30,6 +30,7 @@ import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
 import { registerReflectionServices } from '../grpc/reflection.js';
 import type { OutboxStatus } from '../outbox/index.js';
+import { TrustedProxies } from '../ratelimit/client-key.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
 import { registerConnectRoutes } from './connect-routes.js';
@@ -61,6 +62,7 @@ const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id', ...R
 
 export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
   const { config } = deps;
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
   const fastify = Fastify({
     logger: { level: config.logLevel },
     // Fastify's types assume one protocol; at run time it only needs listen/close/address, which this has.
@@ -71,6 +73,10 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
         maxConnections: config.limits.maxConnections,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
         keepalive: config.keepalive,
+        headersTimeoutMs: config.limits.headersTimeoutMs,
+        requestBodyTimeoutMs: config.limits.requestBodyTimeoutMs,
+        maxConnectionsPerClient: config.limits.maxConnectionsPerClient,
+        isExemptFromPerClientCap: (address) => trustedProxies.has(address),
       }) as unknown as Server,
     forceCloseConnections: 'idle',
     bodyLimit: config.requestBodyMaxBytes,
@@ -113,9 +119,9 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
   registerAuthentication(fastify, deps.authenticator);
 
   // After CORS, so that a refusal carries the CORS headers; before the routes, so that it answers first.
-  if (config.rateLimit.enabled) {
-    registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log });
-  }
+  const limiter = config.rateLimit.enabled
+    ? registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log })
+    : undefined;
 
   await registerConnectRoutes(fastify, {
     // Outermost first: errors raised by authentication or input checks are mapped like any other. Input is
@@ -154,11 +160,16 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
           () => ({ outbox: { error: 'unavailable' } }),
         )
       : Promise.resolve({});
+    // Informational like the outbox: Redis trouble never makes the service unready (the limiter fails open).
+    const circuit = limiter?.redisCircuit();
+    const rateLimitDetail = circuit ? { rateLimit: { redisCircuit: circuit.state } } : {};
     try {
       await withTimeout(deps.database.ping(), READY_CHECK_TIMEOUT_MS);
-      return { status: 'ready', database: 'ok', ...(await outboxDetail) };
+      return { status: 'ready', database: 'ok', ...(await outboxDetail), ...rateLimitDetail };
     } catch {
-      return reply.code(503).send({ status: 'not ready', database: 'unreachable', ...(await outboxDetail) });
+      return reply
+        .code(503)
+        .send({ status: 'not ready', database: 'unreachable', ...(await outboxDetail), ...rateLimitDetail });
     }
   });
 

@@ -30,9 +30,11 @@ export interface DualProtocolServer extends net.Server {
 }
 
 const HTTP2_PREFACE_START = Buffer.from('PRI * HTTP/2.0');
-// Bytes needed to tell the protocols apart; a client sending fewer before pausing is waited for, up to this.
+// Bytes needed to tell the protocols apart; a client sending fewer before pausing is waited for, up to the
+// headers timeout.
 const SNIFF_BYTES = 3;
-const SNIFF_TIMEOUT_MS = 10_000;
+// How often Node's HTTP/1.1 server looks for requests over their header or body timeout, at most.
+const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
 export interface ListenerOptions {
   tls: TlsConfig | undefined;
@@ -43,6 +45,17 @@ export interface ListenerOptions {
   idleTimeoutMs: number;
   /** HTTP/2 sessions: idle timeout and ping policy (see keepalive.ts). */
   keepalive: KeepaliveConfig;
+  /**
+   * Slow clients (slow-loris): a TLS handshake, the bytes that tell the protocol, an HTTP/1.1 request's
+   * headers, and an HTTP/2 connection's first request must each arrive within this many ms.
+   */
+  headersTimeoutMs: number;
+  /** After its headers, a request's body must be complete within this many ms (HTTP/1.1 and HTTP/2). */
+  requestBodyTimeoutMs: number;
+  /** Open connections one client address may hold; more are destroyed on arrival. */
+  maxConnectionsPerClient: number;
+  /** Addresses the per-client cap does not apply to (trusted proxies carry many clients' connections). */
+  isExemptFromPerClientCap?: (address: string) => boolean;
 }
 
 /**
@@ -120,6 +133,7 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
           cert: readFileSync(options.tls.certFile),
           key: readFileSync(options.tls.keyFile),
           allowHTTP1: true,
+          handshakeTimeout: options.headersTimeoutMs,
           // mTLS: a client certificate is asked for and verified against the CA; the request hook reads its
           // subject only when verification succeeded. Required or optional by configuration.
           ...(options.tls.clientCaFile
@@ -136,12 +150,26 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
   h2.on('session', (session: Http2Session) => {
     sessions.add(session);
     applyKeepalive(session, options.keepalive);
+    // Until its first request, a session is only a connection: it must not trickle that request forever.
+    const firstRequest = setTimeout(() => session.destroy(), options.headersTimeoutMs);
+    session.once('stream', () => clearTimeout(firstRequest));
+    session.once('close', () => clearTimeout(firstRequest));
     session.once('close', () => sessions.delete(session));
     if (closing) session.close();
   });
 
+  h2.on('stream', (stream: http2.ServerHttp2Stream) => limitBodyTime(stream, options.requestBodyTimeoutMs));
+  const slowRequestLimits = {
+    headersTimeout: options.headersTimeoutMs,
+    // Node's requestTimeout is for the whole request, headers included.
+    requestTimeout: options.headersTimeoutMs + options.requestBodyTimeoutMs,
+    connectionsCheckingInterval: Math.min(MAX_TIMEOUT_CHECK_INTERVAL_MS, options.headersTimeoutMs / 2),
+  };
+  // The TLS server's HTTP/1.1 fallback enforces these too, from the same properties.
+  if (options.tls) Object.assign(h2, slowRequestLimits);
+
   const h1 = http.createServer(
-    { maxHeaderSize: options.maxHeaderBytes, keepAliveTimeout: options.idleTimeoutMs },
+    { maxHeaderSize: options.maxHeaderBytes, keepAliveTimeout: options.idleTimeoutMs, ...slowRequestLimits },
     handler,
   );
 
@@ -171,11 +199,14 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };
+  const admit = perClientCap(options.maxConnectionsPerClient, options.isExemptFromPerClientCap);
 
   let server: net.Server;
   if (options.tls) {
     server = h2;
-    h2.on('connection', track);
+    h2.on('connection', (socket: net.Socket) => {
+      if (admit(socket)) track(socket);
+    });
     h2.on('secureConnection', (socket: TLSSocket) => {
       track(socket);
       if (socket.alpnProtocol !== 'h2') trackHttp1(socket);
@@ -189,8 +220,9 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
   } else {
     h1.on('request', onHttp1Request);
     server = net.createServer((socket) => {
+      if (!admit(socket)) return;
       track(socket);
-      sniff(socket, (isHttp2) => {
+      sniff(socket, options.headersTimeoutMs, (isHttp2) => {
         if (!isHttp2) trackHttp1(socket);
         (isHttp2 ? h2 : h1).emit('connection', socket);
       });
@@ -219,9 +251,47 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
   });
 }
 
-function sniff(socket: net.Socket, route: (isHttp2: boolean) => void): void {
+/**
+ * Counts open connections per client address; the returned function admits a new connection, or destroys
+ * it and returns false when its address already holds `max`.
+ */
+function perClientCap(max: number, isExempt: (address: string) => boolean = () => false) {
+  const open = new Map<string, number>();
+  return (socket: net.Socket): boolean => {
+    const address = socket.remoteAddress;
+    if (address === undefined || isExempt(address)) return true;
+    const count = open.get(address) ?? 0;
+    if (count >= max) {
+      socket.destroy();
+      return false;
+    }
+    open.set(address, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+    return true;
+  };
+}
+
+/**
+ * Cancels an HTTP/2 request whose body (the client's half of the stream) has not fully arrived in time.
+ * Arrived, not read: a handler still waiting on the database before it reads a complete body is not slow.
+ */
+function limitBodyTime(stream: http2.ServerHttp2Stream, timeoutMs: number): void {
+  if (stream.endAfterHeaders) return;
+  const timer = setTimeout(() => {
+    // `ended` is set when the client's END_STREAM arrives, whether or not the body has been read yet.
+    const arrived = (stream as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
+    if (!arrived) stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, timeoutMs);
+  stream.once('close', () => clearTimeout(timer));
+}
+
+function sniff(socket: net.Socket, timeoutMs: number, route: (isHttp2: boolean) => void): void {
   let buffered = Buffer.alloc(0);
-  const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
   const onData = (chunk: Buffer) => {
     buffered = Buffer.concat([buffered, chunk]);
     if (buffered.length < SNIFF_BYTES) return;

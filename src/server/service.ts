@@ -25,6 +25,7 @@ import { createOutboxPublisher, type OutboxPublisher } from '../outbox/index.js'
 import { createRateLimitRedis, waitForRedis } from '../ratelimit/redis-client.js';
 import { buildServer, listenerOf } from './app.js';
 import { type Periodic, startPeriodic } from './periodic.js';
+import { checkLedgerAtStart } from './startup-check.js';
 
 export interface RunningService {
   fastify: FastifyInstance;
@@ -100,6 +101,16 @@ export async function startService(config: Config): Promise<RunningService> {
     authenticator,
   });
   const log = fastify.log;
+  if (config.ledgerCheckOnStart) {
+    try {
+      await checkLedgerAtStart(database.db, config.allowUnbalancedLedger, log);
+    } catch (error) {
+      await fastify.close();
+      rateLimitRedis?.disconnect();
+      await database.close();
+      throw error;
+    }
+  }
   const jobs = {
     keyReaper: startPeriodic(
       'idempotency key reaper',

@@ -1,77 +1,104 @@
 /**
- * A PostgreSQL cluster of a test's own (initdb in a temp directory, a free port), for tests that stop or
- * restart the database: the shared server on 5432 is never touched. PostgreSQL refuses to run as root, so
- * when the tests run as root the cluster runs as the `postgres` system user.
+ * A PostgreSQL cluster of the test's own (initdb + pg_ctl from PG_BIN_DIR, default
+ * /usr/lib/postgresql/15/bin) on a free port in a temporary directory, for tests that stop, restart or
+ * break the database. The shared server on 5432 is never touched. initdb refuses to run as root, so as
+ * root the cluster's directory belongs to, and its programs run as, the `postgres` user.
  */
 import { execFile } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const BIN = process.env.PG_BIN_DIR ?? '/usr/lib/postgresql/15/bin';
-const COMMAND_TIMEOUT_MS = 60_000;
-const SYSTEM_USER = 'postgres';
+const BIN_DIR = process.env.PG_BIN_DIR ?? '/usr/lib/postgresql/15/bin';
+// Generous: initdb and a start on a loaded 2-core machine.
+const COMMAND_TIMEOUT_MS = 120_000;
 
 export interface PrivatePostgres {
-  /** postgres://postgres@127.0.0.1:<port>/postgres */
+  /** postgres://postgres@127.0.0.1:<port>/postgres (trust authentication). */
   url: string;
   port: number;
+  dataDir: string;
+  /** pg_ctl start, waiting until it accepts connections. */
   start(): Promise<void>;
-  /** Immediate shutdown: connections are cut at once, as in a crash or a failover. */
-  stop(): Promise<void>;
-  /** Stops the cluster if running and removes its directory. */
+  /** pg_ctl stop: `fast` ends sessions and checkpoints; `immediate` is a crash (recovery on next start). */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  /** Stops (if running) and deletes the cluster. */
   destroy(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
+/** A port the kernel just handed out; free again once returned (a small race, acceptable in tests). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (typeof address !== 'object' || address === null) throw new Error('no port');
+  return address.port;
 }
 
-async function asClusterUser(command: string, args: string[]): Promise<void> {
-  const asRoot = userInfo().uid === 0;
-  const [file, argv] = asRoot ? ['runuser', ['-u', SYSTEM_USER, '--', command, ...args]] : [command, args];
-  await run(file, argv, { timeout: COMMAND_TIMEOUT_MS });
+async function postgresUser(): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const { stdout: uid } = await run('id', ['-u', 'postgres']);
+  const { stdout: gid } = await run('id', ['-g', 'postgres']);
+  return { uid: Number(uid.trim()), gid: Number(gid.trim()) };
 }
 
-export async function createPrivatePostgres(): Promise<PrivatePostgres> {
-  const dir = mkdtempSync(join(tmpdir(), 'ledger-test-pg-'));
-  const dataDir = join(dir, 'data');
-  if (userInfo().uid === 0) {
-    const { uid, gid } = await run('id', ['-u', SYSTEM_USER]).then(async ({ stdout }) => ({
-      uid: Number(stdout.trim()),
-      gid: Number((await run('id', ['-g', SYSTEM_USER])).stdout.trim()),
-    }));
-    chownSync(dir, uid, gid);
-  }
-  await asClusterUser(join(BIN, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+/**
+ * initdb's a fresh cluster and starts it. `settings` are extra server settings (`-c name=value`), e.g.
+ * { max_connections: '50' }.
+ */
+export async function startPrivatePostgres(settings: Record<string, string> = {}): Promise<PrivatePostgres> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'ledger-private-pg-'));
+  const user = await postgresUser();
+  if (user) await chown(dataDir, user.uid, user.gid);
+  const exec = (program: string, args: string[]) =>
+    run(join(BIN_DIR, program), args, { timeout: COMMAND_TIMEOUT_MS, cwd: dataDir, ...(user ?? {}) });
   const port = await freePort();
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+  const clusterDir = join(dataDir, 'cluster');
+  await exec('initdb', ['-D', clusterDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync']);
+  const options = [
+    `-p ${port}`,
+    `-k ${dataDir}`,
+    '-c listen_addresses=127.0.0.1',
+    ...Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`),
+  ].join(' ');
   let running = false;
   const cluster: PrivatePostgres = {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
+    dataDir: clusterDir,
     async start() {
-      await asClusterUser(join(BIN, 'pg_ctl'), ['-D', dataDir, '-o', options, '-w', '-l', join(dir, 'log'), 'start']);
+      await exec('pg_ctl', [
+        '-D',
+        clusterDir,
+        '-l',
+        join(dataDir, 'server.log'),
+        '-o',
+        options,
+        '-w',
+        '-t',
+        '90',
+        'start',
+      ]);
       running = true;
     },
-    async stop() {
-      await asClusterUser(join(BIN, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+    async stop(mode = 'fast') {
+      await exec('pg_ctl', ['-D', clusterDir, '-m', mode, '-w', '-t', '90', 'stop']);
       running = false;
     },
     async destroy() {
-      if (running) await cluster.stop().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
+      if (running) await cluster.stop('immediate').catch(() => {});
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
+  try {
+    await cluster.start();
+  } catch (error) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   return cluster;
 }

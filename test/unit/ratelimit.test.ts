@@ -185,7 +185,7 @@ describe('failing open when Redis fails', () => {
       memory: new MemoryTokenBuckets(),
       redis: buckets,
       logger,
-      redisRetryPauseMs: 0,
+      breaker: { failuresToOpen: 1, coolDownMs: 0, successesToClose: 1 },
     });
     expect((await limiter.take('k', writes)).source).toBe('redis');
 
@@ -208,18 +208,58 @@ describe('failing open when Redis fails', () => {
     expect(logger.lines).toHaveLength(3);
   });
 
-  it('leaves a failed Redis alone for the retry pause, then probes it with one request', async () => {
+  it('leaves a failed Redis alone for the cool-down once the circuit is open', async () => {
     const { state, buckets } = fakeRedis();
     const limiter = new RateLimiter({
       memory: new MemoryTokenBuckets(),
       redis: buckets,
       logger: new Logger(),
-      redisRetryPauseMs: 60_000,
+      breaker: { failuresToOpen: 1, coolDownMs: 60_000 },
     });
     state.failing = true;
     await limiter.take('k', reads);
     await Promise.all(Array.from({ length: 10 }, () => limiter.take('k', reads)));
     expect(state.calls).toBe(1);
+  });
+
+  it('stays on Redis through occasional failures, and probes one request at a time after the cool-down', async () => {
+    const logger = new Logger();
+    const { state, buckets } = fakeRedis();
+    let now = 0;
+    const limiter = new RateLimiter({
+      memory: new MemoryTokenBuckets(),
+      redis: buckets,
+      logger,
+      breaker: { failuresToOpen: 3, coolDownMs: 1_000, successesToClose: 2 },
+      now: () => now,
+    });
+    // Two failures in a row, then a success: below the threshold, nothing switches and nothing is logged.
+    for (const failing of [true, true, false, true, true, false]) {
+      state.failing = failing;
+      expect((await limiter.take('k', reads)).source).toBe(failing ? 'memory' : 'redis');
+    }
+    expect(limiter.usingFallback).toBe(false);
+    expect(logger.lines).toEqual([]);
+
+    state.failing = true;
+    for (let index = 0; index < 3; index++) await limiter.take('k', reads);
+    expect(limiter.redisCircuit()).toMatchObject({ state: 'open', opened: 1 });
+    const callsWhenOpened = state.calls;
+    state.failing = false;
+    now = 999;
+    expect((await limiter.take('k', reads)).source).toBe('memory');
+    expect(state.calls).toBe(callsWhenOpened);
+    now = 1_000;
+    // Half-open: of concurrent requests, only one probes Redis.
+    const probing = await Promise.all(Array.from({ length: 4 }, () => limiter.take('k', reads)));
+    expect(probing.map((decision) => decision.source).sort()).toEqual(['memory', 'memory', 'memory', 'redis']);
+    expect(limiter.redisCircuit()?.state).toBe('half-open');
+    expect((await limiter.take('k', reads)).source).toBe('redis');
+    expect(limiter.redisCircuit()?.state).toBe('closed');
+    expect(logger.lines).toEqual([
+      expect.stringMatching(/^warn: rate limiter: Redis unavailable/),
+      expect.stringMatching(/^info: rate limiter: Redis answers again/),
+    ]);
   });
 
   it('uses memory only when there is no Redis', async () => {
@@ -251,7 +291,8 @@ describe('rate limit configuration', () => {
       enabled: true,
       writes: { capacity: 20, refillPerSecond: 10 },
       reads: { capacity: 100, refillPerSecond: 50 },
-      redisTimeoutMs: 50,
+      redisTimeoutMs: 250,
+      redisBreaker: { failuresToOpen: 5, coolDownMs: 2_000, successesToClose: 2 },
       keyPrefix: 'ratelimit:',
     });
   });
@@ -266,6 +307,9 @@ describe('rate limit configuration', () => {
       RATE_LIMIT_READ_CAPACITY: '7',
       RATE_LIMIT_READ_REFILL_PER_SECOND: '0',
       RATE_LIMIT_REDIS_TIMEOUT_MS: '20',
+      RATE_LIMIT_REDIS_FAILURES_TO_OPEN: '7',
+      RATE_LIMIT_REDIS_COOL_DOWN_MS: '0',
+      RATE_LIMIT_REDIS_SUCCESSES_TO_CLOSE: '1',
       RATE_LIMIT_KEY_PREFIX: 'rl:',
     });
     expect(config.redisUrl).toBe('redis://cache:6379/2');
@@ -275,6 +319,7 @@ describe('rate limit configuration', () => {
       writes: { capacity: 5, refillPerSecond: 0.5 },
       reads: { capacity: 7, refillPerSecond: 0 },
       redisTimeoutMs: 20,
+      redisBreaker: { failuresToOpen: 7, coolDownMs: 0, successesToClose: 1 },
       keyPrefix: 'rl:',
     });
   });
