@@ -33,6 +33,8 @@ const HTTP2_PREFACE_START = Buffer.from('PRI * HTTP/2.0');
 // Bytes needed to tell the protocols apart; a client sending fewer before pausing is waited for, up to the
 // headers timeout.
 const SNIFF_BYTES = 3;
+// How long a connection may stay half-closed after the server has ended its side.
+const HALF_CLOSED_GRACE_MS = 2_000;
 // How often Node's HTTP/1.1 server looks for requests over their header or body timeout, at most.
 const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
@@ -198,6 +200,9 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
   const track = (socket: net.Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    // Once we have ended our side (a session closed after GOAWAY, a keep-alive connection ended), the peer
+    // has a short grace to close its side; a client that stops reading would otherwise hold the socket open.
+    socket.once('finish', () => setTimeout(() => socket.destroy(), HALF_CLOSED_GRACE_MS).unref());
   };
   const admit = perClientCap(options.maxConnectionsPerClient, options.isExemptFromPerClientCap);
 
