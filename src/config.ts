@@ -4,6 +4,7 @@
  */
 import { ConfigError, type Env, readBool, readInt, readUrl } from './config/env.js';
 import { type KafkaConfig, type OutboxConfig, readKafka, readOutbox } from './config/kafka.js';
+import { type ObservabilityConfig, readObservability } from './config/observability.js';
 import { type RateLimitConfig, readRateLimit, readRedisUrl, readTrustedProxies } from './config/rate-limit.js';
 import {
   type AuthConfig,
@@ -16,6 +17,7 @@ import {
 
 export { ConfigError } from './config/env.js';
 export type { KafkaConfig, KafkaSaslMechanism, OutboxConfig } from './config/kafka.js';
+export type { ObservabilityConfig } from './config/observability.js';
 export type { RateLimitBucketConfig, RateLimitConfig } from './config/rate-limit.js';
 export type { AuthConfig, RequestLimits, TlsConfig } from './config/security.js';
 
@@ -50,6 +52,8 @@ export interface Config {
   rateLimit: RateLimitConfig;
   auth: AuthConfig;
   limits: RequestLimits;
+  /** Metrics, tracing and access log. */
+  observability: ObservabilityConfig;
 }
 
 function readDatabaseUrl(env: Env): string | undefined {
@@ -125,5 +129,6 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimit: readRateLimit(env),
     auth: readAuth(env, databaseUrl === undefined),
     limits: readLimits(env),
+    observability: readObservability(env, databaseUrl === undefined),
   };
 }

@@ -22,6 +22,8 @@ import {
 } from '@connectrpc/connect/protocol-connect';
 import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { procedureOfRoute } from '../observability/interceptor.js';
+import { metrics, rpcProtocolOf } from '../observability/metrics.js';
 
 const endStreamSerialization = createEndStreamSerialization({});
 
@@ -52,6 +54,13 @@ function headersObject(headers: Headers | Record<string, unknown>): Record<strin
 /** Answers with `error` and ends the request; nothing after the calling hook runs. */
 export function answerEarly(request: FastifyRequest, reply: FastifyReply, error: ConnectError): FastifyReply {
   const contentType = (request.headers['content-type'] ?? '').toLowerCase();
+  // Never reaches the Connect interceptor that counts the others.
+  metrics.rpcAnswered(
+    procedureOfRoute(request.routeOptions.url),
+    rpcProtocolOf(contentType),
+    error.code,
+    reply.elapsedTime / 1000,
+  );
 
   switch (protocolOf(contentType)) {
     case 'grpc': {

@@ -19,6 +19,7 @@ import {
   lockWaitTimedOut,
   serviceUnavailable,
 } from '../domain/errors.js';
+import { metrics } from '../observability/metrics.js';
 import {
   type CommandResult,
   firstDifference,
@@ -59,7 +60,10 @@ export async function inTransaction<T>(
     try {
       return await db.transaction(work);
     } catch (error) {
-      if (isRetryable(error) && attempt < maxAttempts) continue;
+      if (isRetryable(error) && attempt < maxAttempts) {
+        metrics.ledgerRetry();
+        continue;
+      }
       throw translateDatabaseError(error);
     }
   }
@@ -79,11 +83,15 @@ export class Ledger {
     if (commands.length > MAX_COMMANDS_PER_TRANSACTION) {
       throw new Error(`at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`);
     }
-    const results = await inTransaction(
-      this.db,
-      (tx) => this.applyInTransaction(tx, commands),
-      this.options.maxAttempts,
-    );
+    const started = performance.now();
+    let committed = false;
+    let results: CommandResult[];
+    try {
+      results = await inTransaction(this.db, (tx) => this.applyInTransaction(tx, commands), this.options.maxAttempts);
+      committed = true;
+    } finally {
+      metrics.ledgerTransaction(committed, commands.length, (performance.now() - started) / 1000);
+    }
     // Only now, after the commit, is it certain that these funding accounts exist.
     for (const currency of depositCurrencies(commands, new Set())) this.fundedCurrencies.add(currency);
     return results;

@@ -9,6 +9,7 @@
  * probed by one request at a time, so a slow Redis costs at most one timeout per pause rather than one per
  * request.
  */
+import { metrics } from '../observability/metrics.js';
 import type { Decision, MemoryTokenBuckets } from './memory-buckets.js';
 import type { BucketPolicy } from './policy.js';
 import type { RedisTokenBuckets } from './redis-buckets.js';
@@ -68,6 +69,7 @@ export class RateLimiter {
       const decision = await redis.take(key, policy);
       if (this.degraded) {
         this.degraded = false;
+        metrics.rateLimitFallback(false);
         this.logger.info({}, 'rate limiter: Redis answers again; using the shared buckets');
       }
       return { ...decision, source: 'redis' };
@@ -75,6 +77,7 @@ export class RateLimiter {
       this.bypassUntil = performance.now() + this.retryPauseMs;
       if (!this.degraded) {
         this.degraded = true;
+        metrics.rateLimitFallback(true);
         this.logger.warn(
           { err: error },
           'rate limiter: Redis unavailable; failing open to per-process in-memory buckets until it answers again',

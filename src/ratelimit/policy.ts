@@ -26,8 +26,8 @@ export const WRITE_PROCEDURES: ReadonlySet<string> = new Set([
   '/payment.v1.SettlementService/RunSettlement',
 ]);
 
-/** Liveness/readiness and the gRPC infrastructure services: probes and tooling must never be throttled. */
-const EXEMPT_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+/** Liveness/readiness, metrics scrapes and the gRPC infrastructure services: probes and tooling must never be throttled. */
+const EXEMPT_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
 const EXEMPT_PREFIXES = ['/grpc.health.v1.', '/grpc.reflection.'];
 
 /**

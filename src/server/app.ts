@@ -29,6 +29,8 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
 import { registerReflectionServices } from '../grpc/reflection.js';
+import { observabilityInterceptor } from '../observability/interceptor.js';
+import { scrape } from '../observability/metrics.js';
 import type { OutboxStatus } from '../outbox/index.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
@@ -107,7 +109,8 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
 
   await fastify.register(fastifyConnectPlugin, {
     // Outermost first: errors raised by authentication are mapped like any other.
-    interceptors: [errorMappingInterceptor(fastify.log), authInterceptor()],
+    // Observability outermost: it sees every RPC and its final code.
+    interceptors: [observabilityInterceptor(), errorMappingInterceptor(fastify.log), authInterceptor()],
     contextValues: authContextValues,
     readMaxBytes: config.requestBodyMaxBytes,
     maxTimeoutMs: config.limits.maxTimeoutMs,
@@ -133,6 +136,13 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
   });
 
   fastify.get('/healthz', async () => ({ status: 'ok' }));
+  // On the service port unless METRICS_PORT moves it to a port of its own (service.ts).
+  if (config.observability.metrics.enabled && config.observability.metrics.port === undefined) {
+    fastify.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await scrape();
+      return reply.type(contentType).send(body);
+    });
+  }
   fastify.get('/readyz', async (_request, reply) => {
     const outboxDetail = deps.outboxStatus
       ? withTimeout(deps.outboxStatus(), READY_CHECK_TIMEOUT_MS).then(

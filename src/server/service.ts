@@ -21,6 +21,7 @@ import { Ledger } from '../ledger/apply.js';
 import { sweepExpiredHolds } from '../ledger/hold-sweeper.js';
 import { reapOnce } from '../ledger/key-reaper.js';
 import { runSettlement } from '../ledger/settlement.js';
+import { startObservability } from '../observability/setup.js';
 import { createOutboxPublisher, type OutboxPublisher } from '../outbox/index.js';
 import { createRateLimitRedis, waitForRedis } from '../ratelimit/redis-client.js';
 import { buildServer, listenerOf } from './app.js';
@@ -37,6 +38,8 @@ export interface RunningService {
   outbox: OutboxPublisher;
   /** The embedded mode's development signing key, for the demo users' tokens; undefined otherwise. */
   devKeyPair: DevKeyPair | undefined;
+  /** http://host:port/metrics when METRICS_PORT gives metrics a listener of their own. */
+  metricsUrl: string | undefined;
   /** http://host:port (https:// with TLS). */
   url: string;
   port: number;
@@ -131,6 +134,7 @@ export async function startService(config: Config): Promise<RunningService> {
 
   const outbox = createOutboxPublisher(config, database, log.child({ component: 'outbox' }));
 
+  const observability = await startObservability(config, () => outbox.status());
   await fastify.listen({ host: config.host, port: config.port });
   outbox.start();
   const address = fastify.server.address();
@@ -159,11 +163,13 @@ export async function startService(config: Config): Promise<RunningService> {
         // advisory lock and disconnects the producer.
         await outbox.stop();
         rateLimitRedis?.disconnect();
+        await observability.close();
         await database.close();
       }
     })();
     return closing;
   };
 
-  return { fastify, database, app, ledger, jobs, outbox, devKeyPair, url, port, close };
+  const { metricsUrl } = observability;
+  return { fastify, database, app, ledger, jobs, outbox, devKeyPair, metricsUrl, url, port, close };
 }
