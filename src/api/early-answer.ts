@@ -22,8 +22,8 @@ import {
 } from '@connectrpc/connect/protocol-connect';
 import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { procedureOfRoute } from '../observability/interceptor.js';
-import { metrics, rpcProtocolOf } from '../observability/metrics.js';
+import { rpcProtocolOf } from '../observability/metrics.js';
+import { procedureOfRoute, rpcAnswered } from './observe.js';
 
 const endStreamSerialization = createEndStreamSerialization({});
 
@@ -54,13 +54,16 @@ function headersObject(headers: Headers | Record<string, unknown>): Record<strin
 /** Answers with `error` and ends the request; nothing after the calling hook runs. */
 export function answerEarly(request: FastifyRequest, reply: FastifyReply, error: ConnectError): FastifyReply {
   const contentType = (request.headers['content-type'] ?? '').toLowerCase();
-  // Never reaches the Connect interceptor that counts the others.
-  metrics.rpcAnswered(
-    procedureOfRoute(request.routeOptions.url),
-    rpcProtocolOf(contentType),
-    error.code,
-    reply.elapsedTime / 1000,
-  );
+  // Never reaches the Connect interceptor that observes the others.
+  rpcAnswered({
+    procedure: procedureOfRoute(request.routeOptions.url),
+    protocol: rpcProtocolOf(contentType),
+    code: error.code,
+    durationSeconds: reply.elapsedTime / 1000,
+    log: request.log,
+    principal: request.principal,
+    replayed: false,
+  });
 
   switch (protocolOf(contentType)) {
     case 'grpc': {

@@ -10,6 +10,7 @@ import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
+import { traceQueries } from '../observability/db-tracing.js';
 import { metrics } from '../observability/metrics.js';
 import { migratePglite, migratePostgres } from './migrate.js';
 import * as schema from './schema.js';
@@ -47,7 +48,10 @@ export function openPostgres(options: PostgresOptions): Database {
   // A client's error (e.g. the server restarted or terminated it) must not crash the process: an idle one
   // is replaced by the pool, one in use fails its query, and one being closed by pool.end() is done anyway.
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    traceQueries(client);
+  });
   const db = drizzleNodePg(pool, { schema }) as unknown as LedgerDb;
   const unwatch = metrics.watchPool(() => ({
     total: pool.totalCount,

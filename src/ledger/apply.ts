@@ -19,7 +19,10 @@ import {
   lockWaitTimedOut,
   serviceUnavailable,
 } from '../domain/errors.js';
+import type { DomainEvent } from '../events/domain-events.js';
 import { metrics } from '../observability/metrics.js';
+import { type CommandOrigin, commandOrigin } from '../observability/request-context.js';
+import { inSpan, spanEvent } from '../observability/tracing.js';
 import {
   type CommandResult,
   firstDifference,
@@ -62,6 +65,7 @@ export async function inTransaction<T>(
     } catch (error) {
       if (isRetryable(error) && attempt < maxAttempts) {
         metrics.ledgerRetry();
+        spanEvent('retry', { attempt, 'db.sql_state': sqlStateOf(error) ?? '' });
         continue;
       }
       throw translateDatabaseError(error);
@@ -87,7 +91,9 @@ export class Ledger {
     let committed = false;
     let results: CommandResult[];
     try {
-      results = await inTransaction(this.db, (tx) => this.applyInTransaction(tx, commands), this.options.maxAttempts);
+      results = await inSpan('ledger.transaction', { 'ledger.commands': commands.length }, () =>
+        inTransaction(this.db, (tx) => this.applyInTransaction(tx, commands), this.options.maxAttempts),
+      );
       committed = true;
     } finally {
       metrics.ledgerTransaction(committed, commands.length, (performance.now() - started) / 1000);
@@ -151,7 +157,9 @@ export class Ledger {
     const keysToRelease = [];
     for (const index of toPlan) {
       const command = commands[index]!;
+      const eventsBefore = context.effects.events.length;
       const outcome = planCommand(command, context);
+      tagOrigin(context.effects.events, eventsBefore, command.origin);
       if (outcome instanceof DomainError) {
         results[index] = { ok: false, error: outcome };
         keysToRelease.push(command);
@@ -197,6 +205,16 @@ export class Ledger {
       .values(currencies.map((currency) => ({ accountId: fundingAccountId(currency), currency, allowNegative: true })))
       .onConflictDoNothing();
   }
+}
+
+/**
+ * Records where the events a command just planned came from: its own origin (so that requests batched into
+ * one transaction keep theirs), else the current request and span (e.g. a background job's ledger span).
+ */
+function tagOrigin(events: DomainEvent[], from: number, origin: CommandOrigin | undefined): void {
+  if (events.length === from) return;
+  const tag = origin ?? commandOrigin();
+  for (let index = from; index < events.length; index++) events[index]!.origin = tag;
 }
 
 function replayOrMismatch(

@@ -1,6 +1,7 @@
 /**
- * Starts what a running service needs for observability beyond the in-code instrumentation: the outbox
- * gauges' source and, with METRICS_PORT, a separate /metrics listener. service.ts calls this once.
+ * Starts what a running service needs for observability beyond the in-code instrumentation: tracing (with
+ * an OTLP endpoint), the outbox gauges' source and, with METRICS_PORT, a separate /metrics listener.
+ * service.ts calls this once, before the server listens.
  */
 import { once } from 'node:events';
 import http from 'node:http';
@@ -8,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config.js';
 import type { OutboxStatus } from '../outbox/index.js';
 import { metrics, scrape } from './metrics.js';
+import { installTracing } from './tracing.js';
 
 export interface RunningObservability {
   /** http://host:port/metrics of the separate listener (METRICS_PORT), else undefined. */
@@ -19,6 +21,8 @@ export async function startObservability(
   config: Config,
   outboxStatus: () => Promise<OutboxStatus>,
 ): Promise<RunningObservability> {
+  const { otlpEndpoint, serviceName } = config.observability.tracing;
+  const tracing = otlpEndpoint ? installTracing({ otlpEndpoint, serviceName }) : undefined;
   const unwatch = metrics.watchOutbox(async () => {
     const { role, unpublished, oldestAgeMs } = await outboxStatus();
     return { leader: role === 'leader', unpublished, oldestAgeMs };
@@ -34,6 +38,7 @@ export async function startObservability(
     metricsUrl,
     async close() {
       unwatch();
+      await tracing?.shutdown().catch(() => {});
       if (server) {
         server.closeAllConnections();
         server.close();

@@ -18,6 +18,7 @@ import { file_payment_v1_payment } from '../../gen/payment/v1/payment_pb.js';
 import { file_payment_v1_settlement } from '../../gen/payment/v1/settlement_pb.js';
 import { errorMappingInterceptor } from '../api/errors.js';
 import { registerLedgerServices } from '../api/handlers.js';
+import { observabilityInterceptor, withHttpRequest } from '../api/observe.js';
 import { registerOperatorServices } from '../api/operator-handlers.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
 import type { PaymentsApp } from '../app/payments-app.js';
@@ -29,7 +30,6 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
 import { registerReflectionServices } from '../grpc/reflection.js';
-import { observabilityInterceptor } from '../observability/interceptor.js';
 import { scrape } from '../observability/metrics.js';
 import type { OutboxStatus } from '../outbox/index.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
@@ -110,8 +110,12 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
   await fastify.register(fastifyConnectPlugin, {
     // Outermost first: errors raised by authentication are mapped like any other.
     // Observability outermost: it sees every RPC and its final code.
-    interceptors: [observabilityInterceptor(), errorMappingInterceptor(fastify.log), authInterceptor()],
-    contextValues: authContextValues,
+    interceptors: [
+      observabilityInterceptor({ accessLog: config.observability.accessLog }),
+      errorMappingInterceptor(fastify.log),
+      authInterceptor(),
+    ],
+    contextValues: (request) => withHttpRequest(authContextValues(request), request),
     readMaxBytes: config.requestBodyMaxBytes,
     maxTimeoutMs: config.limits.maxTimeoutMs,
     // Refuses cross-site form posts and makes accidental plain-HTTP clients fail loudly.
