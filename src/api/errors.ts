@@ -39,11 +39,10 @@ export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
       if (error instanceof DomainError) throw toConnectError(error);
       // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
       if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) throw error;
-      // The request's own logger (request id, principal, procedure) when there is one.
-      (currentRequest()?.log ?? logger).error(
-        { err: error, procedure: request.url },
-        'request failed with an internal error',
-      );
+      // The request's own logger carries request id, principal and procedure; the root one needs them said.
+      const requestLog = currentRequest()?.log;
+      if (requestLog) requestLog.error({ err: error }, 'request failed with an internal error');
+      else logger.error({ err: error, procedure: request.url }, 'request failed with an internal error');
       throw new ConnectError('internal error', Code.Internal);
     }
   };

@@ -8,7 +8,7 @@
  * answered early by hooks never reach it; answerEarly reports those through rpcAnswered.
  */
 import { Code, ConnectError, type ContextValues, createContextKey, type Interceptor } from '@connectrpc/connect';
-import { metrics, type RpcProtocol, rpcProtocolOf } from '../observability/metrics.js';
+import { codeLabel, metrics, type RpcProtocol, rpcProtocolOf } from '../observability/metrics.js';
 import { type RequestLogger, runInRequest } from '../observability/request-context.js';
 import { contextFromHeaders, SpanKind, SpanStatusCode, tracer } from '../observability/tracing.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
@@ -68,7 +68,7 @@ export function rpcAnswered(rpc: AnsweredRpc): void {
     {
       procedure: rpc.procedure,
       protocol: rpc.protocol,
-      code: rpc.code === undefined ? 'ok' : Code[rpc.code],
+      code: codeLabel(rpc.code),
       durationMs: Math.round(rpc.durationSeconds * 1e4) / 10,
       principal: rpc.principal ?? 'anonymous',
       replayed: rpc.replayed,

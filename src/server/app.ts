@@ -50,6 +50,8 @@ export interface ServerDependencies {
   /** Shared rate-limit buckets (REDIS_URL); without it the limiter keeps per-process buckets. */
   rateLimitRedis?: Redis | undefined;
   authenticator: Authenticator;
+  /** Where log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void } | undefined;
 }
 
 const IDLE_TIMEOUT_MS = 60_000;
@@ -61,7 +63,7 @@ const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id', ...R
 export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
   const { config } = deps;
   const fastify = Fastify({
-    logger: { level: config.logLevel },
+    logger: { level: config.logLevel, ...(deps.logStream ? { stream: deps.logStream } : {}) },
     // Fastify's types assume one protocol; at run time it only needs listen/close/address, which this has.
     serverFactory: (handler) =>
       createListener(handler as ListenerHandler, {

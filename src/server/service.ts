@@ -67,7 +67,12 @@ export async function openDatabase(config: Config): Promise<Database> {
   return database;
 }
 
-export async function startService(config: Config): Promise<RunningService> {
+export interface ServiceOptions {
+  /** Where log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void };
+}
+
+export async function startService(config: Config, options: ServiceOptions = {}): Promise<RunningService> {
   const database = await openDatabase(config);
   const ledger = new Ledger(database.db, {
     idempotencyRetentionMs: config.idempotencyRetentionMs,
@@ -100,6 +105,7 @@ export async function startService(config: Config): Promise<RunningService> {
     outboxStatus: () => outbox.status(),
     rateLimitRedis,
     authenticator,
+    logStream: options.logStream,
   });
   const log = fastify.log;
   const jobs = {
