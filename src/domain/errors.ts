@@ -31,7 +31,7 @@ export function invalidArgument(field: string, reason: string, message: string):
   return new DomainError('invalid_argument', reason, message, field);
 }
 
-export function notFound(resource: 'account' | 'payment' | 'settlement', id: string): DomainError {
+export function notFound(resource: 'account' | 'payment' | 'settlement' | 'api_key', id: string): DomainError {
   return new DomainError('not_found', `${resource.toUpperCase()}_NOT_FOUND`, `${resource} ${id} not found`);
 }
 

@@ -14,13 +14,16 @@ import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1
 import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import { file_payment_v1_account } from '../../gen/payment/v1/account_pb.js';
 import { file_payment_v1_admin } from '../../gen/payment/v1/admin_pb.js';
+import { file_payment_v1_api_keys } from '../../gen/payment/v1/api_keys_pb.js';
 import { file_payment_v1_payment } from '../../gen/payment/v1/payment_pb.js';
 import { file_payment_v1_settlement } from '../../gen/payment/v1/settlement_pb.js';
+import { registerApiKeyService } from '../api/api-key-handlers.js';
 import { errorMappingInterceptor } from '../api/errors.js';
 import { registerLedgerServices } from '../api/handlers.js';
 import { observabilityInterceptor, withHttpRequest } from '../api/observe.js';
 import { registerOperatorServices } from '../api/operator-handlers.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
+import { ApiKeysApp } from '../app/api-keys-app.js';
 import type { PaymentsApp } from '../app/payments-app.js';
 import type { SettlementsApp } from '../app/settlements-app.js';
 import type { Authenticator } from '../auth/authenticate.js';
@@ -128,12 +131,14 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     routes(router) {
       registerLedgerServices(router, deps.app);
       registerOperatorServices(router, deps.settlementsApp);
+      registerApiKeyService(router, new ApiKeysApp(deps.database.db));
       registerHealthService(router, deps.health);
       registerReflectionServices(router, [
         file_payment_v1_payment,
         file_payment_v1_account,
         file_payment_v1_settlement,
         file_payment_v1_admin,
+        file_payment_v1_api_keys,
         file_grpc_health_v1_health,
         file_grpc_reflection_v1_reflection,
         file_grpc_reflection_v1alpha_reflection,

@@ -7,6 +7,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { FastifyInstance } from 'fastify';
 import { AccountService } from '../../gen/payment/v1/account_pb.js';
 import { AdminService } from '../../gen/payment/v1/admin_pb.js';
+import { ApiKeyService } from '../../gen/payment/v1/api_keys_pb.js';
 import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
 import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { PaymentsApp } from '../app/payments-app.js';
@@ -83,7 +84,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
   // Probes may ask about one service by name as well as about the server as a whole ("").
-  for (const service of [PaymentService, AccountService, SettlementService, AdminService]) {
+  for (const service of [PaymentService, AccountService, SettlementService, AdminService, ApiKeyService]) {
     health.set(service.typeName, ServingStatus.SERVING);
   }
   const shutdown = new AbortController();
