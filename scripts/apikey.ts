@@ -16,7 +16,7 @@ import { createConnectTransport } from '@connectrpc/connect-node';
 import { ApiKeyService } from '../gen/payment/v1/api_keys_pb.js';
 import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../src/auth/api-keys.js';
 import { isScope, SCOPES, type Scope } from '../src/auth/caller.js';
-import { loadConfig } from '../src/config.js';
+import { loadDatabaseSettings } from '../src/config/database.js';
 import { openDatabase } from '../src/server/service.js';
 
 const USAGE = `usage: npm run apikey -- [--server <url>] [--admin-key <key>] create --name <name> --scopes <scope,...> | list | revoke <id>
@@ -26,7 +26,10 @@ const PROBE_TIMEOUT_MS = 1_000;
 
 class UsageError extends Error {}
 
-type Command = { kind: 'create'; name: string; scopes: Scope[] } | { kind: 'list' } | { kind: 'revoke'; id: string };
+type Command =
+  | { kind: 'create'; name: string; scopes: Scope[]; quiet: boolean }
+  | { kind: 'list' }
+  | { kind: 'revoke'; id: string };
 
 /** What both paths do with a command; each prints its own result lines. */
 interface KeyStore {
@@ -37,7 +40,7 @@ interface KeyStore {
   close(): Promise<void>;
 }
 
-function parseCommand(positionals: string[], values: { name?: string; scopes?: string }): Command {
+function parseCommand(positionals: string[], values: { name?: string; scopes?: string; quiet?: boolean }): Command {
   const [command, ...rest] = positionals;
   switch (command) {
     case 'create': {
@@ -49,7 +52,7 @@ function parseCommand(positionals: string[], values: { name?: string; scopes?: s
       const unknown = scopes.filter((scope) => !isScope(scope));
       if (unknown.length > 0) throw new UsageError(`unknown scopes: ${unknown.join(', ')}`);
       if (!name || scopes.length === 0) throw new UsageError('create needs --name and --scopes');
-      return { kind: 'create', name, scopes: scopes as Scope[] };
+      return { kind: 'create', name, scopes: scopes as Scope[], quiet: values.quiet === true };
     }
     case 'list':
       return { kind: 'list' };
@@ -117,7 +120,7 @@ function serverStore(baseUrl: string, adminKey: string): KeyStore {
 }
 
 async function databaseStore(): Promise<KeyStore> {
-  const database = await openDatabase(loadConfig());
+  const database = await openDatabase(loadDatabaseSettings());
   return {
     create: (name, scopes) => createApiKey(database.db, name, scopes),
     list: () => listApiKeys(database.db),
@@ -130,6 +133,10 @@ async function run(store: KeyStore, command: Command): Promise<void> {
   switch (command.kind) {
     case 'create': {
       const { id, key } = await store.create(command.name, command.scopes);
+      if (command.quiet) {
+        console.log(key);
+        return;
+      }
       console.log(`created API key ${id} (${command.name}) with scopes ${command.scopes.join(', ')}`);
       console.log(`key (shown once, send it as the x-api-key header): ${key}`);
       return;
@@ -158,6 +165,7 @@ async function main(argv: string[]): Promise<void> {
       scopes: { type: 'string' },
       server: { type: 'string' },
       'admin-key': { type: 'string' },
+      quiet: { type: 'boolean' },
     },
   });
   const command = parseCommand(positionals, values);

@@ -14,6 +14,7 @@ import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
 import type { DevKeyPair } from '../auth/dev-keys.js';
 import { setUpAuthentication } from '../auth/setup.js';
+import { type DatabaseSettings, explainDatabaseError } from '../config/database.js';
 import type { Config } from '../config.js';
 import { type Database, openPglite, openPostgres } from '../db/client.js';
 import { minorUnitExponent } from '../domain/currency.js';
@@ -60,11 +61,17 @@ export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) =>
   };
 }
 
-export async function openDatabase(config: Config): Promise<Database> {
+/** Opens and migrates the database; an unreachable DATABASE_URL is a ConfigError naming it. */
+export async function openDatabase(config: DatabaseSettings): Promise<Database> {
   const database = config.databaseUrl
     ? openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize })
     : await openPglite(config.dataDir);
-  await database.migrate();
+  try {
+    await database.migrate();
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw explainDatabaseError(config, error);
+  }
   return database;
 }
 
