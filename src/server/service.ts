@@ -149,7 +149,13 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const outbox = createOutboxPublisher(config, database, log.child({ component: 'outbox' }));
 
   const observability = await startObservability(config, () => outbox.status());
-  await fastify.listen({ host: config.host, port: config.port });
+  await fastify.listen({
+    host: config.host,
+    port: config.port,
+    // Fastify only knows its own https option; with TLS our listener serves https:// (h2 and HTTP/1.1).
+    listenTextResolver: (address) =>
+      `Server listening at ${config.tls ? address.replace(/^http:/, 'https:') : address}`,
+  });
   outbox.start();
   const address = fastify.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
