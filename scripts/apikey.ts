@@ -4,10 +4,11 @@
  *   list                                          id, name, scopes, created, revoked
  *   revoke <id>
  *
- * When a server is running (LEDGER_URL or --server, else http://HOST:PORT from the server's own settings
- * answering /healthz) the command goes through its ApiKeyService with an admin key (LEDGER_ADMIN_KEY or
- * --admin-key, scope admin:keys), so that the server sees a new key and every replica refuses a revoked
- * one at once. With no server running it writes to DATABASE_URL (or the embedded database) directly.
+ * With an admin key (LEDGER_ADMIN_KEY or --admin-key, scope admin:keys) and a server running (LEDGER_URL or
+ * --server, else http://HOST:PORT from the server's own settings answering /healthz) the command goes through
+ * its ApiKeyService. Otherwise it writes to DATABASE_URL directly (shared with every replica, so this is how
+ * a deployment's first key is made) or, with no server running, to the embedded database. It refuses to
+ * write to the embedded database behind a running server, which would never see the change.
  */
 import { parseArgs } from 'node:util';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
@@ -16,7 +17,7 @@ import { createConnectTransport } from '@connectrpc/connect-node';
 import { ApiKeyService } from '../gen/payment/v1/api_keys_pb.js';
 import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../src/auth/api-keys.js';
 import { isScope, SCOPES, type Scope } from '../src/auth/caller.js';
-import { loadDatabaseSettings } from '../src/config/database.js';
+import { type DatabaseSettings, loadDatabaseSettings } from '../src/config/database.js';
 import { openDatabase } from '../src/server/service.js';
 
 const USAGE = `usage: npm run apikey -- [--server <url>] [--admin-key <key>] create --name <name> --scopes <scope,...> | list | revoke <id>
@@ -119,8 +120,8 @@ function serverStore(baseUrl: string, adminKey: string): KeyStore {
   };
 }
 
-async function databaseStore(): Promise<KeyStore> {
-  const database = await openDatabase(loadDatabaseSettings());
+async function databaseStore(settings: DatabaseSettings): Promise<KeyStore> {
+  const database = await openDatabase(settings);
   return {
     create: (name, scopes) => createApiKey(database.db, name, scopes),
     list: () => listApiKeys(database.db),
@@ -170,18 +171,21 @@ async function main(argv: string[]): Promise<void> {
   });
   const command = parseCommand(positionals, values);
   const server = await runningServer(values.server ?? process.env.LEDGER_URL);
+  const adminKey = values['admin-key'] || process.env.LEDGER_ADMIN_KEY;
+  const settings = loadDatabaseSettings();
   let store: KeyStore;
-  if (server) {
-    const adminKey = values['admin-key'] ?? process.env.LEDGER_ADMIN_KEY;
-    if (!adminKey) {
-      throw new UsageError(
-        `a server is running at ${server}: keys are managed through it. Pass an API key with the scope admin:keys ` +
-          'in LEDGER_ADMIN_KEY or --admin-key (the embedded server prints one at start).',
-      );
-    }
+  if (server && adminKey) {
     store = serverStore(server, adminKey);
+  } else if (server && !settings.databaseUrl) {
+    // The embedded database belongs to the running server: a write from here would never reach it.
+    throw new UsageError(
+      `a server is running at ${server} on the embedded database: keys are managed through it. Pass an API key ` +
+        'with the scope admin:keys in LEDGER_ADMIN_KEY or --admin-key (the start banner prints one).',
+    );
   } else {
-    store = await databaseStore();
+    // PostgreSQL is shared with any running replicas, which see the change at once (this is how the first
+    // key of a deployment is made).
+    store = await databaseStore(settings);
   }
   try {
     await run(store, command);

@@ -116,8 +116,9 @@ describe('npm run apikey with a server running', () => {
     expect(await codeWith(replica.url, key!)).toBe(Code.Unauthenticated);
   });
 
-  it('without an admin key, says so instead of writing behind the server', async () => {
-    const env = serviceEnv({ DATABASE_URL: server.database.url, LEDGER_URL: server.url, LEDGER_ADMIN_KEY: '' });
+  it('on the embedded database without an admin key, says so instead of writing behind the server', async () => {
+    // No DATABASE_URL: as the CLI sees it, the running server owns the embedded database.
+    const env = serviceEnv({ LEDGER_URL: server.url, LEDGER_ADMIN_KEY: '' });
     const failed = await run(process.execPath, ['--import', 'tsx', 'scripts/apikey.ts', 'list'], {
       cwd: REPO_ROOT,
       env,
@@ -128,5 +129,15 @@ describe('npm run apikey with a server running', () => {
     );
     expect(failed?.code).toBe(2);
     expect(failed?.stderr).toContain('LEDGER_ADMIN_KEY');
+  });
+
+  it('on PostgreSQL without an admin key, writes to the shared database, which the server sees at once', async () => {
+    const env = serviceEnv({ DATABASE_URL: server.database.url, LEDGER_URL: server.url, LEDGER_ADMIN_KEY: '' });
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/apikey.ts', 'create', '--quiet', '--name', 'first', '--scopes', 'payments:read'],
+      { cwd: REPO_ROOT, env, timeout: 60_000 },
+    );
+    expect(await codeWith(server.url, stdout.trim())).toBe(Code.NotFound);
   });
 });
