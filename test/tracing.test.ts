@@ -5,6 +5,9 @@
  * the same trace in its `traceparent` header and the request id as the event's correlation id.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
@@ -12,9 +15,12 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountCreatedSchema } from '../gen/payment/events/v1/events_pb.js';
 import { AccountService } from '../gen/payment/v1/account_pb.js';
+import { loadConfig } from '../src/config.js';
 import { installTracing } from '../src/observability/tracing.js';
 import { HEADER } from '../src/outbox/routing.js';
+import { startService } from '../src/server/service.js';
 import { asBackend } from './support/calls.js';
+import { registerBackendKey } from './support/credentials.js';
 import { collectEvents, type EventCollector, type MockKafka, startMockKafka, waitUntil } from './support/kafka.js';
 import { TOPICS } from './support/outbox.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -99,4 +105,29 @@ describe('a traced CreateAccount', () => {
     expect(queries.length).toBeGreaterThanOrEqual(1);
     for (const query of queries) expect(parentOf(query)).toBeUndefined();
   });
+});
+
+describe('the embedded database (PGlite)', () => {
+  it('traces its queries as children of the ledger transaction too', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ledger-trace-pglite-'));
+    const embedded = await startService(
+      loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'silent', SEED_DEMO_DATA: 'false' }),
+    );
+    try {
+      await registerBackendKey(embedded);
+      await createClient(AccountService, TRANSPORTS.grpc(embedded.url)).createAccount({
+        idempotencyKey: randomUUID(),
+        ownerRef: 'user:embedded',
+        currency: 'USD',
+      });
+      const spans = exporter.getFinishedSpans();
+      const ledgerSpans = spans.filter((span) => span.name === 'ledger.transaction');
+      const ledgerIds = new Set(ledgerSpans.map(spanId));
+      const underLedger = spans.filter((span) => span.name === 'db.query' && ledgerIds.has(parentOf(span) ?? ''));
+      expect(underLedger.some((span) => /\binsert into\b/i.test(String(span.attributes['db.statement'])))).toBe(true);
+    } finally {
+      await embedded.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -10,7 +10,7 @@ import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
-import { traceQueries } from '../observability/db-tracing.js';
+import { tracePgliteQueries, traceQueries } from '../observability/db-tracing.js';
 import { metrics } from '../observability/metrics.js';
 import { migratePglite, migratePostgres } from './migrate.js';
 import * as schema from './schema.js';
@@ -75,6 +75,7 @@ export function openPostgres(options: PostgresOptions): Database {
 export async function openPglite(dataDir: string): Promise<Database> {
   mkdirSync(dataDir, { recursive: true });
   const client = await PGlite.create(dataDir);
+  tracePgliteQueries(client as unknown as Parameters<typeof tracePgliteQueries>[0]);
   const db = drizzlePglite(client, { schema }) as unknown as LedgerDb;
   return {
     db,

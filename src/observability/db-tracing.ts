@@ -1,7 +1,8 @@
 /**
  * A `db.query` span around every query a node-postgres client runs, child of whatever span is active (the
  * ledger transaction, an RPC, a job). Applied per pooled client as the pool opens it, since drizzle runs
- * both pool.query and transactions through the clients' query(). With tracing off the spans are no-ops.
+ * both pool.query and transactions through the clients' query(); and to the embedded PGlite client and
+ * its transactions. With tracing off the spans are no-ops.
  */
 import type pg from 'pg';
 import { SpanKind, SpanStatusCode, tracer } from './tracing.js';
@@ -41,4 +42,45 @@ export function traceQueries(client: pg.PoolClient | pg.Client): void {
     else span.end();
     return result;
   };
+}
+
+/** The part of an embedded PGlite client that drizzle calls: query, and transaction with its own query. */
+interface PgliteLike {
+  query: (...args: never[]) => Promise<unknown>;
+  transaction: (callback: (tx: never) => Promise<unknown>) => Promise<unknown>;
+}
+
+function tracePromiseQuery(target: { query: (...args: never[]) => Promise<unknown> }): void {
+  const query = target.query.bind(target) as (...args: unknown[]) => Promise<unknown>;
+  (target as { query: unknown }).query = (...args: unknown[]) => {
+    const span = tracer().startSpan('db.query', {
+      kind: SpanKind.CLIENT,
+      attributes: { 'db.system': 'postgresql', 'db.statement': statementOf(args) },
+    });
+    if (!span.isRecording()) return query(...args);
+    return query(...args).then(
+      (result) => {
+        span.end();
+        return result;
+      },
+      (error: unknown) => {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as { code?: string }).code ?? 'error' });
+        span.end();
+        throw error;
+      },
+    );
+  };
+}
+
+/** The same `db.query` spans for the embedded PGlite: its own queries and those of its transactions. */
+export function tracePgliteQueries(client: PgliteLike): void {
+  tracePromiseQuery(client);
+  const transaction = client.transaction.bind(client) as (
+    callback: (tx: unknown) => Promise<unknown>,
+  ) => Promise<unknown>;
+  (client as { transaction: unknown }).transaction = (callback: (tx: unknown) => Promise<unknown>) =>
+    transaction((tx) => {
+      tracePromiseQuery(tx as { query: (...args: never[]) => Promise<unknown> });
+      return callback(tx);
+    });
 }
