@@ -2,7 +2,8 @@
 #
 # Payment ledger image. Build: docker build -t payment-ledger .
 # Run alone (embedded PGlite in the /data volume): docker run -p 8080:8080 -v ledger-data:/data payment-ledger
-# With PostgreSQL, Redis and Redpanda: docker compose up --build
+# With PostgreSQL, Redis and Redpanda: docker compose up --build (README "With Docker Compose")
+# Operator commands in a container: node dist/scripts/apikey.js …, node dist/scripts/ledger-check.js
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -27,6 +28,8 @@ RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY gen ./gen
 COPY src ./src
+# The operator commands run inside the image too (first API key, ledger check): see README "With Docker Compose".
+COPY scripts/apikey.ts scripts/dev-keys.ts scripts/ledger-check.ts ./scripts/
 RUN npm run build
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Kafka } from 'kafkajs';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { collectConfigErrors } from '../src/config/env.js';
+import { readKafka, readOutbox } from '../src/config/kafka.js';
+import { ConfigError, type KafkaConfig, type OutboxConfig } from '../src/config.js';
 import { kafkaClientConfig } from '../src/outbox/kafka-sink.js';
 import { decodeEventJson, typeNameFromHeaders } from '../src/outbox/routing.js';
 
@@ -39,9 +41,10 @@ async function main(): Promise<void> {
   const limit = values.limit === undefined ? undefined : Number(values.limit);
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new Error('--limit must be a whole number');
 
-  let config: ReturnType<typeof loadConfig>;
+  // Only the Kafka settings: tailing events needs no database, JWT or TLS settings.
+  let config: { kafka: KafkaConfig | undefined; outbox: OutboxConfig };
   try {
-    config = loadConfig();
+    config = collectConfigErrors(() => ({ kafka: readKafka(process.env), outbox: readOutbox(process.env) }));
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);

@@ -2,13 +2,12 @@
  * `npm run ledger:check`: verifies the ledger in DATABASE_URL (or the embedded database in DATA_DIR) and
  * prints what it checked. Exits 1 on any violation, 2 if it could not run.
  */
-import { loadConfig } from '../src/config.js';
+import { loadDatabaseSettings } from '../src/config/database.js';
 import { checkLedger } from '../src/ledger/check.js';
 import { openDatabase } from '../src/server/service.js';
 
 async function main(): Promise<number> {
-  const config = loadConfig();
-  const database = await openDatabase(config);
+  const database = await openDatabase(loadDatabaseSettings());
   try {
     const report = await checkLedger(database.db);
     for (const check of report.checks) {

@@ -2,23 +2,42 @@
  * Configuration is read from the environment once, at start, and validated here; a bad value stops the
  * server with a message naming the variable. Nothing else reads process.env.
  */
-import { ConfigError, type Env, readBool, readInt, readUrl } from './config/env.js';
-import { type KafkaConfig, type OutboxConfig, readKafka, readOutbox } from './config/kafka.js';
-import { type KeepaliveConfig, readKeepalive } from './config/keepalive.js';
-import { type RateLimitConfig, readRateLimit, readRedisUrl, readTrustedProxies } from './config/rate-limit.js';
+import { readDatabaseUrl } from './config/database.js';
 import {
-  type AuthConfig,
-  type RequestLimits,
-  readAuth,
-  readLimits,
-  readTls,
-  type TlsConfig,
-} from './config/security.js';
+  ConfigError,
+  collectConfigErrors,
+  collecting,
+  type Env,
+  readBool,
+  readInt,
+  reportConfigError,
+} from './config/env.js';
+import type { KafkaConfig, OutboxConfig } from './config/kafka.js';
+import * as kafkaSettings from './config/kafka.js';
+import { type KeepaliveConfig, readKeepalive } from './config/keepalive.js';
+import type { ObservabilityConfig } from './config/observability.js';
+import * as observabilitySettings from './config/observability.js';
+import type { RateLimitConfig } from './config/rate-limit.js';
+import * as rateLimitSettings from './config/rate-limit.js';
+import type { AuthConfig, RequestLimits, TlsConfig } from './config/security.js';
+import * as securitySettings from './config/security.js';
 
-export { ConfigError } from './config/env.js';
+export { ConfigError, ConfigErrors } from './config/env.js';
 export type { KafkaConfig, KafkaSaslMechanism, OutboxConfig } from './config/kafka.js';
+export type { ObservabilityConfig } from './config/observability.js';
 export type { RateLimitBucketConfig, RateLimitConfig } from './config/rate-limit.js';
 export type { AuthConfig, RequestLimits, TlsConfig } from './config/security.js';
+
+// Each section's problems are collected, so that one start reports every bad setting (see loadConfig).
+const readKafka = collecting(kafkaSettings.readKafka);
+const readOutbox = collecting(kafkaSettings.readOutbox);
+const readObservability = collecting(observabilitySettings.readObservability);
+const readRateLimit = collecting(rateLimitSettings.readRateLimit);
+const readRedisUrl = collecting(rateLimitSettings.readRedisUrl);
+const readTrustedProxies = collecting(rateLimitSettings.readTrustedProxies);
+const readAuth = collecting(securitySettings.readAuth);
+const readLimits = collecting(securitySettings.readLimits);
+const readTls = collecting(securitySettings.readTls);
 
 export interface Config {
   host: string;
@@ -62,10 +81,8 @@ export interface Config {
   limits: RequestLimits;
   /** HTTP/2 idle timeout and ping policy. */
   keepalive: KeepaliveConfig;
-}
-
-function readDatabaseUrl(env: Env): string | undefined {
-  return readUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://user@host:port/database');
+  /** Metrics, tracing and access log. */
+  observability: ObservabilityConfig;
 }
 
 function readOrigins(env: Env): string[] {
@@ -80,7 +97,10 @@ function readOrigins(env: Env): string[] {
       try {
         return new URL(origin).origin;
       } catch {
-        throw new ConfigError('CORS_ORIGINS', `has "${origin}", which is not an origin like https://wallet.example`);
+        reportConfigError(
+          new ConfigError('CORS_ORIGINS', `has "${origin}", which is not an origin like https://wallet.example`),
+        );
+        return origin;
       }
     });
 }
@@ -90,11 +110,14 @@ const DAY_SECONDS = 86_400;
 function readHolds(env: Env): Config['holds'] {
   const minSeconds = readInt(env, 'HOLD_MIN_SECONDS', 60, 1, 365 * DAY_SECONDS);
   const maxSeconds = readInt(env, 'HOLD_MAX_SECONDS', 30 * DAY_SECONDS, 1, 365 * DAY_SECONDS);
-  if (maxSeconds < minSeconds)
-    throw new ConfigError('HOLD_MAX_SECONDS', `must be at least HOLD_MIN_SECONDS (${minSeconds})`);
+  if (maxSeconds < minSeconds) {
+    reportConfigError(new ConfigError('HOLD_MAX_SECONDS', `must be at least HOLD_MIN_SECONDS (${minSeconds})`));
+  }
   const defaultSeconds = readInt(env, 'HOLD_DEFAULT_SECONDS', 7 * DAY_SECONDS, 1, 365 * DAY_SECONDS);
   if (defaultSeconds < minSeconds || defaultSeconds > maxSeconds) {
-    throw new ConfigError('HOLD_DEFAULT_SECONDS', `must lie between HOLD_MIN_SECONDS and HOLD_MAX_SECONDS`);
+    reportConfigError(
+      new ConfigError('HOLD_DEFAULT_SECONDS', `must lie between HOLD_MIN_SECONDS and HOLD_MAX_SECONDS`),
+    );
   }
   return {
     defaultMs: defaultSeconds * 1000,
@@ -106,10 +129,19 @@ function readHolds(env: Env): Config['holds'] {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/**
+ * The server's whole configuration. Every bad or missing setting is reported at once, in one ConfigErrors
+ * (a ConfigError) whose message has a line per problem, each naming its variable.
+ */
 export function loadConfig(env: Env = process.env): Config {
-  const logLevel = env.LOG_LEVEL || 'info';
+  return collectConfigErrors(() => readConfig(env));
+}
+
+function readConfig(env: Env): Config {
+  let logLevel = env.LOG_LEVEL || 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+    reportConfigError(new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`));
+    logLevel = 'info';
   }
   const databaseUrl = readDatabaseUrl(env);
   const host = env.HOST || '127.0.0.1';
@@ -142,5 +174,6 @@ export function loadConfig(env: Env = process.env): Config {
     auth: readAuth(env, databaseUrl === undefined),
     limits: readLimits(env),
     keepalive: readKeepalive(env),
+    observability: readObservability(env, databaseUrl === undefined),
   };
 }

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
       const credentials = service.devKeyPair
         ? await demoCredentials(service.database.db, service.devKeyPair, demo)
         : undefined;
-      process.stdout.write(await demoBanner(service.url, service.app, demo, credentials));
+      process.stdout.write(await demoBanner(service.url, service.app, demo, credentials, config.tls?.certFile));
     } catch (error) {
       log.warn({ err: error }, 'could not create the demo accounts');
     }

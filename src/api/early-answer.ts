@@ -26,6 +26,8 @@ import {
 } from '@connectrpc/connect/protocol-connect';
 import { setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { rpcProtocolOf } from '../observability/metrics.js';
+import { procedureOfRoute, rpcAnswered } from './observe.js';
 
 const endStreamSerialization = createEndStreamSerialization({});
 
@@ -103,6 +105,16 @@ export function answerEarly(
   options: EarlyAnswerOptions = {},
 ): FastifyReply {
   const contentType = (request.headers['content-type'] ?? '').toLowerCase();
+  // Never reaches the Connect interceptor that observes the others.
+  rpcAnswered({
+    procedure: procedureOfRoute(request.routeOptions.url),
+    protocol: rpcProtocolOf(contentType),
+    code: error.code,
+    durationSeconds: reply.elapsedTime / 1000,
+    log: request.log,
+    principal: request.principal,
+    replayed: false,
+  });
 
   switch (protocolOf(contentType)) {
     case 'grpc': {

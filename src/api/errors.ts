@@ -7,6 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { ErrorDetailSchema } from '../../gen/payment/v1/errors_pb.js';
 import { DomainError, type DomainErrorKind } from '../domain/errors.js';
+import { currentRequest } from '../observability/request-context.js';
 
 const CODE_OF: Record<DomainErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -38,7 +39,10 @@ export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
       if (error instanceof DomainError) throw toConnectError(error);
       // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
       if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) throw error;
-      logger.error({ err: error, procedure: request.url }, 'request failed with an internal error');
+      // The request's own logger carries request id, principal and procedure; the root one needs them said.
+      const requestLog = currentRequest()?.log;
+      if (requestLog) requestLog.error({ err: error }, 'request failed with an internal error');
+      else logger.error({ err: error, procedure: request.url }, 'request failed with an internal error');
       throw new ConnectError('internal error', Code.Internal);
     }
   };

@@ -18,6 +18,7 @@ import type {
 } from '../domain/records.js';
 import type { CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
+import { commandOrigin } from '../observability/request-context.js';
 import { decodePageToken, encodePageToken, isPositiveInt64 } from './page-token.js';
 import {
   MAX_DESCRIPTION_LENGTH,
@@ -243,7 +244,7 @@ export class PaymentsApp {
   }
 
   private async run(command: LedgerCommand): Promise<{ value: LedgerOutcome; replayed: boolean }> {
-    const [result] = await this.ledger.apply([command]);
+    const [result] = await this.ledger.apply([{ ...command, origin: commandOrigin() }]);
     if (!result) throw new Error('ledger returned no result');
     if (!result.ok) throw result.error satisfies DomainError;
     return { value: result.outcome, replayed: result.replayed };

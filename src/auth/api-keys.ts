@@ -40,8 +40,9 @@ export async function revokeApiKey(db: LedgerDb, id: string): Promise<boolean> {
   return revoked.length > 0;
 }
 
-export async function listApiKeys(db: LedgerDb): Promise<ApiKeyInfo[]> {
-  const rows = await db.select().from(apiKeys).orderBy(asc(apiKeys.createdAt));
+/** Keys oldest first, at most `limit`. */
+export async function listApiKeys(db: LedgerDb, limit = 1000): Promise<ApiKeyInfo[]> {
+  const rows = await db.select().from(apiKeys).orderBy(asc(apiKeys.createdAt)).limit(limit);
   return rows.map((row) => ({ ...row, scopes: row.scopes.filter(isScope) }));
 }
 

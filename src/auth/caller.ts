@@ -17,6 +17,8 @@ export const SCOPES = [
   'settlements:run',
   /** AdminService.CheckLedger. */
   'ledger:check',
+  /** ApiKeyService: create, list and revoke backends' API keys. */
+  'admin:keys',
 ] as const;
 
 export type Scope = (typeof SCOPES)[number];

@@ -28,6 +28,9 @@ export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
   'payment.v1.SettlementService/GetSettlement': { scope: 'payments:read', users: false },
   'payment.v1.SettlementService/ListSettlements': { scope: 'payments:read', users: false },
   'payment.v1.AdminService/CheckLedger': { scope: 'ledger:check', users: false },
+  'payment.v1.ApiKeyService/CreateApiKey': { scope: 'admin:keys', users: false },
+  'payment.v1.ApiKeyService/ListApiKeys': { scope: 'admin:keys', users: false },
+  'payment.v1.ApiKeyService/RevokeApiKey': { scope: 'admin:keys', users: false },
 };
 
 /** Open to anyone: probes must work without credentials, and reflection only describes the public contract. */

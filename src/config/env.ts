@@ -11,7 +11,57 @@ export class ConfigError extends Error {
   }
 }
 
-export function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+/** Several problems at once: the message lists each on its own line. */
+export class ConfigErrors extends ConfigError {
+  constructor(readonly errors: ConfigError[]) {
+    super(errors[0]?.variable ?? '', '');
+    this.message =
+      errors.length === 1
+        ? errors[0]!.message
+        : `invalid configuration (${errors.length} problems):\n${errors.map((error) => `  ${error.message}`).join('\n')}`;
+    this.name = 'ConfigErrors';
+  }
+}
+
+let collected: ConfigError[] | undefined;
+
+/**
+ * Wraps a reader so that, inside collectConfigErrors, a ConfigError is recorded and the reader returns
+ * `fallback(args)` (or undefined) instead of throwing: loading the configuration then reports every bad
+ * setting at once. Outside collectConfigErrors it throws as before.
+ */
+export function collecting<A extends unknown[], R>(read: (...args: A) => R, fallback?: (...args: A) => R) {
+  return (...args: A): R => {
+    try {
+      return read(...args);
+    } catch (error) {
+      if (!(error instanceof ConfigError) || collected === undefined) throw error;
+      collected.push(...(error instanceof ConfigErrors ? error.errors : [error]));
+      return fallback ? fallback(...args) : (undefined as R);
+    }
+  };
+}
+
+/** Runs `read` collecting every ConfigError of the wrapped readers; throws them together at the end. */
+export function collectConfigErrors<T>(read: () => T): T {
+  const outer = collected;
+  collected = [];
+  try {
+    const value = read();
+    if (collected.length > 0) throw new ConfigErrors(collected);
+    return value;
+  } finally {
+    collected = outer;
+  }
+}
+
+/** Records a problem found outside a reader (inside collectConfigErrors; otherwise throws it). */
+export function reportConfigError(error: ConfigError): void {
+  if (collected === undefined) throw error;
+  collected.push(error);
+}
+
+function readIntStrict(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
@@ -20,7 +70,7 @@ export function readInt(env: Env, name: string, fallback: number, min: number, m
   return value;
 }
 
-export function readBool(env: Env, name: string, fallback: boolean): boolean {
+function readBoolStrict(env: Env, name: string, fallback: boolean): boolean {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (raw === 'true' || raw === '1') return true;
@@ -28,8 +78,7 @@ export function readBool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
 }
 
-/** A non-negative decimal like 10 or 0.5. */
-export function readRate(env: Env, name: string, fallback: number): number {
+function readRateStrict(env: Env, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+(\.\d+)?$/.test(raw)) throw new ConfigError(name, `must be a number ≥ 0 like 10 or 0.5, got "${raw}"`);
@@ -38,8 +87,7 @@ export function readRate(env: Env, name: string, fallback: number): number {
   return value;
 }
 
-/** A URL with one of the given schemes (e.g. ['redis:', 'rediss:']), or undefined when unset. */
-export function readUrl(env: Env, name: string, protocols: string[], example: string): string | undefined {
+function readUrlStrict(env: Env, name: string, protocols: string[], example: string): string | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   let url: URL;
@@ -56,6 +104,15 @@ export function readUrl(env: Env, name: string, protocols: string[], example: st
   }
   return raw;
 }
+
+/** A whole number in [min, max]; `fallback` when unset. */
+export const readInt = collecting(readIntStrict, (_env, _name, fallback) => fallback);
+/** true/1 or false/0; `fallback` when unset. */
+export const readBool = collecting(readBoolStrict, (_env, _name, fallback) => fallback);
+/** A non-negative decimal like 10 or 0.5. */
+export const readRate = collecting(readRateStrict, (_env, _name, fallback) => fallback);
+/** A URL with one of the given schemes (e.g. ['redis:', 'rediss:']), or undefined when unset. */
+export const readUrl = collecting(readUrlStrict);
 
 export function readList(env: Env, name: string): string[] {
   return (env[name] ?? '')

@@ -2,10 +2,13 @@
  * Security settings: TLS (and client certificates), who can sign tokens, and request limits. Outside the
  * embedded mode the server refuses to start without real token-verification keys.
  */
-import { existsSync } from 'node:fs';
+
+import { createPublicKey } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { isScope, type Scope } from '../auth/caller.js';
 import type { JwtKeySource } from '../auth/jwt.js';
-import { ConfigError, type Env, readBool, readInt, readUrl } from './env.js';
+import { ConfigError, type Env, readBool, readInt, readUrl, reportConfigError } from './env.js';
 
 export interface TlsConfig {
   certFile: string;
@@ -40,7 +43,10 @@ export interface RequestLimits {
 
 function readFile(env: Env, name: string): string | undefined {
   const path = env[name] || undefined;
-  if (path !== undefined && !existsSync(path)) throw new ConfigError(name, `names a file that does not exist: ${path}`);
+  if (path !== undefined && !existsSync(path)) {
+    reportConfigError(new ConfigError(name, `names a file that does not exist: ${path}`));
+    return undefined;
+  }
   return path;
 }
 
@@ -48,17 +54,76 @@ export function readTls(env: Env): TlsConfig | undefined {
   const certFile = readFile(env, 'TLS_CERT_FILE');
   const keyFile = readFile(env, 'TLS_KEY_FILE');
   const clientCaFile = readFile(env, 'TLS_CLIENT_CA_FILE');
-  if (!certFile && !keyFile) {
-    if (clientCaFile) throw new ConfigError('TLS_CLIENT_CA_FILE', 'needs TLS_CERT_FILE and TLS_KEY_FILE');
-    return undefined;
-  }
-  if (!certFile) throw new ConfigError('TLS_CERT_FILE', 'must be set when TLS_KEY_FILE is');
-  if (!keyFile) throw new ConfigError('TLS_KEY_FILE', 'must be set when TLS_CERT_FILE is');
   const clientCertRequired = readBool(env, 'TLS_CLIENT_CERT_REQUIRED', false);
   if (clientCertRequired && !clientCaFile) {
-    throw new ConfigError('TLS_CLIENT_CERT_REQUIRED', 'needs TLS_CLIENT_CA_FILE to verify client certificates');
+    reportConfigError(
+      new ConfigError('TLS_CLIENT_CERT_REQUIRED', 'needs TLS_CLIENT_CA_FILE to verify client certificates'),
+    );
   }
+  if (!certFile && !keyFile) {
+    if (clientCaFile) reportConfigError(new ConfigError('TLS_CLIENT_CA_FILE', 'needs TLS_CERT_FILE and TLS_KEY_FILE'));
+    return undefined;
+  }
+  if (!certFile || !keyFile) {
+    if (env.TLS_CERT_FILE && env.TLS_KEY_FILE) return undefined; // one of them does not exist: reported above
+    const [missing, given] = certFile ? ['TLS_KEY_FILE', 'TLS_CERT_FILE'] : ['TLS_CERT_FILE', 'TLS_KEY_FILE'];
+    reportConfigError(new ConfigError(missing, `must be set when ${given} is`));
+    return undefined;
+  }
+  checkKeyPair(certFile, keyFile);
   return { certFile, keyFile, clientCaFile, clientCertRequired };
+}
+
+/** A key that does not match its certificate stops the start here, instead of failing every handshake. */
+function checkKeyPair(certFile: string, keyFile: string): void {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = readFileSync(certFile);
+    key = readFileSync(keyFile);
+  } catch (error) {
+    reportConfigError(new ConfigError('TLS_CERT_FILE', `or TLS_KEY_FILE cannot be read: ${(error as Error).message}`));
+    return;
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    const reason = (error as Error).message;
+    if (/key values mismatch/i.test(reason)) {
+      reportConfigError(
+        new ConfigError('TLS_KEY_FILE', `does not match the certificate in TLS_CERT_FILE (${certFile})`),
+      );
+    } else if (/PEM|no start line|bad base64|asn1/i.test(reason) && /key/i.test(reason)) {
+      reportConfigError(new ConfigError('TLS_KEY_FILE', `is not a PEM private key (${keyFile}): ${reason}`));
+    } else {
+      reportConfigError(
+        new ConfigError('TLS_CERT_FILE', `with TLS_KEY_FILE is not a usable certificate and key: ${reason}`),
+      );
+    }
+  }
+}
+
+/** A JWKS file must hold JSON with a non-empty "keys" array; checked here so the start names the variable. */
+function checkJwksFile(path: string): void {
+  try {
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as { keys?: unknown };
+    if (!Array.isArray(parsed.keys) || parsed.keys.length === 0) throw new Error('no "keys" array');
+    for (const key of parsed.keys) createPublicKey({ key, format: 'jwk' });
+  } catch (error) {
+    reportConfigError(
+      new ConfigError('AUTH_JWKS_FILE', `is not a JWKS with usable public keys (${path}): ${(error as Error).message}`),
+    );
+  }
+}
+
+function checkPublicKeyFile(path: string): void {
+  try {
+    createPublicKey(readFileSync(path, 'utf8'));
+  } catch (error) {
+    reportConfigError(
+      new ConfigError('AUTH_JWT_PUBLIC_KEY_FILE', `is not a PEM public key (${path}): ${(error as Error).message}`),
+    );
+  }
 }
 
 const JWT_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'];
@@ -70,18 +135,25 @@ function readJwtSource(env: Env): JwtKeySource | undefined {
   const hs256Secret = env.AUTH_JWT_HS256_SECRET || undefined;
   const sources = [jwksFile, jwksUrl, publicKeyFile, hs256Secret].filter((source) => source !== undefined);
   if (sources.length > 1) {
-    throw new ConfigError(
-      'AUTH_JWKS_FILE',
-      'set only one of AUTH_JWKS_FILE, AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWT_HS256_SECRET',
+    reportConfigError(
+      new ConfigError(
+        'AUTH_JWKS_FILE',
+        'set only one of AUTH_JWKS_FILE, AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWT_HS256_SECRET',
+      ),
     );
+    return undefined;
   }
-  if (jwksFile) return { kind: 'jwks-file', path: jwksFile };
+  if (jwksFile) {
+    checkJwksFile(jwksFile);
+    return { kind: 'jwks-file', path: jwksFile };
+  }
   if (jwksUrl) return { kind: 'jwks-url', url: jwksUrl };
   if (publicKeyFile) {
     const algorithm = env.AUTH_JWT_ALGORITHM || 'ES256';
     if (!JWT_ALGORITHMS.includes(algorithm)) {
       throw new ConfigError('AUTH_JWT_ALGORITHM', `must be one of ${JWT_ALGORITHMS.join(', ')}, got "${algorithm}"`);
     }
+    checkPublicKeyFile(publicKeyFile);
     return { kind: 'public-key-file', path: publicKeyFile, algorithm };
   }
   if (hs256Secret) {
@@ -113,14 +185,21 @@ export function readAuth(env: Env, embedded: boolean): AuthConfig {
   const jwtSource = readJwtSource(env);
   const issuer = env.AUTH_JWT_ISSUER || undefined;
   const audience = env.AUTH_JWT_AUDIENCE || undefined;
-  if (jwtSource === undefined && !embedded) {
-    throw new ConfigError(
-      'AUTH_JWKS_FILE',
-      '(or AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWT_HS256_SECRET) must be set: outside the embedded mode the server does not start without real key material',
+  const keyGiven = ['AUTH_JWKS_FILE', 'AUTH_JWKS_URL', 'AUTH_JWT_PUBLIC_KEY_FILE', 'AUTH_JWT_HS256_SECRET'].some(
+    (name) => env[name],
+  );
+  if (!keyGiven && !embedded) {
+    reportConfigError(
+      new ConfigError(
+        'AUTH_JWKS_FILE',
+        '(or AUTH_JWKS_URL, AUTH_JWT_PUBLIC_KEY_FILE, AUTH_JWT_HS256_SECRET) must be set: outside the embedded mode the server does not start without real key material (npm run dev:keys makes a development set)',
+      ),
     );
   }
-  if (jwtSource !== undefined && !issuer) throw new ConfigError('AUTH_JWT_ISSUER', 'must be set with a JWT key');
-  if (jwtSource !== undefined && !audience) throw new ConfigError('AUTH_JWT_AUDIENCE', 'must be set with a JWT key');
+  // Asked for together with the key, so that a first attempt learns everything that is missing.
+  const needsClaims = keyGiven || !embedded;
+  if (needsClaims && !issuer) reportConfigError(new ConfigError('AUTH_JWT_ISSUER', 'must be set with a JWT key'));
+  if (needsClaims && !audience) reportConfigError(new ConfigError('AUTH_JWT_AUDIENCE', 'must be set with a JWT key'));
   return { jwtSource, issuer, audience, certificateScopes: readCertificateScopes(env) };
 }
 

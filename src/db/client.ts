@@ -10,6 +10,8 @@ import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
+import { tracePgliteQueries, traceQueries } from '../observability/db-tracing.js';
+import { metrics } from '../observability/metrics.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { migratePglite, migratePostgres } from './migrate.js';
 import * as schema from './schema.js';
@@ -47,8 +49,16 @@ export function openPostgres(options: PostgresOptions): Database {
   // A client's error (e.g. the server restarted or terminated it) must not crash the process: an idle one
   // is replaced by the pool, one in use fails its query, and one being closed by pool.end() is done anyway.
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    traceQueries(client);
+  });
   const db = drizzleNodePg(pool, { schema }) as unknown as LedgerDb;
+  const unwatch = metrics.watchPool(() => ({
+    total: pool.totalCount,
+    idle: pool.idleCount,
+    waiting: pool.waitingCount,
+  }));
   return {
     db,
     kind: 'postgres',
@@ -56,7 +66,10 @@ export function openPostgres(options: PostgresOptions): Database {
     ping: async () => {
       await pool.query('select 1');
     },
-    close: () => pool.end(),
+    close: () => {
+      unwatch();
+      return pool.end();
+    },
   };
 }
 
@@ -74,6 +87,7 @@ export async function openPglite(dataDir: string): Promise<Database> {
     lock.release();
     throw error;
   }
+  tracePgliteQueries(client as unknown as Parameters<typeof tracePgliteQueries>[0]);
   const db = drizzlePglite(client, { schema }) as unknown as LedgerDb;
   return {
     db,

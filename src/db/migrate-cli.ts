@@ -1,14 +1,20 @@
-/** `npm run db:migrate`: applies migrations to DATABASE_URL, or to the embedded database in DATA_DIR. */
-import { loadConfig } from '../config.js';
-import { openPglite, openPostgres } from './client.js';
+/**
+ * `npm run db:migrate`: applies migrations to DATABASE_URL, or to the embedded database in DATA_DIR. Needs
+ * only the database settings. Exits 2 with a message naming the variable when they are wrong.
+ */
 
-const config = loadConfig();
-const database = config.databaseUrl
-  ? openPostgres({ url: config.databaseUrl, poolSize: 1 })
-  : await openPglite(config.dataDir);
+import { loadDatabaseSettings } from '../config/database.js';
+import { ConfigError } from '../config/env.js';
+import { openDatabase } from '../server/service.js';
+
 try {
-  await database.migrate();
-  console.log(`migrations applied (${database.kind === 'pglite' ? config.dataDir : 'DATABASE_URL'})`);
-} finally {
+  const settings = loadDatabaseSettings();
+  const database = await openDatabase({ ...settings, dbPoolSize: 1 });
   await database.close();
+  console.log(`migrations applied (${settings.databaseUrl ? 'DATABASE_URL' : settings.dataDir})`);
+} catch (error) {
+  console.error(
+    error instanceof ConfigError ? error.message : `migration failed: ${(error as Error)?.message ?? error}`,
+  );
+  process.exit(error instanceof ConfigError ? 2 : 1);
 }

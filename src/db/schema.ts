@@ -266,6 +266,8 @@ export const outboxEvents = pgTable(
     publishedAt: timestamp('published_at', { withTimezone: true }),
     attempts: integer('attempts').notNull().default(0),
     lastError: text('last_error'),
+    /** W3C traceparent of the request (or job) that wrote the event; sent as the Kafka record's traceparent. */
+    traceContext: text('trace_context'),
   },
   (table) => [
     index('outbox_events_unpublished_idx').on(table.createdAt).where(sql`${table.publishedAt} is null`),

@@ -86,10 +86,16 @@ export async function demoBanner(
   app: PaymentsApp,
   demo: DemoAccount[],
   credentials: DemoCredentials | undefined,
+  /** With TLS: the certificate file, passed as --cacert so that a self-signed certificate verifies. */
+  tlsCertFile?: string,
 ): Promise<string> {
   const aliceToken = credentials?.tokens.get('alice') ?? '<token>';
   const auth = `-H 'Authorization: Bearer ${aliceToken}'`;
-  const json = `-H 'Content-Type: application/json' -H 'Connect-Protocol-Version: 1' ${auth}`;
+  const cacert = tlsCertFile ? `--cacert ${JSON.stringify(tlsCertFile)} ` : '';
+  const json = `${cacert}-H 'Content-Type: application/json' -H 'Connect-Protocol-Version: 1' ${auth}`;
+  // Cleartext HTTP/2 needs prior knowledge; over TLS, ALPN negotiates h2.
+  const grpcFlags = tlsCertFile ? cacert.trim() : '--http2-prior-knowledge';
+  const grpcOver = tlsCertFile ? 'HTTP/2 over TLS' : 'HTTP/2 cleartext';
   const lines: string[] = [];
   for (const { name, account } of demo) {
     const balance = await app.getBalance(DEMO_SEEDER, account.id);
@@ -112,8 +118,8 @@ Pay 12.50 from alice to bob as alice (Connect JSON over HTTP/1.1):
 Read alice's balance:
   curl -s ${json} ${baseUrl}/payment.v1.PaymentService/GetAccountBalance -d '{"accountId":"${alice?.account.id}"}'
 
-Native gRPC with buf curl (HTTP/2 cleartext):
-  npx buf curl --http2-prior-knowledge --protocol grpc ${auth} ${baseUrl}/payment.v1.PaymentService/GetAccountBalance -d '{"accountId":"${alice?.account.id}"}'
-  npx buf curl --http2-prior-knowledge --list-services ${baseUrl}
+Native gRPC with buf curl (${grpcOver}):
+  npx buf curl ${grpcFlags} --protocol grpc ${auth} ${baseUrl}/payment.v1.PaymentService/GetAccountBalance -d '{"accountId":"${alice?.account.id}"}'
+  npx buf curl ${grpcFlags} --list-services ${baseUrl}
 `;
 }

@@ -40,7 +40,11 @@ export function echoed(input: string): string {
 }
 
 /** `field` names the request field that held the id ("payer_account_id"), so a client can tell which. */
-export function notFound(resource: 'account' | 'payment' | 'settlement', id: string, field: string): DomainError {
+export function notFound(
+  resource: 'account' | 'payment' | 'settlement' | 'api_key',
+  id: string,
+  field: string,
+): DomainError {
   return new DomainError(
     'not_found',
     `${resource.toUpperCase()}_NOT_FOUND`,

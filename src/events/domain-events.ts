@@ -26,6 +26,7 @@ import type {
   RefundRecord,
   SettlementRecord,
 } from '../domain/records.js';
+import type { CommandOrigin } from '../observability/request-context.js';
 import { toAccount, toBalance, toDeposit, toPayment, toRefund, toSettlement } from '../wire/messages.js';
 
 interface EventBase {
@@ -35,6 +36,8 @@ interface EventBase {
   /** Strictly increasing per aggregate: the account's balance version or the payment's version. */
   aggregateSeq: bigint;
   occurredAt: Date;
+  /** The request that caused the event (its correlation id and trace), when one did. */
+  origin?: CommandOrigin | undefined;
 }
 
 export type DomainEvent = EventBase &
@@ -78,6 +81,7 @@ function metadataOf(event: DomainEvent) {
     aggregateId: event.aggregateId,
     aggregateSeq: event.aggregateSeq,
     occurTime: timestampFromDate(event.occurredAt),
+    correlationId: event.origin?.requestId ?? '',
   });
 }
 

@@ -20,6 +20,10 @@ import {
   lockWaitTimedOut,
   serviceUnavailable,
 } from '../domain/errors.js';
+import type { DomainEvent } from '../events/domain-events.js';
+import { metrics } from '../observability/metrics.js';
+import { type CommandOrigin, commandOrigin } from '../observability/request-context.js';
+import { inSpan, spanEvent } from '../observability/tracing.js';
 import {
   type CommandResult,
   firstDifference,
@@ -64,7 +68,11 @@ export async function inTransaction<T>(
     try {
       return await db.transaction(work);
     } catch (error) {
-      if (isRetryable(error) && attempt < maxAttempts) continue;
+      if (isRetryable(error) && attempt < maxAttempts) {
+        metrics.ledgerRetry();
+        spanEvent('retry', { attempt, 'db.sql_state': sqlStateOf(error) ?? '' });
+        continue;
+      }
       throw translateDatabaseError(error);
     }
   }
@@ -84,11 +92,17 @@ export class Ledger {
     if (commands.length > MAX_COMMANDS_PER_TRANSACTION) {
       throw new Error(`at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`);
     }
-    const results = await inTransaction(
-      this.db,
-      (tx) => this.applyInTransaction(tx, commands),
-      this.options.maxAttempts,
-    );
+    const started = performance.now();
+    let committed = false;
+    let results: CommandResult[];
+    try {
+      results = await inSpan('ledger.transaction', { 'ledger.commands': commands.length }, () =>
+        inTransaction(this.db, (tx) => this.applyInTransaction(tx, commands), this.options.maxAttempts),
+      );
+      committed = true;
+    } finally {
+      metrics.ledgerTransaction(committed, commands.length, (performance.now() - started) / 1000);
+    }
     // Only now, after the commit, is it certain that these funding accounts exist: those of deposits that
     // succeeded (a funding account made for refused deposits only is removed again, see below).
     commands.forEach((command, index) => {
@@ -153,7 +167,9 @@ export class Ledger {
     const keysToRelease = [];
     for (const index of toPlan) {
       const command = commands[index]!;
+      const eventsBefore = context.effects.events.length;
       const outcome = planCommand(command, context);
+      tagOrigin(context.effects.events, eventsBefore, command.origin);
       if (outcome instanceof DomainError) {
         results[index] = { ok: false, error: outcome };
         keysToRelease.push(command);
@@ -242,6 +258,16 @@ export class Ledger {
     await tx.delete(accountBalances).where(inArray(accountBalances.accountId, ids));
     await tx.delete(accounts).where(inArray(accounts.id, ids));
   }
+}
+
+/**
+ * Records where the events a command just planned came from: its own origin (so that requests batched into
+ * one transaction keep theirs), else the current request and span (e.g. a background job's ledger span).
+ */
+function tagOrigin(events: DomainEvent[], from: number, origin: CommandOrigin | undefined): void {
+  if (events.length === from) return;
+  const tag = origin ?? commandOrigin();
+  for (let index = from; index < events.length; index++) events[index]!.origin = tag;
 }
 
 function replayOrMismatch(

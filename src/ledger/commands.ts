@@ -12,6 +12,7 @@ import type {
   PaymentRecord,
   RefundRecord,
 } from '../domain/records.js';
+import type { CommandOrigin } from '../observability/request-context.js';
 
 /** Who asked, and under which idempotency key. Keys are unique per principal. */
 interface Keyed {
@@ -22,6 +23,8 @@ interface Keyed {
    * the payee for capture, void and refund). Any other account answers NOT_FOUND, exactly like a missing one.
    */
   actingOwnerRef?: string;
+  /** The request (and span) that issued the command: recorded with its outbox events. */
+  origin?: CommandOrigin;
 }
 
 export interface CreateAccountCommand extends Keyed {

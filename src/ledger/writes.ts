@@ -20,6 +20,7 @@ import {
   settlements,
 } from '../db/schema.js';
 import { encodeEvent } from '../events/domain-events.js';
+import { currentTraceparent } from '../observability/tracing.js';
 import type { AccountState, Effects } from './state.js';
 
 /** Extra parts from the caller (the idempotency store), written in the same statement. */
@@ -90,6 +91,7 @@ export async function writeEffects(
             aggregateSeq: event.aggregateSeq,
             payload: encodeEvent(event),
             createdAt: event.occurredAt,
+            traceContext: event.origin?.traceparent ?? currentTraceparent() ?? null,
           })),
         )
         .getSQL(),

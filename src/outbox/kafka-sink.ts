@@ -8,7 +8,10 @@
  * the same rows (so an idempotent producer's "limited retries" warning is expected and logged at debug).
  * After any failure the producer is replaced, which resets its sequence numbers; events sent twice across
  * that boundary are the at-least-once duplicates consumers drop by the event-id header.
- * The service never uses the admin API and does not ask for topics to be auto-created: the topics must exist.
+ * The service does not ask for topics to be auto-created: the topics must exist. When a send fails, the
+ * brokers' topic list is read (one metadata request) and missing topics are named in the error, since
+ * kafkajs itself only says "Broker 0 not found in the cached metadata" or "This server does not host this
+ * topic-partition".
  */
 import {
   Kafka,
@@ -30,6 +33,7 @@ const REQUEST_TIMEOUT_MS = 15_000;
 const ACK_TIMEOUT_MS = 10_000;
 const DISCONNECT_TIMEOUT_MS = 5_000;
 const KAFKAJS_RETRY = { retries: 3, initialRetryTime: 200, maxRetryTime: 5_000 };
+const TOPIC_CHECK_TIMEOUT_MS = 5_000;
 
 /**
  * Produce errors about the records themselves: the same records fail again however often they are sent.
@@ -145,8 +149,35 @@ export class KafkaSink implements EventSink {
       });
     } catch (error) {
       await this.dropProducer();
-      const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      const missing = await this.missingTopics([...byTopic.keys()]);
+      const reason =
+        missing.length > 0
+          ? `topics missing on the brokers: ${missing.join(', ')} (create them: the service does not auto-create topics; see KAFKA_TOPIC_ACCOUNTS and KAFKA_TOPIC_PAYMENTS)`
+          : error instanceof Error
+            ? `${error.name}: ${error.message}`
+            : String(error);
       throw new SinkError(failureScopeOf(error), reason, { cause: error });
+    }
+  }
+
+  /** Which of `topics` the brokers do not have; empty when they all exist or the brokers cannot be asked. */
+  private async missingTopics(topics: string[]): Promise<string[]> {
+    const admin = this.kafka.admin({ retry: { retries: 0 } });
+    try {
+      const existing = await within(
+        admin.connect().then(() => admin.listTopics()),
+        TOPIC_CHECK_TIMEOUT_MS,
+      );
+      if (!existing) return [];
+      const known = new Set(existing);
+      return topics.filter((topic) => !known.has(topic));
+    } catch {
+      return [];
+    } finally {
+      await within(
+        admin.disconnect().catch(() => {}),
+        DISCONNECT_TIMEOUT_MS,
+      );
     }
   }
 

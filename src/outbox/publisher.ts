@@ -23,6 +23,7 @@
  */
 import type { OutboxConfig } from '../config.js';
 import type { LedgerDb } from '../db/client.js';
+import { metrics } from '../observability/metrics.js';
 import type { Leadership, LeaderTerm } from './leadership.js';
 import { messageOf, type OutboxRow, type OutgoingMessage } from './routing.js';
 import { type EventSink, type OutboxLogger, SinkError } from './sink.js';
@@ -368,10 +369,12 @@ export class OutboxPublisher {
       rows.map((row) => row.id),
     );
     this.published += rows.length;
+    metrics.outboxPublished(rows.length);
   }
 
   /** Counts the failed attempt on the rows and reports those that keep failing. */
   private async failed(db: LedgerDb, rows: OutboxRow[], error: unknown): Promise<FailedRow[]> {
+    metrics.outboxPublishFailed(rows.length);
     const reason = error instanceof Error ? error.message : String(error);
     const counted = await recordFailure(
       db,

@@ -10,6 +10,7 @@
  *   content-type    "application/x-protobuf; messageType=payment.events.v1.PaymentCompleted"
  *   aggregate-type  "account", "payment", … (the routing input)
  *   aggregate-seq   the event's per-aggregate sequence number, strictly increasing per key
+ *   traceparent     W3C trace context of the request that caused the event (only while tracing is on)
  */
 import { createRegistry, type DescMessage, fromBinary, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { file_payment_events_v1_events } from '../../gen/payment/events/v1/events_pb.js';
@@ -37,6 +38,7 @@ export const HEADER = {
   contentType: 'content-type',
   aggregateType: 'aggregate-type',
   aggregateSeq: 'aggregate-seq',
+  traceparent: 'traceparent',
 } as const;
 
 const PROTOBUF_CONTENT_TYPE = 'application/x-protobuf';
@@ -52,6 +54,8 @@ export interface OutboxRow {
   payload: Uint8Array;
   createdAt: Date;
   attempts: number;
+  /** W3C traceparent recorded when the event was written; null/absent when no trace was recording. */
+  traceContext?: string | null;
 }
 
 export interface OutgoingMessage {
@@ -93,6 +97,7 @@ export function messageOf(row: OutboxRow, topics: EventTopics): OutgoingMessage 
       [HEADER.contentType]: contentTypeOf(typeName),
       [HEADER.aggregateType]: row.aggregateType,
       [HEADER.aggregateSeq]: row.aggregateSeq.toString(),
+      ...(row.traceContext ? { [HEADER.traceparent]: row.traceContext } : {}),
     },
   };
 }

@@ -19,6 +19,7 @@ const rowColumns = {
   payload: outboxEvents.payload,
   createdAt: outboxEvents.createdAt,
   attempts: outboxEvents.attempts,
+  traceContext: outboxEvents.traceContext,
 };
 
 /**

@@ -7,6 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import { metrics } from '../observability/metrics.js';
 import { clientKey, type PrincipalOf, principalFromRequest, TrustedProxies } from './client-key.js';
 import { type LimiterLogger, RateLimiter } from './limiter.js';
 import { MemoryTokenBuckets } from './memory-buckets.js';
@@ -33,6 +34,7 @@ export function rateLimitHook(options: RateLimitHookOptions) {
     if (policy === undefined) return undefined;
     const key = `${keyPrefix}${policy.name}:${clientKey(request, trustedProxies, principalOf)}`;
     const decision = await limiter.take(key, policy);
+    metrics.rateLimitDecision(policy.name, decision.allowed, decision.source);
     if (!decision.allowed) return refuse(request, reply, policy, decision);
     reply.header('ratelimit-policy', rateLimitPolicyHeader(policy));
     reply.header('ratelimit', rateLimitHeader(policy, decision));

@@ -13,6 +13,8 @@
  * The circuit opening logs one warning, closing one info line; probe cycles while Redis stays down are
  * logged at debug and counted in stats().
  */
+
+import { metrics } from '../observability/metrics.js';
 import { type BreakerStats, CircuitBreaker, type CircuitBreakerSettings } from './circuit-breaker.js';
 import type { Decision, MemoryTokenBuckets } from './memory-buckets.js';
 import type { BucketPolicy } from './policy.js';
@@ -53,6 +55,7 @@ export class RateLimiter {
       ...options.breaker,
       ...(options.now ? { now: options.now } : {}),
       onStateChange: (from, to, cause) => {
+        metrics.rateLimitFallback(to !== 'closed');
         const stats = this.breaker.stats();
         if (from === 'closed') {
           logger.warn(

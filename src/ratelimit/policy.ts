@@ -24,10 +24,12 @@ export const WRITE_PROCEDURES: ReadonlySet<string> = new Set([
   '/payment.v1.AccountService/CreateAccount',
   '/payment.v1.AccountService/DepositFunds',
   '/payment.v1.SettlementService/RunSettlement',
+  '/payment.v1.ApiKeyService/CreateApiKey',
+  '/payment.v1.ApiKeyService/RevokeApiKey',
 ]);
 
-/** Liveness/readiness and the gRPC infrastructure services: probes and tooling must never be throttled. */
-const EXEMPT_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+/** Liveness/readiness, metrics scrapes and the gRPC infrastructure services: probes and tooling must never be throttled. */
+const EXEMPT_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
 const EXEMPT_PREFIXES = ['/grpc.health.v1.', '/grpc.reflection.'];
 
 /**

@@ -13,13 +13,17 @@ import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1
 import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
 import { file_payment_v1_account } from '../../gen/payment/v1/account_pb.js';
 import { file_payment_v1_admin } from '../../gen/payment/v1/admin_pb.js';
+import { file_payment_v1_api_keys } from '../../gen/payment/v1/api_keys_pb.js';
 import { file_payment_v1_payment } from '../../gen/payment/v1/payment_pb.js';
 import { file_payment_v1_settlement } from '../../gen/payment/v1/settlement_pb.js';
+import { registerApiKeyService } from '../api/api-key-handlers.js';
 import { errorMappingInterceptor } from '../api/errors.js';
 import { registerLedgerServices } from '../api/handlers.js';
+import { observabilityInterceptor, withHttpRequest } from '../api/observe.js';
 import { registerOperatorServices } from '../api/operator-handlers.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
 import { JSON_OPTIONS, strictInputInterceptor } from '../api/strict-input.js';
+import { ApiKeysApp } from '../app/api-keys-app.js';
 import type { PaymentsApp } from '../app/payments-app.js';
 import type { SettlementsApp } from '../app/settlements-app.js';
 import type { Authenticator } from '../auth/authenticate.js';
@@ -29,6 +33,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
 import { registerReflectionServices } from '../grpc/reflection.js';
+import { scrape } from '../observability/metrics.js';
 import type { OutboxStatus } from '../outbox/index.js';
 import { TrustedProxies } from '../ratelimit/client-key.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
@@ -51,6 +56,8 @@ export interface ServerDependencies {
   /** Shared rate-limit buckets (REDIS_URL); without it the limiter keeps per-process buckets. */
   rateLimitRedis?: Redis | undefined;
   authenticator: Authenticator;
+  /** Where log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void } | undefined;
 }
 
 const IDLE_TIMEOUT_MS = 60_000;
@@ -64,7 +71,7 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
   const { config } = deps;
   const trustedProxies = new TrustedProxies(config.trustedProxies);
   const fastify = Fastify({
-    logger: { level: config.logLevel },
+    logger: { level: config.logLevel, ...(deps.logStream ? { stream: deps.logStream } : {}) },
     // Fastify's types assume one protocol; at run time it only needs listen/close/address, which this has.
     serverFactory: (handler) =>
       createListener(handler as ListenerHandler, {
@@ -124,10 +131,15 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     : undefined;
 
   await registerConnectRoutes(fastify, {
-    // Outermost first: errors raised by authentication or input checks are mapped like any other. Input is
-    // checked once the caller is known, before any handler work.
-    interceptors: [errorMappingInterceptor(fastify.log), authInterceptor(), strictInputInterceptor()],
-    contextValues: authContextValues,
+    // Outermost first: observability sees every RPC and its final code; errors raised by authentication or
+    // input checks are mapped like any other. Input is checked once the caller is known, before handler work.
+    interceptors: [
+      observabilityInterceptor({ accessLog: config.observability.accessLog }),
+      errorMappingInterceptor(fastify.log),
+      authInterceptor(),
+      strictInputInterceptor(),
+    ],
+    contextValues: (request) => withHttpRequest(authContextValues(request), request),
     readMaxBytes: config.requestBodyMaxBytes,
     maxTimeoutMs: config.limits.maxTimeoutMs,
     // Refuses cross-site form posts and makes accidental plain-HTTP clients fail loudly.
@@ -139,12 +151,14 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     routes(router) {
       registerLedgerServices(router, deps.app);
       registerOperatorServices(router, deps.settlementsApp);
+      registerApiKeyService(router, new ApiKeysApp(deps.database.db));
       registerHealthService(router, deps.health);
       registerReflectionServices(router, [
         file_payment_v1_payment,
         file_payment_v1_account,
         file_payment_v1_settlement,
         file_payment_v1_admin,
+        file_payment_v1_api_keys,
         file_grpc_health_v1_health,
         file_grpc_reflection_v1_reflection,
         file_grpc_reflection_v1alpha_reflection,
@@ -153,6 +167,13 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
   });
 
   fastify.get('/healthz', async () => ({ status: 'ok' }));
+  // On the service port unless METRICS_PORT moves it to a port of its own (service.ts).
+  if (config.observability.metrics.enabled && config.observability.metrics.port === undefined) {
+    fastify.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await scrape();
+      return reply.type(contentType).send(body);
+    });
+  }
   fastify.get('/readyz', async (_request, reply) => {
     const outboxDetail = deps.outboxStatus
       ? withTimeout(deps.outboxStatus(), READY_CHECK_TIMEOUT_MS).then(

@@ -7,12 +7,14 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { FastifyInstance } from 'fastify';
 import { AccountService } from '../../gen/payment/v1/account_pb.js';
 import { AdminService } from '../../gen/payment/v1/admin_pb.js';
+import { ApiKeyService } from '../../gen/payment/v1/api_keys_pb.js';
 import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
 import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
 import type { DevKeyPair } from '../auth/dev-keys.js';
 import { setUpAuthentication } from '../auth/setup.js';
+import { type DatabaseSettings, explainDatabaseError } from '../config/database.js';
 import type { Config } from '../config.js';
 import { type Database, openPglite, openPostgres } from '../db/client.js';
 import { minorUnitExponent } from '../domain/currency.js';
@@ -21,6 +23,7 @@ import { Ledger } from '../ledger/apply.js';
 import { sweepExpiredHolds } from '../ledger/hold-sweeper.js';
 import { reapOnce } from '../ledger/key-reaper.js';
 import { runSettlement } from '../ledger/settlement.js';
+import { startObservability } from '../observability/setup.js';
 import { createOutboxPublisher, type OutboxPublisher } from '../outbox/index.js';
 import { createRateLimitRedis, waitForRedis } from '../ratelimit/redis-client.js';
 import { buildServer, listenerOf } from './app.js';
@@ -38,6 +41,8 @@ export interface RunningService {
   outbox: OutboxPublisher;
   /** The embedded mode's development signing key, for the demo users' tokens; undefined otherwise. */
   devKeyPair: DevKeyPair | undefined;
+  /** http://host:port/metrics when METRICS_PORT gives metrics a listener of their own. */
+  metricsUrl: string | undefined;
   /** http://host:port (https:// with TLS). */
   url: string;
   port: number;
@@ -57,15 +62,26 @@ export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) =>
   };
 }
 
-export async function openDatabase(config: Config): Promise<Database> {
+/** Opens and migrates the database; an unreachable DATABASE_URL is a ConfigError naming it. */
+export async function openDatabase(config: DatabaseSettings): Promise<Database> {
   const database = config.databaseUrl
     ? openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize })
     : await openPglite(config.dataDir);
-  await database.migrate();
+  try {
+    await database.migrate();
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw explainDatabaseError(config, error);
+  }
   return database;
 }
 
-export async function startService(config: Config): Promise<RunningService> {
+export interface ServiceOptions {
+  /** Where log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void };
+}
+
+export async function startService(config: Config, options: ServiceOptions = {}): Promise<RunningService> {
   const database = await openDatabase(config);
   const ledger = new Ledger(database.db, {
     idempotencyRetentionMs: config.idempotencyRetentionMs,
@@ -77,7 +93,7 @@ export async function startService(config: Config): Promise<RunningService> {
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
   // Probes may ask about one service by name as well as about the server as a whole ("").
-  for (const service of [PaymentService, AccountService, SettlementService, AdminService]) {
+  for (const service of [PaymentService, AccountService, SettlementService, AdminService, ApiKeyService]) {
     health.set(service.typeName, ServingStatus.SERVING);
   }
   const shutdown = new AbortController();
@@ -99,6 +115,7 @@ export async function startService(config: Config): Promise<RunningService> {
     outboxStatus: () => outbox.status(),
     rateLimitRedis,
     authenticator,
+    logStream: options.logStream,
   });
   const log = fastify.log;
   if (config.ledgerCheckOnStart) {
@@ -143,7 +160,14 @@ export async function startService(config: Config): Promise<RunningService> {
 
   const outbox = createOutboxPublisher(config, database, log.child({ component: 'outbox' }));
 
-  await fastify.listen({ host: config.host, port: config.port });
+  const observability = await startObservability(config, () => outbox.status());
+  await fastify.listen({
+    host: config.host,
+    port: config.port,
+    // Fastify only knows its own https option; with TLS our listener serves https:// (h2 and HTTP/1.1).
+    listenTextResolver: (address) =>
+      `Server listening at ${config.tls ? address.replace(/^http:/, 'https:') : address}`,
+  });
   outbox.start();
   const address = fastify.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -171,11 +195,13 @@ export async function startService(config: Config): Promise<RunningService> {
         // advisory lock and disconnects the producer.
         await outbox.stop();
         rateLimitRedis?.disconnect();
+        await observability.close();
         await database.close();
       }
     })();
     return closing;
   };
 
-  return { fastify, database, app, ledger, jobs, outbox, devKeyPair, url, port, close };
+  const { metricsUrl } = observability;
+  return { fastify, database, app, ledger, jobs, outbox, devKeyPair, metricsUrl, url, port, close };
 }

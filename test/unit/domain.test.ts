@@ -140,6 +140,7 @@ describe('method rules', () => {
       (await import('../../gen/payment/v1/account_pb.js')).AccountService,
       (await import('../../gen/payment/v1/settlement_pb.js')).SettlementService,
       (await import('../../gen/payment/v1/admin_pb.js')).AdminService,
+      (await import('../../gen/payment/v1/api_keys_pb.js')).ApiKeyService,
     ];
     const served = services.flatMap((service) => service.methods.map((method) => `${service.typeName}/${method.name}`));
     expect(Object.keys(METHOD_RULES).sort()).toEqual(served.sort());

@@ -1,0 +1,118 @@
+/**
+ * One Connect interceptor observes every RPC on every protocol (gRPC over HTTP/2, gRPC-Web, Connect): the
+ * HTTP layer cannot, since Node's HTTP instrumentation does not see the HTTP/2 server. Per RPC it
+ *   - opens a server span, child of the caller's `traceparent` if it sent one;
+ *   - makes the request's logger (request id, principal, procedure on every line) current for the call;
+ *   - counts and times it by procedure, protocol and code, and writes the access log line if enabled.
+ * Place it outermost so that it sees the final status code, after errors have been mapped. Requests
+ * answered early by hooks never reach it; answerEarly reports those through rpcAnswered.
+ */
+import { Code, ConnectError, type ContextValues, createContextKey, type Interceptor } from '@connectrpc/connect';
+import { codeLabel, metrics, type RpcProtocol, rpcProtocolOf } from '../observability/metrics.js';
+import { type RequestLogger, runInRequest } from '../observability/request-context.js';
+import { contextFromHeaders, SpanKind, SpanStatusCode, tracer } from '../observability/tracing.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
+
+/** What the HTTP layer knows about a request, handed to the interceptor through Connect's context values. */
+export interface HttpRequestInfo {
+  id: string;
+  log: RequestLogger;
+  /** The authenticated principal, if any. */
+  principal: string | undefined;
+}
+
+const NO_REQUEST: HttpRequestInfo = {
+  id: '',
+  log: { info() {}, warn() {}, error() {}, child: () => NO_REQUEST.log },
+  principal: undefined,
+};
+export const httpRequestKey = createContextKey<HttpRequestInfo>(NO_REQUEST, { description: 'HTTP request' });
+
+/** Adds the Fastify request's id, logger and principal to a request's context values. */
+export function withHttpRequest(
+  values: ContextValues,
+  request: { id: string; log: RequestLogger; principal?: string | undefined },
+): ContextValues {
+  return values.set(httpRequestKey, { id: request.id, log: request.log, principal: request.principal });
+}
+
+let accessLog = false;
+
+/** `payment.v1.PaymentService/AuthorizePayment`: the label every RPC metric, span and log line uses. */
+export function procedureName(typeName: string, methodName: string): string {
+  return `${typeName}/${methodName}`;
+}
+
+/** The procedure label of a request answered before Connect's router (matched route, or "unknown"). */
+export function procedureOfRoute(routeUrl: string | undefined): string {
+  if (routeUrl === undefined || !/^\/[\w.]+\/\w+$/.test(routeUrl)) return 'unknown';
+  return routeUrl.slice(1);
+}
+
+export interface AnsweredRpc {
+  procedure: string;
+  protocol: RpcProtocol;
+  /** undefined = OK. */
+  code: Code | undefined;
+  durationSeconds: number;
+  log: RequestLogger;
+  principal: string | undefined;
+  replayed: boolean;
+}
+
+/** Records an answered RPC: metrics, and the access log line when ACCESS_LOG is on. */
+export function rpcAnswered(rpc: AnsweredRpc): void {
+  metrics.rpcAnswered(rpc.procedure, rpc.protocol, rpc.code, rpc.durationSeconds);
+  if (!accessLog) return;
+  rpc.log.info(
+    {
+      procedure: rpc.procedure,
+      protocol: rpc.protocol,
+      code: codeLabel(rpc.code),
+      durationMs: Math.round(rpc.durationSeconds * 1e4) / 10,
+      principal: rpc.principal ?? 'anonymous',
+      replayed: rpc.replayed,
+    },
+    'rpc',
+  );
+}
+
+/** `accessLog`: one info line per RPC (ACCESS_LOG); process-wide, like the metrics registry. */
+export function observabilityInterceptor(options: { accessLog: boolean }): Interceptor {
+  accessLog = options.accessLog;
+  return (next) => (request) => {
+    const started = performance.now();
+    const procedure = procedureName(request.service.typeName, request.method.name);
+    const protocol = rpcProtocolOf(request.header.get('content-type'));
+    const http = request.contextValues.get(httpRequestKey);
+    const principal = http.principal;
+    const log = http.log.child({ procedure, principal: principal ?? 'anonymous' });
+    const attributes = {
+      'rpc.system': protocol === 'connect' ? 'connect_rpc' : 'grpc',
+      'rpc.service': request.service.typeName,
+      'rpc.method': request.method.name,
+      'request.id': http.id,
+    };
+    const parent = contextFromHeaders(request.header);
+    return tracer().startActiveSpan(procedure, { kind: SpanKind.SERVER, attributes }, parent, (span) =>
+      runInRequest({ requestId: http.id, log }, async () => {
+        let code: Code | undefined;
+        let replayed = false;
+        try {
+          const response = await next(request);
+          replayed = response.header.get(IDEMPOTENT_REPLAYED_HEADER) === 'true';
+          return response;
+        } catch (error) {
+          code = error instanceof ConnectError ? error.code : Code.Internal;
+          span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
+          throw error;
+        } finally {
+          span.setAttribute('rpc.grpc.status_code', code ?? 0);
+          span.end();
+          const durationSeconds = (performance.now() - started) / 1000;
+          rpcAnswered({ procedure, protocol, code, durationSeconds, log, principal, replayed });
+        }
+      }),
+    );
+  };
+}

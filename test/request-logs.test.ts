@@ -1,0 +1,110 @@
+/**
+ * Logs with context: every line logged while serving a request carries its request id, principal and
+ * procedure; ACCESS_LOG adds one line per RPC (also for RPCs the rate limiter answers early).
+ */
+import { randomUUID } from 'node:crypto';
+import { Code } from '@connectrpc/connect';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningService } from '../src/server/service.js';
+import { startService } from '../src/server/service.js';
+import { connectErrorOf } from './support/calls.js';
+import { clientsFor } from './support/clients.js';
+import { registerBackendKey } from './support/credentials.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { key } from './support/fixtures.js';
+import { testConfig } from './support/server.js';
+
+type LogLine = Record<string, unknown>;
+const lines: LogLine[] = [];
+const logStream = { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) };
+
+let database: TestDatabase;
+let service: RunningService;
+let principal: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const config = testConfig(database.url, {
+    LOG_LEVEL: 'info',
+    ACCESS_LOG: 'true',
+    RATE_LIMIT_ENABLED: 'true',
+    RATE_LIMIT_KEY_PREFIX: `test-logs-${randomUUID()}:`,
+    RATE_LIMIT_READ_CAPACITY: '1',
+    RATE_LIMIT_READ_REFILL_PER_SECOND: '0',
+  });
+  service = await startService(config, { logStream });
+  const backendKey = await registerBackendKey(service);
+  principal = `apikey:${backendKey.split('_')[1]}`;
+});
+afterAll(async () => {
+  await service?.close();
+  await database?.drop();
+});
+
+const linesOf = (requestId: string) => lines.filter((line) => line.reqId === requestId);
+
+describe('request logs', () => {
+  it('an access line per RPC: procedure, code, duration, principal, replayed', async () => {
+    const clients = clientsFor('grpc', service.url);
+    const request = { idempotencyKey: key(), ownerRef: 'user:logged', currency: 'USD' };
+    const first = randomUUID();
+    const again = randomUUID();
+    await clients.accounts.createAccount(request, { headers: { 'x-request-id': first } });
+    await clients.accounts.createAccount(request, { headers: { 'x-request-id': again } });
+
+    const [line] = linesOf(first);
+    expect(line).toMatchObject({
+      msg: 'rpc',
+      procedure: 'payment.v1.AccountService/CreateAccount',
+      protocol: 'grpc',
+      code: 'ok',
+      principal,
+      replayed: false,
+    });
+    expect(typeof line!.durationMs).toBe('number');
+    expect(linesOf(again)[0]).toMatchObject({ msg: 'rpc', code: 'ok', replayed: true });
+  });
+
+  it('an RPC refused early by the rate limiter gets its access line too', async () => {
+    const clients = clientsFor('connect-json', service.url);
+    const ids = [randomUUID(), randomUUID()];
+    for (const id of ids)
+      await connectErrorOf(
+        clients.accounts.getAccount({ accountId: 'acct_none' }, { headers: { 'x-request-id': id } }),
+      );
+    expect(linesOf(ids[0]!)[0]).toMatchObject({ msg: 'rpc', code: 'not_found', principal });
+    expect(linesOf(ids[1]!)[0]).toMatchObject({
+      msg: 'rpc',
+      procedure: 'payment.v1.AccountService/GetAccount',
+      code: 'resource_exhausted',
+      principal,
+    });
+  });
+
+  it("an internal error is logged with the request's id, principal and procedure, never sent to the client", async () => {
+    // Instrumentation of the running instance: the real handler path up to the app, which then fails.
+    const app = service.app;
+    const original = app.getPayment.bind(app);
+    app.getPayment = async () => {
+      throw new Error('boom: select * from payments');
+    };
+    try {
+      const id = randomUUID();
+      // A key of its own: the reads bucket of the default key is spent by the test above.
+      const apiKey = await registerBackendKey(service);
+      principal = `apikey:${apiKey.split('_')[1]}`;
+      const error = await connectErrorOf(
+        clientsFor('grpc-web', service.url, { apiKey }).payments.getPayment(
+          { paymentId: 'pay_x' },
+          { headers: { 'x-request-id': id } },
+        ),
+      );
+      expect(error.code).toBe(Code.Internal);
+      expect(error.rawMessage).not.toContain('select');
+      const failure = linesOf(id).find((line) => line.msg === 'request failed with an internal error');
+      expect(failure).toMatchObject({ procedure: 'payment.v1.PaymentService/GetPayment', principal });
+    } finally {
+      app.getPayment = original;
+    }
+  });
+});

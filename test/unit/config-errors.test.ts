@@ -1,0 +1,88 @@
+/** Bad settings are reported all at once, each naming its variable; TLS and JWT key material is checked. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadDatabaseSettings } from '../../src/config/database.js';
+import { ConfigError, ConfigErrors, loadConfig } from '../../src/config.js';
+import { createSelfSignedCert, type SelfSignedCert } from '../support/self-signed-cert.js';
+
+const POSTGRES = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/ledger' };
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigErrors) return error.errors.map((problem) => problem.variable);
+    if (error instanceof ConfigError) return [error.variable];
+    throw error;
+  }
+  return [];
+}
+
+let first: SelfSignedCert;
+let second: SelfSignedCert;
+beforeAll(async () => {
+  [first, second] = await Promise.all([createSelfSignedCert(), createSelfSignedCert()]);
+});
+afterAll(async () => {
+  await first?.remove();
+  await second?.remove();
+});
+
+describe('loadConfig', () => {
+  it('reports every bad or missing setting at once', () => {
+    const problems = problemsOf({
+      ...POSTGRES,
+      PORT: 'x',
+      HOLD_MIN_SECONDS: '-1',
+      KAFKA_SASL_MECHANISM: 'plain',
+      RATE_LIMIT_READ_REFILL_PER_SECOND: 'fast',
+      LOG_LEVEL: 'loud',
+    });
+    expect(problems.sort()).toEqual(
+      [
+        'AUTH_JWKS_FILE',
+        'AUTH_JWT_AUDIENCE',
+        'AUTH_JWT_ISSUER',
+        'HOLD_MIN_SECONDS',
+        'KAFKA_BROKERS',
+        'LOG_LEVEL',
+        'PORT',
+        'RATE_LIMIT_READ_REFILL_PER_SECOND',
+      ].sort(),
+    );
+  });
+
+  it('the message has a line per problem naming its variable', () => {
+    expect(() => loadConfig({ ...POSTGRES, PORT: 'x' })).toThrow(/PORT must be a whole number[\s\S]*AUTH_JWT_ISSUER/);
+  });
+
+  it('a TLS key that does not match its certificate stops the start, naming TLS_KEY_FILE', () => {
+    expect(problemsOf({ TLS_CERT_FILE: first.certFile, TLS_KEY_FILE: second.keyFile })).toEqual(['TLS_KEY_FILE']);
+    expect(problemsOf({ TLS_CERT_FILE: first.certFile, TLS_KEY_FILE: first.keyFile })).toEqual([]);
+  });
+
+  it('a malformed JWKS or PEM names its variable', () => {
+    const badJwks = join(first.certFile, '..', 'jwks.json');
+    writeFileSync(badJwks, '{"keys": [{"kty": "EC"}]}');
+    expect(problemsOf({ AUTH_JWKS_FILE: badJwks, AUTH_JWT_ISSUER: 'i', AUTH_JWT_AUDIENCE: 'a' })).toEqual([
+      'AUTH_JWKS_FILE',
+    ]);
+    expect(
+      problemsOf({
+        AUTH_JWT_PUBLIC_KEY_FILE: first.certFile.replace('cert.pem', 'jwks.json'),
+        AUTH_JWT_ISSUER: 'i',
+        AUTH_JWT_AUDIENCE: 'a',
+      }),
+    ).toEqual(['AUTH_JWT_PUBLIC_KEY_FILE']);
+  });
+});
+
+describe('loadDatabaseSettings', () => {
+  it('needs only the database settings', () => {
+    expect(loadDatabaseSettings({ ...POSTGRES, PORT: 'x' })).toMatchObject({ databaseUrl: POSTGRES.DATABASE_URL });
+    expect(() => loadDatabaseSettings({ DATABASE_URL: 'mysql://x', DB_POOL_SIZE: '0' })).toThrow(
+      /DATABASE_URL[\s\S]*DB_POOL_SIZE/,
+    );
+  });
+});
