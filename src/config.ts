@@ -4,6 +4,7 @@
  */
 import { ConfigError, type Env, readBool, readInt, readUrl } from './config/env.js';
 import { type KafkaConfig, type OutboxConfig, readKafka, readOutbox } from './config/kafka.js';
+import { type BatchConfig, readApiKeyCacheTtlMs, readBatch, readPoolWaitMs } from './config/ledger.js';
 import { type RateLimitConfig, readRateLimit, readRedisUrl, readTrustedProxies } from './config/rate-limit.js';
 import {
   type AuthConfig,
@@ -16,6 +17,7 @@ import {
 
 export { ConfigError } from './config/env.js';
 export type { KafkaConfig, KafkaSaslMechanism, OutboxConfig } from './config/kafka.js';
+export type { BatchConfig } from './config/ledger.js';
 export type { RateLimitBucketConfig, RateLimitConfig } from './config/rate-limit.js';
 export type { AuthConfig, RequestLimits, TlsConfig } from './config/security.js';
 
@@ -26,6 +28,12 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   dbPoolSize: number;
+  /** How long a request waits for a pool connection before answering UNAVAILABLE. */
+  dbPoolWaitMs: number;
+  /** Group commit of ledger commands. */
+  batch: BatchConfig;
+  /** How long a verified API key is cached; 0 = never cached. Revocation clears every replica's cache at once. */
+  apiKeyCacheTtlMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   tls: TlsConfig | undefined;
   corsOrigins: string[];
@@ -101,12 +109,16 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const databaseUrl = readDatabaseUrl(env);
   const host = env.HOST || '127.0.0.1';
+  const dbPoolSize = readInt(env, 'DB_POOL_SIZE', 8, 1, 200);
   return {
     host,
     port: readInt(env, 'PORT', 8080, 0, 65535),
     databaseUrl,
     dataDir: env.DATA_DIR || '.data/pglite',
-    dbPoolSize: readInt(env, 'DB_POOL_SIZE', 8, 1, 200),
+    dbPoolSize,
+    dbPoolWaitMs: readPoolWaitMs(env),
+    batch: readBatch(env, dbPoolSize),
+    apiKeyCacheTtlMs: readApiKeyCacheTtlMs(env),
     logLevel: logLevel as Config['logLevel'],
     tls: readTls(env),
     corsOrigins: readOrigins(env),

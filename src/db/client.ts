@@ -10,6 +10,7 @@ import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
+import { isPoolWaitTimeout } from './errors.js';
 import { migratePglite, migratePostgres } from './migrate.js';
 import * as schema from './schema.js';
 
@@ -19,6 +20,8 @@ export type LedgerTx = Parameters<Parameters<LedgerDb['transaction']>[0]>[0];
 export interface Database {
   db: LedgerDb;
   kind: 'postgres' | 'pglite';
+  /** Requests that waited too long for a pool connection (answered UNAVAILABLE), since start. */
+  poolWaitTimeouts(): number;
   /** Applies pending migrations from drizzle/. */
   migrate(): Promise<void>;
   /** Cheap round trip for readiness checks. */
@@ -32,13 +35,17 @@ export interface PostgresOptions {
   /** Bounds how long a statement waits for a row lock (e.g. a hot balance or an in-flight idempotency key). */
   lockTimeoutMs?: number;
   statementTimeoutMs?: number;
+  /** How long a query or transaction waits for a free connection before failing (see isPoolWaitTimeout). */
+  poolWaitMs?: number;
+  /** Called once per pool wait that timed out, whichever layer asked for the connection. */
+  onPoolWaitTimeout?: () => void;
 }
 
 export function openPostgres(options: PostgresOptions): Database {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: options.poolWaitMs ?? 5_000,
     idleTimeoutMillis: 30_000,
     // Set per connection rather than per transaction: saves a round trip on every payment.
     options: `-c lock_timeout=${options.lockTimeoutMs ?? 5_000} -c statement_timeout=${options.statementTimeoutMs ?? 15_000}`,
@@ -47,15 +54,46 @@ export function openPostgres(options: PostgresOptions): Database {
   // is replaced by the pool, one in use fails its query, and one being closed by pool.end() is done anyway.
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
+  let poolWaitTimeouts = 0;
+  countPoolWaitTimeouts(pool, () => {
+    poolWaitTimeouts++;
+    options.onPoolWaitTimeout?.();
+  });
   const db = drizzleNodePg(pool, { schema }) as unknown as LedgerDb;
   return {
     db,
     kind: 'postgres',
+    poolWaitTimeouts: () => poolWaitTimeouts,
     migrate: () => migratePostgres(options.url),
     ping: async () => {
       await pool.query('select 1');
     },
     close: () => pool.end(),
+  };
+}
+
+type ConnectCallback = (error: Error | undefined, ...rest: unknown[]) => void;
+
+/**
+ * Wraps pool.connect, which both drizzle's transactions and pool.query (callback style) go through, to see every
+ * connection wait that timed out at its source, exactly once.
+ */
+function countPoolWaitTimeouts(pool: pg.Pool, onTimeout: () => void): void {
+  const connect = pool.connect.bind(pool) as (callback?: ConnectCallback) => Promise<pg.PoolClient> | undefined;
+  const check = (error: unknown) => {
+    if (isPoolWaitTimeout(error)) onTimeout();
+  };
+  (pool as unknown as { connect: typeof connect }).connect = (callback?: ConnectCallback) => {
+    if (callback) {
+      return connect((error, ...rest) => {
+        check(error);
+        callback(error, ...rest);
+      });
+    }
+    return connect()?.catch((error: unknown) => {
+      check(error);
+      throw error;
+    });
   };
 }
 
@@ -66,6 +104,8 @@ export async function openPglite(dataDir: string): Promise<Database> {
   return {
     db,
     kind: 'pglite',
+    // One in-process connection: nothing waits for a pool.
+    poolWaitTimeouts: () => 0,
     migrate: () => migratePglite(client),
     ping: async () => {
       await db.execute(sql`select 1`);

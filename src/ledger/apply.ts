@@ -10,16 +10,19 @@
  * A command that fails (e.g. NOT_FOUND) writes nothing and gives its key back; the others still commit.
  */
 import type { LedgerDb, LedgerTx } from '../db/client.js';
-import { isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
+import { isPoolWaitTimeout, isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
 import {
   concurrentRequest,
   DomainError,
+  databasePoolExhausted,
+  deadlineExceeded,
   idempotencyKeyReused,
   lockWaitTimedOut,
   serviceUnavailable,
 } from '../domain/errors.js';
 import {
+  type ApplyOptions,
   type CommandResult,
   firstDifference,
   idempotencyParams,
@@ -30,7 +33,7 @@ import {
 import { claimKeys, idempotencyKeyOf, releaseKeysSql, storeOutcomesSql } from './idempotency-store.js';
 import { lockAccounts, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
-import { emptyEffects, fundingAccountId, type PlanContext } from './state.js';
+import { type AccountState, emptyEffects, fundingAccountId, type PaymentState, type PlanContext } from './state.js';
 import { writeEffects } from './writes.js';
 
 export interface LedgerOptions {
@@ -74,14 +77,22 @@ export class Ledger {
     private readonly options: LedgerOptions,
   ) {}
 
-  async apply(commands: LedgerCommand[]): Promise<CommandResult[]> {
+  /**
+   * Applies `commands` in one transaction; one result per command, in order. A command whose signal has aborted
+   * (its deadline passed) before its batch starts is not started, and one that aborts after planning but before
+   * the write is dropped from the writes (the rest are planned again without it); both answer DEADLINE_EXCEEDED.
+   * Throws only for the whole list: a database failure (translated, see translateDatabaseError) or a bug.
+   */
+  async apply(commands: LedgerCommand[], options: ApplyOptions = {}): Promise<CommandResult[]> {
     if (commands.length === 0) return [];
     if (commands.length > MAX_COMMANDS_PER_TRANSACTION) {
       throw new Error(`at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`);
     }
+    const aborted = (index: number) => (options.signals?.[index] ?? options.signal)?.aborted === true;
+    if (commands.every((_, index) => aborted(index))) return commands.map(() => deadlineResult());
     const results = await inTransaction(
       this.db,
-      (tx) => this.applyInTransaction(tx, commands),
+      (tx) => this.applyInTransaction(tx, commands, aborted),
       this.options.maxAttempts,
     );
     // Only now, after the commit, is it certain that these funding accounts exist.
@@ -89,7 +100,11 @@ export class Ledger {
     return results;
   }
 
-  private async applyInTransaction(tx: LedgerTx, commands: LedgerCommand[]): Promise<CommandResult[]> {
+  private async applyInTransaction(
+    tx: LedgerTx,
+    commands: LedgerCommand[],
+    aborted: (index: number) => boolean,
+  ): Promise<CommandResult[]> {
     const now = this.options.now?.() ?? new Date();
     const results: (CommandResult | undefined)[] = new Array(commands.length);
     const params = commands.map(idempotencyParams);
@@ -97,6 +112,11 @@ export class Ledger {
     // A key repeated inside one list is settled after its first use (see the end of this function).
     const firstIndexOfKey = new Map<string, number>();
     commands.forEach((command, index) => {
+      // Past its deadline before the batch starts: not started at all (its key is not even claimed).
+      if (aborted(index)) {
+        results[index] = deadlineResult();
+        return;
+      }
       const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
       if (!firstIndexOfKey.has(key)) firstIndexOfKey.set(key, index);
     });
@@ -132,32 +152,20 @@ export class Ledger {
         return accountsToLock(command, paymentId ? lockedPayments.get(paymentId) : undefined);
       }),
     );
-    const context: PlanContext = {
+    const { context, outcomesToStore, keysToRelease } = this.planUntilNoneExpired(
+      commands,
+      toPlan,
+      results,
       now,
-      maxPaymentMinor: this.options.maxPaymentMinor,
-      accounts: lockedAccounts,
-      payments: lockedPayments,
-      effects: emptyEffects(),
-    };
-    const outcomesToStore = [];
-    const keysToRelease = [];
-    for (const index of toPlan) {
-      const command = commands[index]!;
-      const outcome = planCommand(command, context);
-      if (outcome instanceof DomainError) {
-        results[index] = { ok: false, error: outcome };
-        keysToRelease.push(command);
-      } else {
-        results[index] = { ok: true, outcome, replayed: false };
-        outcomesToStore.push({ principal: command.principal, idempotencyKey: command.idempotencyKey, outcome });
-      }
-    }
+      { accounts: lockedAccounts, payments: lockedPayments },
+      aborted,
+    );
 
     const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
     await writeEffects(
       tx,
       context.effects,
-      lockedAccounts,
+      context.accounts,
       keyParts.filter((part) => part !== undefined),
     );
 
@@ -168,6 +176,53 @@ export class Ledger {
       results[index] = first.ok ? replayOrMismatch(params[firstIndex]!, params[index]!, first.outcome) : first;
     });
     return results as CommandResult[];
+  }
+
+  /**
+   * Plans `toPlan` (indices into `commands`) against the locked rows, filling `results`. A command whose deadline
+   * passed meanwhile is dropped and the others planned again from a fresh copy of the locked rows, since its
+   * effects may have changed what they saw; each round drops at least one, so at most `toPlan.length` rounds.
+   */
+  private planUntilNoneExpired(
+    commands: LedgerCommand[],
+    toPlan: number[],
+    results: (CommandResult | undefined)[],
+    now: Date,
+    locked: { accounts: Map<string, AccountState>; payments: Map<string, PaymentState> },
+    aborted: (index: number) => boolean,
+  ) {
+    const expired: number[] = [];
+    let remaining = toPlan;
+    for (;;) {
+      const context: PlanContext = {
+        now,
+        maxPaymentMinor: this.options.maxPaymentMinor,
+        accounts: copyRows(locked.accounts),
+        payments: copyRows(locked.payments),
+        effects: emptyEffects(),
+      };
+      const outcomesToStore = [];
+      const keysToRelease = expired.map((index) => commands[index]!);
+      for (const index of remaining) {
+        const command = commands[index]!;
+        const outcome = planCommand(command, context);
+        if (outcome instanceof DomainError) {
+          results[index] = { ok: false, error: outcome };
+          keysToRelease.push(command);
+        } else {
+          results[index] = { ok: true, outcome, replayed: false };
+          outcomesToStore.push({ principal: command.principal, idempotencyKey: command.idempotencyKey, outcome });
+        }
+      }
+      // Checked after planning, with no await before the write: the last moment a command can still be dropped.
+      const newlyExpired = new Set(remaining.filter((index) => results[index]?.ok === true && aborted(index)));
+      if (newlyExpired.size === 0) return { context, outcomesToStore, keysToRelease };
+      for (const index of newlyExpired) {
+        results[index] = deadlineResult();
+        expired.push(index);
+      }
+      remaining = remaining.filter((index) => !newlyExpired.has(index));
+    }
   }
 
   private async ensureFundingAccounts(tx: LedgerTx, currencies: string[]): Promise<void> {
@@ -191,6 +246,15 @@ export class Ledger {
   }
 }
 
+function deadlineResult(): CommandResult {
+  return { ok: false, error: deadlineExceeded() };
+}
+
+/** Shallow copies: planning replaces the rows' fields (never mutates nested values), so a copy can be re-planned. */
+function copyRows<T extends object>(rows: Map<string, T>): Map<string, T> {
+  return new Map([...rows].map(([id, row]) => [id, { ...row }]));
+}
+
 function replayOrMismatch(
   storedParams: Record<string, string>,
   incomingParams: Record<string, string>,
@@ -203,6 +267,11 @@ function replayOrMismatch(
 
 /** Database failures a client can act on become domain errors; anything else stays internal. */
 export function translateDatabaseError(error: unknown): unknown {
+  if (error instanceof DomainError) return error;
+  // Waited too long for a pool connection: nothing ran, so the same request may safely come again.
+  if (isPoolWaitTimeout(error)) {
+    return databasePoolExhausted();
+  }
   switch (sqlStateOf(error)) {
     case SqlState.lockNotAvailable:
       return lockWaitTimedOut();

@@ -18,6 +18,7 @@ import { type Database, openPglite, openPostgres } from '../db/client.js';
 import { minorUnitExponent } from '../domain/currency.js';
 import { HealthStatusBoard, ServingStatus } from '../grpc/health.js';
 import { Ledger } from '../ledger/apply.js';
+import { CommandBatcher } from '../ledger/batcher.js';
 import { sweepExpiredHolds } from '../ledger/hold-sweeper.js';
 import { reapOnce } from '../ledger/key-reaper.js';
 import { runSettlement } from '../ledger/settlement.js';
@@ -31,6 +32,8 @@ export interface RunningService {
   database: Database;
   app: PaymentsApp;
   ledger: Ledger;
+  /** Group commit in front of the ledger: the app's command runner. */
+  batcher: CommandBatcher;
   /** Background jobs, exposed so that tests and tools can run one now. */
   jobs: { keyReaper: Periodic; holdSweeper: Periodic; settlement: Periodic };
   /** Publishes the transactional outbox (to Kafka, or to the log without KAFKA_BROKERS). */
@@ -44,6 +47,8 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+const POOL_LOG_INTERVAL_MS = 10_000;
+
 export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) => bigint {
   const cache = new Map<string, bigint>();
   return (currency) => {
@@ -56,21 +61,34 @@ export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) =>
   };
 }
 
-export async function openDatabase(config: Config): Promise<Database> {
+/** `onPoolWaitTimeout`: called once per request that waited too long for a pool connection. */
+export async function openDatabase(config: Config, onPoolWaitTimeout?: () => void): Promise<Database> {
   const database = config.databaseUrl
-    ? openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize })
+    ? openPostgres({
+        url: config.databaseUrl,
+        poolSize: config.dbPoolSize,
+        poolWaitMs: config.dbPoolWaitMs,
+        onPoolWaitTimeout,
+      })
     : await openPglite(config.dataDir);
   await database.migrate();
   return database;
 }
 
 export async function startService(config: Config): Promise<RunningService> {
-  const database = await openDatabase(config);
+  // Logged where it happens, at most once per interval: an exhausted pool under load is one line, not thousands.
+  let logPoolWaitTimeout = () => {};
+  const database = await openDatabase(config, () => logPoolWaitTimeout());
   const ledger = new Ledger(database.db, {
     idempotencyRetentionMs: config.idempotencyRetentionMs,
     maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
   });
-  const app = new PaymentsApp(database.db, ledger, config.holds);
+  const batcher = new CommandBatcher(ledger, {
+    ...config.batch,
+    // Embedded PGlite has one connection: a second transaction would only queue behind the first.
+    maxBatchesInFlight: database.kind === 'pglite' ? 1 : config.batch.maxBatchesInFlight,
+  });
+  const app = new PaymentsApp(database.db, batcher, config.holds);
   const { authenticator, devKeyPair } = await setUpAuthentication(config, database.db);
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
@@ -99,6 +117,15 @@ export async function startService(config: Config): Promise<RunningService> {
     authenticator,
   });
   const log = fastify.log;
+  let lastPoolLogMs = Number.NEGATIVE_INFINITY;
+  logPoolWaitTimeout = () => {
+    if (Date.now() - lastPoolLogMs < POOL_LOG_INTERVAL_MS) return;
+    lastPoolLogMs = Date.now();
+    log.warn(
+      { poolWaitTimeouts: database.poolWaitTimeouts(), poolSize: config.dbPoolSize },
+      'requests waited too long for a database connection and were answered UNAVAILABLE',
+    );
+  };
   const jobs = {
     keyReaper: startPeriodic(
       'idempotency key reaper',
@@ -165,5 +192,5 @@ export async function startService(config: Config): Promise<RunningService> {
     return closing;
   };
 
-  return { fastify, database, app, ledger, jobs, outbox, devKeyPair, url, port, close };
+  return { fastify, database, app, ledger, batcher, jobs, outbox, devKeyPair, url, port, close };
 }
