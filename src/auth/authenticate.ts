@@ -29,6 +29,8 @@ export interface AuthenticatorOptions {
   verifyJwt: JwtVerifier;
   /** Scopes granted to each verified client-certificate subject (its CN). */
   certificateScopes: ReadonlyMap<string, readonly Scope[]>;
+  /** Verifies a presented API key (e.g. through an ApiKeyCache); default: a database query every time. */
+  verifyApiKey?: (presented: string) => Promise<Caller | undefined>;
 }
 
 const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/;
@@ -54,7 +56,7 @@ export class Authenticator {
       if (credentials.apiKey !== undefined) {
         const caller =
           credentials.apiKey.length <= MAX_API_KEY_LENGTH
-            ? await verifyApiKey(this.options.db, credentials.apiKey)
+            ? await (this.options.verifyApiKey ?? ((key) => verifyApiKey(this.options.db, key)))(credentials.apiKey)
             : undefined;
         return caller ? { status: 'authenticated', caller } : { status: 'invalid', credential: 'API key' };
       }

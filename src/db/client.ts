@@ -22,6 +22,16 @@ export interface Database {
   kind: 'postgres' | 'pglite';
   /** Requests that waited too long for a pool connection (answered UNAVAILABLE), since start. */
   poolWaitTimeouts(): number;
+  /**
+   * LISTENs on `channel` until the returned function is called: `onNotify` per notification, `onListening(true)`
+   * once listening (again), `onListening(false)` when notifications may be missed (the connection was lost; it
+   * is re-established with bounded backoff). Resolves once the first attempt has succeeded or failed.
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListening: (listening: boolean) => void,
+  ): Promise<() => Promise<void>>;
   /** Applies pending migrations from drizzle/. */
   migrate(): Promise<void>;
   /** Cheap round trip for readiness checks. */
@@ -64,11 +74,65 @@ export function openPostgres(options: PostgresOptions): Database {
     db,
     kind: 'postgres',
     poolWaitTimeouts: () => poolWaitTimeouts,
+    listen: (channel, onNotify, onListening) => listenPostgres(options.url, channel, onNotify, onListening),
     migrate: () => migratePostgres(options.url),
     ping: async () => {
       await pool.query('select 1');
     },
     close: () => pool.end(),
+  };
+}
+
+const LISTEN_RETRY_MIN_MS = 250;
+const LISTEN_RETRY_MAX_MS = 10_000;
+const LISTEN_CONNECT_TIMEOUT_MS = 5_000;
+
+/** A dedicated connection (LISTEN needs one that stays open), re-established with capped exponential backoff. */
+async function listenPostgres(
+  url: string,
+  channel: string,
+  onNotify: (payload: string) => void,
+  onListening: (listening: boolean) => void,
+): Promise<() => Promise<void>> {
+  let stopped = false;
+  let client: pg.Client | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  const lost = (failed: pg.Client) => {
+    if (client !== failed) return;
+    client = undefined;
+    onListening(false);
+    failed.end().catch(() => {});
+    if (stopped) return;
+    const delayMs = Math.min(LISTEN_RETRY_MAX_MS, LISTEN_RETRY_MIN_MS * 2 ** Math.min(failures++, 10));
+    retryTimer = setTimeout(() => void connect(), delayMs);
+  };
+  const connect = async () => {
+    const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: LISTEN_CONNECT_TIMEOUT_MS });
+    client = next;
+    next.on('error', () => lost(next));
+    next.on('end', () => lost(next));
+    next.on('notification', (message) => {
+      if (message.channel === channel) onNotify(message.payload ?? '');
+    });
+    try {
+      await next.connect();
+      await next.query(`listen ${pg.escapeIdentifier(channel)}`);
+      if (client !== next || stopped) return;
+      failures = 0;
+      onListening(true);
+    } catch {
+      lost(next);
+    }
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retryTimer);
+    const current = client;
+    client = undefined;
+    onListening(false);
+    await current?.end().catch(() => {});
   };
 }
 
@@ -106,6 +170,15 @@ export async function openPglite(dataDir: string): Promise<Database> {
     kind: 'pglite',
     // One in-process connection: nothing waits for a pool.
     poolWaitTimeouts: () => 0,
+    // One process: notifications are delivered in-process and never missed.
+    listen: async (channel, onNotify, onListening) => {
+      const unlisten = await client.listen(channel, onNotify);
+      onListening(true);
+      return async () => {
+        onListening(false);
+        await unlisten();
+      };
+    },
     migrate: () => migratePglite(client),
     ping: async () => {
       await db.execute(sql`select 1`);

@@ -11,6 +11,7 @@ import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
 import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
+import { API_KEY_REVOKED_CHANNEL } from '../auth/api-keys.js';
 import type { DevKeyPair } from '../auth/dev-keys.js';
 import { setUpAuthentication } from '../auth/setup.js';
 import type { Config } from '../config.js';
@@ -89,7 +90,13 @@ export async function startService(config: Config): Promise<RunningService> {
     maxBatchesInFlight: database.kind === 'pglite' ? 1 : config.batch.maxBatchesInFlight,
   });
   const app = new PaymentsApp(database.db, batcher, config.holds);
-  const { authenticator, devKeyPair } = await setUpAuthentication(config, database.db);
+  const { authenticator, devKeyPair, apiKeyCache } = await setUpAuthentication(config, database.db);
+  // Revocations on any replica clear this one's cache at once; while not listening, the cache is bypassed.
+  const stopListening = await database.listen(
+    API_KEY_REVOKED_CHANNEL,
+    () => apiKeyCache.clear(),
+    (listening) => apiKeyCache.setListening(listening),
+  );
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
   // Probes may ask about one service by name as well as about the server as a whole ("").
@@ -186,6 +193,7 @@ export async function startService(config: Config): Promise<RunningService> {
         // advisory lock and disconnects the producer.
         await outbox.stop();
         rateLimitRedis?.disconnect();
+        await stopListening();
         await database.close();
       }
     })();
