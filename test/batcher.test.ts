@@ -2,20 +2,28 @@
  * Group commit against real PostgreSQL: a batch gives exactly the results one-by-one application would, and a
  * full queue refuses with a retryable code while the ledger stays correct.
  */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Database, openPostgres } from '../src/db/client.js';
+import { type Database, openPglite, openPostgres } from '../src/db/client.js';
 import { Ledger } from '../src/ledger/apply.js';
 import { CommandBatcher } from '../src/ledger/batcher.js';
 import { checkLedger } from '../src/ledger/check.js';
 import type { CommandResult, LedgerCommand } from '../src/ledger/commands.js';
 import { maxPaymentMinorFor } from '../src/server/service.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase } from './support/database.js';
 
 const PRINCIPAL = 'apikey:batch-test';
 const MISSING_ACCOUNT = 'acct_00000000000000000000000000';
 
 interface Books {
-  test: TestDatabase;
+  /** Runs SQL against the books' database (PostgreSQL or embedded PGlite). */
+  query<Row extends Record<string, unknown>>(text: string, values?: unknown[]): Promise<Row[]>;
+  /** Drops what the books were kept in. */
+  drop(): Promise<void>;
   database: Database;
   ledger: Ledger;
   /** Role → account id (ids are random, so two databases are compared by role). */
@@ -49,10 +57,32 @@ const authorize = (idempotencyKey: string, payer: string, payee: string, amountM
     holdDurationMs: manual ? 3_600_000 : 0,
   }) satisfies LedgerCommand;
 
+async function openBooks(kind: 'postgres' | 'pglite') {
+  if (kind === 'postgres') {
+    const test = await createTestDatabase();
+    const database = openPostgres({ url: test.url, poolSize: 4 });
+    return { database, query: test.query, drop: test.drop } as const;
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), 'ledger-batcher-'));
+  const database = await openPglite(dataDir);
+  const query = async <Row extends Record<string, unknown>>(text: string, values?: unknown[]) =>
+    (await database.db.execute(sql.raw(values?.length ? bind(text, values) : text))) as unknown as { rows: Row[] };
+  return {
+    database,
+    query: async <Row extends Record<string, unknown>>(text: string, values?: unknown[]) =>
+      (await query<Row>(text, values)).rows,
+    drop: () => rm(dataDir, { recursive: true, force: true }),
+  } as const;
+}
+
+/** Inlines $1… for the few test queries on PGlite (test-made ids only, quoted). */
+function bind(text: string, values: unknown[]): string {
+  return text.replace(/\$(\d+)/g, (_, index: string) => `'${String(values[Number(index) - 1]).replaceAll("'", "''")}'`);
+}
+
 /** The same state in every database: two funded payers, a merchant, one held payment, one used key. */
-async function seededBooks(): Promise<Books> {
-  const test = await createTestDatabase();
-  const database = openPostgres({ url: test.url, poolSize: 4 });
+async function seededBooks(kind: 'postgres' | 'pglite' = 'postgres'): Promise<Books> {
+  const { database, query, drop } = await openBooks(kind);
   await database.migrate();
   const ledger = new Ledger(database.db, {
     idempotencyRetentionMs: 3_600_000,
@@ -95,7 +125,7 @@ async function seededBooks(): Promise<Books> {
   const held = outcomeOf(await one(ledger, authorize('held', accounts.payer2, accounts.merchant, 50n, true)));
   if (held.kind !== 'payment') throw new Error('expected a payment');
   outcomeOf(await one(ledger, authorize('used-key', accounts.payer2, accounts.merchant, 10n)));
-  return { test, database, ledger, accounts, heldPaymentId: held.payment.id };
+  return { query, drop, database, ledger, accounts, heldPaymentId: held.payment.id };
 }
 
 /** Replay, decline, NOT_FOUND, two payments that together overdraw payer1, and a capture racing a void. */
@@ -132,65 +162,68 @@ function comparable(result: CommandResult) {
 async function finalState(books: Books) {
   const balances: Record<string, string> = {};
   for (const [role, id] of Object.entries(books.accounts)) {
-    const [row] = await books.test.query<{ posted: string; held: string; pending: string }>(
+    const [row] = await books.query<{ posted: string; held: string; pending: string }>(
       'select posted_minor::text as posted, held_minor::text as held, pending_settlement_minor::text as pending from account_balances where account_id = $1',
       [id],
     );
     balances[role] = `${row?.posted}/${row?.held}/${row?.pending}`;
   }
-  const [counts] = await books.test.query<{ entries: string; payments: string; keys: string }>(
+  const [counts] = await books.query<{ entries: string; payments: string; keys: string }>(
     `select (select count(*) from ledger_entries)::text as entries, (select count(*) from payments)::text as payments,
             (select count(*) from idempotency_keys)::text as keys`,
   );
   return { balances, counts };
 }
 
-describe('a batch gives exactly the results one-by-one application would', () => {
-  let oneByOne: Books;
-  let batched: Books;
-  beforeAll(async () => {
-    [oneByOne, batched] = await Promise.all([seededBooks(), seededBooks()]);
-  });
-  afterAll(async () => {
-    for (const books of [oneByOne, batched]) {
-      await books?.database.close();
-      await books?.test.drop();
-    }
-  });
-
-  it('replay, decline, NOT_FOUND, overdraw by two, capture racing void', async () => {
-    const sequential: CommandResult[] = [];
-    for (const command of theList(oneByOne)) sequential.push(await one(oneByOne.ledger, command));
-
-    const list = theList(batched);
-    // A count-triggered batch of exactly the list; the long wait means no timer can split it.
-    const batcher = new CommandBatcher(batched.ledger, {
-      maxBatchSize: list.length,
-      maxWaitMs: 600_000,
-      maxQueueLength: list.length,
-      maxBatchesInFlight: 1,
-      retryAfterMs: 100,
+describe.each(['postgres', 'pglite'] as const)(
+  'on %s, a batch gives exactly the results one-by-one application would',
+  (kind) => {
+    let oneByOne: Books;
+    let batched: Books;
+    beforeAll(async () => {
+      [oneByOne, batched] = await Promise.all([seededBooks(kind), seededBooks(kind)]);
     });
-    // One call per command, as concurrent requests would arrive.
-    const results = await Promise.all(list.map(async (command) => (await batcher.apply([command]))[0]!));
-    expect(batcher.batches).toBe(1);
-    expect(batcher.batchedCommands).toBe(list.length);
+    afterAll(async () => {
+      for (const books of [oneByOne, batched]) {
+        await books?.database.close();
+        await books?.drop();
+      }
+    });
 
-    expect(results.map(comparable)).toEqual(sequential.map(comparable));
-    // The list really exercises what it claims to.
-    expect(results.map(comparable)).toMatchObject([
-      { ok: true, replayed: true },
-      { ok: true, status: 'DECLINED' },
-      { ok: false, kind: 'not_found' },
-      { ok: true, status: 'COMPLETED' },
-      { ok: true, status: 'DECLINED' },
-      { ok: true, status: 'COMPLETED', capturedMinor: '50' },
-      { ok: false, kind: 'failed_precondition' },
-    ]);
-    expect(await finalState(batched)).toEqual(await finalState(oneByOne));
-    expect((await checkLedger(batched.database.db)).passed).toBe(true);
-  });
-});
+    it('replay, decline, NOT_FOUND, overdraw by two, capture racing void', async () => {
+      const sequential: CommandResult[] = [];
+      for (const command of theList(oneByOne)) sequential.push(await one(oneByOne.ledger, command));
+
+      const list = theList(batched);
+      // A count-triggered batch of exactly the list; the long wait means no timer can split it.
+      const batcher = new CommandBatcher(batched.ledger, {
+        maxBatchSize: list.length,
+        maxWaitMs: 600_000,
+        maxQueueLength: list.length,
+        maxBatchesInFlight: 1,
+        retryAfterMs: 100,
+      });
+      // One call per command, as concurrent requests would arrive.
+      const results = await Promise.all(list.map(async (command) => (await batcher.apply([command]))[0]!));
+      expect(batcher.batches).toBe(1);
+      expect(batcher.batchedCommands).toBe(list.length);
+
+      expect(results.map(comparable)).toEqual(sequential.map(comparable));
+      // The list really exercises what it claims to.
+      expect(results.map(comparable)).toMatchObject([
+        { ok: true, replayed: true },
+        { ok: true, status: 'DECLINED' },
+        { ok: false, kind: 'not_found' },
+        { ok: true, status: 'COMPLETED' },
+        { ok: true, status: 'DECLINED' },
+        { ok: true, status: 'COMPLETED', capturedMinor: '50' },
+        { ok: false, kind: 'failed_precondition' },
+      ]);
+      expect(await finalState(batched)).toEqual(await finalState(oneByOne));
+      expect((await checkLedger(batched.database.db)).passed).toBe(true);
+    });
+  },
+);
 
 describe('under overload', () => {
   let books: Books;
@@ -199,7 +232,7 @@ describe('under overload', () => {
   });
   afterAll(async () => {
     await books?.database.close();
-    await books?.test.drop();
+    await books?.drop();
   });
 
   it('a full queue refuses at once with UNAVAILABLE and a retry hint; the rest apply; the books balance', async () => {
@@ -228,7 +261,7 @@ describe('under overload', () => {
       expect((error as Error).message).toMatch(/retry in about 250 ms with the same idempotency key/);
     }
     expect(batcher.refused).toBe(34);
-    const [row] = await books.test.query<{ count: string }>(
+    const [row] = await books.query<{ count: string }>(
       "select count(*)::text as count from payments where amount_minor = 1 and status = 'COMPLETED'",
     );
     expect(row?.count).toBe('6');
@@ -250,7 +283,7 @@ describe('under overload', () => {
     const [result] = await waiting;
     expect(result).toMatchObject({ ok: false, error: { kind: 'deadline_exceeded' } });
     expect(batcher.batches).toBe(0);
-    const rows = await books.test.query("select 1 from idempotency_keys where idempotency_key = 'expires-queued'");
+    const rows = await books.query("select 1 from idempotency_keys where idempotency_key = 'expires-queued'");
     expect(rows).toHaveLength(0);
   });
 
