@@ -35,6 +35,7 @@ import { lockAccounts, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
 import { type AccountState, emptyEffects, fundingAccountId, type PaymentState, type PlanContext } from './state.js';
 import { writeEffects } from './writes.js';
+import { preparedCanWrite, writeEffectsPrepared } from './writes-prepared.js';
 
 export interface LedgerOptions {
   idempotencyRetentionMs: number;
@@ -161,13 +162,21 @@ export class Ledger {
       aborted,
     );
 
-    const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
-    await writeEffects(
-      tx,
-      context.effects,
-      context.accounts,
-      keyParts.filter((part) => part !== undefined),
-    );
+    if (preparedCanWrite(context.effects)) {
+      // The hot path (payments and their follow-ups): one prepared statement whatever the list's length.
+      await writeEffectsPrepared(tx, context.effects, context.accounts, {
+        outcomes: outcomesToStore,
+        releases: keysToRelease,
+      });
+    } else {
+      const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
+      await writeEffects(
+        tx,
+        context.effects,
+        context.accounts,
+        keyParts.filter((part) => part !== undefined),
+      );
+    }
 
     commands.forEach((command, index) => {
       if (results[index]) return;
