@@ -313,3 +313,46 @@ describe('under overload', () => {
     expect((await checkLedger(books.database.db)).passed).toBe(true);
   });
 });
+
+describe('a deadline that passes between planning and the write', () => {
+  let books: Books;
+  beforeAll(async () => {
+    books = await seededBooks();
+  });
+  afterAll(async () => {
+    await books?.database.close();
+    await books?.drop();
+  });
+
+  it('drops that command from the write and plans the others again without it', async () => {
+    const { payer1, merchant } = books.accounts;
+    // payer1 holds 100: planned in order, the first payment takes 70 and the second declines. The first one's
+    // signal reads as aborted from its third look on: the ledger looks once before the transaction, once
+    // before claiming keys and once after planning, so it expires exactly between planning and the write.
+    let looks = 0;
+    const expiresAfterPlanning = {
+      get aborted() {
+        looks++;
+        return looks >= 3;
+      },
+    } as AbortSignal;
+    const results = await books.ledger.apply(
+      [authorize('late-70', payer1, merchant, 70n), authorize('in-time-70', payer1, merchant, 70n)],
+      { signals: [expiresAfterPlanning, undefined] },
+    );
+    expect(results.map(comparable)).toMatchObject([
+      { ok: false, kind: 'deadline_exceeded' },
+      { ok: true, status: 'COMPLETED' },
+    ]);
+    const keys = await books.query<{ key: string }>(
+      "select idempotency_key as key from idempotency_keys where idempotency_key in ('late-70', 'in-time-70')",
+    );
+    expect(keys.map((row) => row.key)).toEqual(['in-time-70']);
+    const [balance] = await books.query<{ posted: string }>(
+      'select posted_minor::text as posted from account_balances where account_id = $1',
+      [payer1],
+    );
+    expect(balance?.posted).toBe('30');
+    expect((await checkLedger(books.database.db)).passed).toBe(true);
+  });
+});
