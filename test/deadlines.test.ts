@@ -2,9 +2,12 @@
  * The caller's deadline reaches the ledger (a payment past its deadline is not committed), and a request that
  * cannot get a database connection in time answers a retryable UNAVAILABLE, never INTERNAL.
  */
+import { connect } from 'node:http2';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
+import { AuthorizePaymentRequestSchema } from '../gen/payment/v1/payment_pb.js';
 import { connectErrorOf } from './support/calls.js';
 import { clientsFor } from './support/clients.js';
 import { credentialHeaders, defaultCredentialsFor, signToken } from './support/credentials.js';
@@ -49,6 +52,54 @@ describe('deadlines', () => {
       idempotencyKey,
     ]);
     expect(keys).toHaveLength(0);
+  });
+
+  it('AuthorizePayment over gRPC with grpc-timeout: 1m answers DEADLINE_EXCEEDED and commits nothing', async () => {
+    const clients = clientsFor('grpc', server.url);
+    const payer = await fundedAccount(clients, 10_000n);
+    const payee = await openAccount(clients);
+    const message = toBinary(
+      AuthorizePaymentRequestSchema,
+      create(AuthorizePaymentRequestSchema, {
+        idempotencyKey: key('grpc-deadline'),
+        payerAccountId: payer,
+        payeeAccountId: payee,
+        amount: { amountMinor: 100n, currency: 'USD' },
+      }),
+    );
+    // Raw frames, so that no client gives up first: the answer is the server's own.
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    const session = connect(server.url);
+    try {
+      const status = await new Promise<string | undefined>((resolve, reject) => {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/payment.v1.PaymentService/AuthorizePayment',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          'grpc-timeout': '1m',
+          ...credentialHeaders(defaultCredentialsFor(server.url)),
+        });
+        let grpcStatus: string | undefined;
+        stream.on('response', (headers) => {
+          grpcStatus ??= headers['grpc-status'] as string | undefined;
+        });
+        stream.on('trailers', (trailers) => {
+          grpcStatus = (trailers['grpc-status'] as string | undefined) ?? grpcStatus;
+        });
+        stream.on('error', reject);
+        stream.on('data', () => {});
+        stream.on('end', () => resolve(grpcStatus));
+        stream.end(frame);
+      });
+      expect(status).toBe(String(Code.DeadlineExceeded));
+    } finally {
+      session.close();
+    }
+    const payments = await server.database.query('select 1 from payments where payer_account_id = $1', [payer]);
+    expect(payments).toHaveLength(0);
   });
 });
 
