@@ -5,7 +5,8 @@
  * whatever protocol it came.
  */
 import type { LedgerDb } from '../db/client.js';
-import { DomainError } from '../domain/errors.js';
+import { isPoolWaitTimeout } from '../db/errors.js';
+import { DomainError, databasePoolExhausted } from '../domain/errors.js';
 import { verifyApiKey } from './api-keys.js';
 import type { Caller, Scope } from './caller.js';
 import type { JwtVerifier } from './jwt.js';
@@ -70,6 +71,8 @@ export class Authenticator {
       return { status: 'anonymous' };
     } catch (error) {
       if (error instanceof DomainError) return { status: 'error', error };
+      // No connection came free to look the key up: retryable, answered in the caller's protocol.
+      if (isPoolWaitTimeout(error)) return { status: 'error', error: databasePoolExhausted() };
       throw error;
     }
   }
