@@ -15,6 +15,7 @@ import {
 import type { KafkaConfig, OutboxConfig } from './config/kafka.js';
 import * as kafkaSettings from './config/kafka.js';
 import { type KeepaliveConfig, readKeepalive } from './config/keepalive.js';
+import { type BatchConfig, readApiKeyCacheTtlMs, readBatch, readPoolWaitMs } from './config/ledger.js';
 import type { ObservabilityConfig } from './config/observability.js';
 import * as observabilitySettings from './config/observability.js';
 import type { RateLimitConfig } from './config/rate-limit.js';
@@ -24,6 +25,7 @@ import * as securitySettings from './config/security.js';
 
 export { ConfigError, ConfigErrors } from './config/env.js';
 export type { KafkaConfig, KafkaSaslMechanism, OutboxConfig } from './config/kafka.js';
+export type { BatchConfig } from './config/ledger.js';
 export type { ObservabilityConfig } from './config/observability.js';
 export type { RateLimitBucketConfig, RateLimitConfig } from './config/rate-limit.js';
 export type { AuthConfig, RequestLimits, TlsConfig } from './config/security.js';
@@ -53,6 +55,12 @@ export interface Config {
   ledgerCheckOnStart: boolean;
   /** Serve even though the start-up check failed (ALLOW_UNBALANCED_LEDGER), logging every violation. */
   allowUnbalancedLedger: boolean;
+  /** How long a request waits for a pool connection before answering UNAVAILABLE. */
+  dbPoolWaitMs: number;
+  /** Group commit of ledger commands. */
+  batch: BatchConfig;
+  /** How long a verified API key is cached; 0 = never cached. Revocation clears every replica's cache at once. */
+  apiKeyCacheTtlMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   tls: TlsConfig | undefined;
   corsOrigins: string[];
@@ -145,12 +153,16 @@ function readConfig(env: Env): Config {
   }
   const databaseUrl = readDatabaseUrl(env);
   const host = env.HOST || '127.0.0.1';
+  const dbPoolSize = readInt(env, 'DB_POOL_SIZE', 8, 1, 200);
   return {
     host,
     port: readInt(env, 'PORT', 8080, 0, 65535),
     databaseUrl,
     dataDir: env.DATA_DIR || '.data/pglite',
-    dbPoolSize: readInt(env, 'DB_POOL_SIZE', 8, 1, 200),
+    dbPoolSize,
+    dbPoolWaitMs: readPoolWaitMs(env),
+    batch: readBatch(env, dbPoolSize),
+    apiKeyCacheTtlMs: readApiKeyCacheTtlMs(env),
     ledgerCheckOnStart: readBool(env, 'LEDGER_CHECK_ON_START', databaseUrl === undefined),
     allowUnbalancedLedger: readBool(env, 'ALLOW_UNBALANCED_LEDGER', false),
     logLevel: logLevel as Config['logLevel'],

@@ -6,7 +6,8 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { ErrorDetailSchema } from '../../gen/payment/v1/errors_pb.js';
-import { DomainError, type DomainErrorKind } from '../domain/errors.js';
+import { isPoolWaitTimeout } from '../db/errors.js';
+import { DomainError, type DomainErrorKind, databasePoolExhausted } from '../domain/errors.js';
 import { currentRequest } from '../observability/request-context.js';
 
 const CODE_OF: Record<DomainErrorKind, Code> = {
@@ -18,6 +19,7 @@ const CODE_OF: Record<DomainErrorKind, Code> = {
   // The same key is still being processed: safe and sensible to retry with the same key.
   concurrent_request: Code.Aborted,
   unavailable: Code.Unavailable,
+  deadline_exceeded: Code.DeadlineExceeded,
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
 };
@@ -37,6 +39,8 @@ export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
       return await next(request);
     } catch (error) {
       if (error instanceof DomainError) throw toConnectError(error);
+      // Reads and authentication reach the pool outside the ledger core; a wait that timed out is retryable.
+      if (isPoolWaitTimeout(error)) throw toConnectError(databasePoolExhausted());
       // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
       if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) throw error;
       // The request's own logger carries request id, principal and procedure; the root one needs them said.

@@ -37,6 +37,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
   serveStrictly(router, PaymentService, {
     async authorizePayment(request, context) {
       const payment = await app.authorizePayment(context.values.get(callerKey), {
+        signal: context.signal,
         idempotencyKey: request.idempotencyKey,
         payerAccountId: request.payerAccountId,
         payeeAccountId: request.payeeAccountId,
@@ -49,6 +50,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     },
     async capturePayment(request, context) {
       const payment = await app.capturePayment(context.values.get(callerKey), {
+        signal: context.signal,
         idempotencyKey: request.idempotencyKey,
         paymentId: request.paymentId,
         amount: request.amount,
@@ -57,6 +59,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     },
     async voidPayment(request, context) {
       const payment = await app.voidPayment(context.values.get(callerKey), {
+        signal: context.signal,
         idempotencyKey: request.idempotencyKey,
         paymentId: request.paymentId,
       });
@@ -66,6 +69,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       const result = unwrap(
         context,
         await app.refundPayment(context.values.get(callerKey), {
+          signal: context.signal,
           idempotencyKey: request.idempotencyKey,
           paymentId: request.paymentId,
           amount: request.amount,
@@ -75,16 +79,21 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       return { refund: toRefund(result.refund), payment: toPayment(result.payment) };
     },
     async getPayment(request, context) {
-      return { payment: toPayment(await app.getPayment(context.values.get(callerKey), request.paymentId)) };
+      return {
+        payment: toPayment(await app.getPayment(context.values.get(callerKey), request.paymentId, context.signal)),
+      };
     },
     async getAccountBalance(request, context) {
-      return { balance: toBalance(await app.getBalance(context.values.get(callerKey), request.accountId)) };
+      return {
+        balance: toBalance(await app.getBalance(context.values.get(callerKey), request.accountId, context.signal)),
+      };
     },
   });
 
   serveStrictly(router, AccountService, {
     async createAccount(request, context) {
       const account = await app.createAccount(context.values.get(callerKey), {
+        signal: context.signal,
         idempotencyKey: request.idempotencyKey,
         ownerRef: request.ownerRef,
         currency: request.currency,
@@ -93,10 +102,13 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       return { account: toAccount(unwrap(context, account)) };
     },
     async getAccount(request, context) {
-      return { account: toAccount(await app.getAccount(context.values.get(callerKey), request.accountId)) };
+      return {
+        account: toAccount(await app.getAccount(context.values.get(callerKey), request.accountId, context.signal)),
+      };
     },
     async depositFunds(request, context) {
       const deposit = await app.deposit(context.values.get(callerKey), {
+        signal: context.signal,
         idempotencyKey: request.idempotencyKey,
         accountId: request.accountId,
         amount: request.amount,
@@ -104,11 +116,15 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       return { deposit: toDeposit(unwrap(context, deposit)) };
     },
     async listLedgerEntries(request, context) {
-      const page = await app.listEntries(context.values.get(callerKey), {
-        accountId: request.accountId,
-        pageSize: request.pageSize,
-        pageToken: request.pageToken,
-      });
+      const page = await app.listEntries(
+        context.values.get(callerKey),
+        {
+          accountId: request.accountId,
+          pageSize: request.pageSize,
+          pageToken: request.pageToken,
+        },
+        context.signal,
+      );
       return { entries: page.entries.map(toLedgerEntry), nextPageToken: page.nextPageToken };
     },
   });

@@ -5,7 +5,7 @@
  */
 import { type Caller, ownerConstraintOf } from '../auth/caller.js';
 import type { LedgerDb } from '../db/client.js';
-import { type DomainError, invalidArgument, notFound } from '../domain/errors.js';
+import { type DomainError, deadlineExceeded, invalidArgument, notFound } from '../domain/errors.js';
 import type {
   AccountRecord,
   AccountType,
@@ -16,7 +16,7 @@ import type {
   PaymentRecord,
   RefundRecord,
 } from '../domain/records.js';
-import type { CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
+import type { ApplyOptions, CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
 import { commandOrigin } from '../observability/request-context.js';
 import { decodePageToken, encodePageToken, isPositiveInt64 } from './page-token.js';
@@ -34,6 +34,11 @@ import {
   requireText,
 } from './validation.js';
 
+/** The caller's deadline: aborted when it passes (Connect's handler context signal). */
+export interface CallSignal {
+  signal?: AbortSignal;
+}
+
 /** A mutation's result: the record, and whether it was replayed from an earlier request with the same key. */
 export interface Mutation<T> {
   value: T;
@@ -45,9 +50,13 @@ export interface EntriesPage {
   nextPageToken: string;
 }
 
-/** Applies commands to the ledger; a batcher can stand in for the ledger itself. */
+/**
+ * Applies commands to the ledger; a batcher (src/ledger/batcher.ts) can stand in for the ledger itself.
+ * `options.signal` carries the caller's deadline: a command whose signal aborted before it was written answers
+ * DEADLINE_EXCEEDED.
+ */
 export interface CommandRunner {
-  apply(commands: LedgerCommand[]): Promise<CommandResult[]>;
+  apply(commands: LedgerCommand[], options?: ApplyOptions): Promise<CommandResult[]>;
 }
 
 /** How long a MANUAL payment's hold may last: the default, and the bounds a request may choose within. */
@@ -66,9 +75,9 @@ export class PaymentsApp {
 
   async createAccount(
     caller: Caller,
-    input: { idempotencyKey: string; ownerRef: string; currency: string; type: AccountType | undefined },
+    input: { idempotencyKey: string; ownerRef: string; currency: string; type: AccountType | undefined } & CallSignal,
   ): Promise<Mutation<AccountRecord>> {
-    const outcome = await this.run({
+    const outcome = await this.run(input.signal, {
       kind: 'createAccount',
       principal: caller.principal,
       idempotencyKey: requireIdempotencyKey(input.idempotencyKey),
@@ -81,13 +90,13 @@ export class PaymentsApp {
 
   async deposit(
     caller: Caller,
-    input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined },
+    input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
   ): Promise<Mutation<DepositRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
     const accountExists = requireId('account_id', 'acct', input.accountId);
     const amount = requirePositiveMoney('amount', input.amount);
     if (!accountExists) throw notFound('account', input.accountId, 'account_id');
-    const outcome = await this.run({
+    const outcome = await this.run(input.signal, {
       kind: 'deposit',
       principal: caller.principal,
       idempotencyKey,
@@ -109,7 +118,7 @@ export class PaymentsApp {
       captureMode: CaptureMode | undefined;
       /** Undefined: the policy's default. */
       holdDurationMs: number | undefined;
-    },
+    } & CallSignal,
   ): Promise<Mutation<PaymentRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
     const payerExists = requireId('payer_account_id', 'acct', input.payerAccountId);
@@ -123,7 +132,7 @@ export class PaymentsApp {
     const holdDurationMs = this.holdDurationOf(captureMode, input.holdDurationMs);
     if (!payerExists) throw notFound('account', input.payerAccountId, 'payer_account_id');
     if (!payeeExists) throw notFound('account', input.payeeAccountId, 'payee_account_id');
-    const outcome = await this.run({
+    const outcome = await this.run(input.signal, {
       kind: 'authorizePayment',
       principal: caller.principal,
       actingOwnerRef: ownerConstraintOf(caller),
@@ -141,30 +150,45 @@ export class PaymentsApp {
 
   async capturePayment(
     caller: Caller,
-    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined },
+    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined } & CallSignal,
   ): Promise<Mutation<PaymentRecord>> {
     const command = this.paymentCommand(input);
     const amount = requireOptionalPositiveMoney('amount', input.amount);
-    const outcome = await this.run({ kind: 'capturePayment', ...this.actingAs(caller), ...command, amount });
+    const outcome = await this.run(input.signal, {
+      kind: 'capturePayment',
+      ...this.actingAs(caller),
+      ...command,
+      amount,
+    });
     return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
   async voidPayment(
     caller: Caller,
-    input: { idempotencyKey: string; paymentId: string },
+    input: { idempotencyKey: string; paymentId: string } & CallSignal,
   ): Promise<Mutation<PaymentRecord>> {
-    const outcome = await this.run({ kind: 'voidPayment', ...this.actingAs(caller), ...this.paymentCommand(input) });
+    const outcome = await this.run(input.signal, {
+      kind: 'voidPayment',
+      ...this.actingAs(caller),
+      ...this.paymentCommand(input),
+    });
     return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
   async refundPayment(
     caller: Caller,
-    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined; reason: string },
+    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined; reason: string } & CallSignal,
   ): Promise<Mutation<{ refund: RefundRecord; payment: PaymentRecord }>> {
     const command = this.paymentCommand(input);
     const amount: OptionalAmount | null = requireOptionalPositiveMoney('amount', input.amount);
     const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
-    const outcome = await this.run({ kind: 'refundPayment', ...this.actingAs(caller), ...command, amount, reason });
+    const outcome = await this.run(input.signal, {
+      kind: 'refundPayment',
+      ...this.actingAs(caller),
+      ...command,
+      amount,
+      reason,
+    });
     const { refund, payment } = expect(outcome.value, 'refund');
     return { value: { refund, payment }, replayed: outcome.replayed };
   }
@@ -203,21 +227,25 @@ export class PaymentsApp {
   }
 
   /** Someone else's account answers NOT_FOUND exactly as a missing one would: no existence oracle. */
-  async getAccount(caller: Caller, accountId: string): Promise<AccountRecord> {
+  async getAccount(caller: Caller, accountId: string, signal?: AbortSignal): Promise<AccountRecord> {
+    stopIfAborted(signal);
     const account = requireId('account_id', 'acct', accountId) ? await findAccount(this.db, accountId) : undefined;
     if (!account || !visibleTo(caller, [account.ownerRef])) throw notFound('account', accountId, 'account_id');
     return account;
   }
 
-  async getBalance(caller: Caller, accountId: string): Promise<BalanceRecord> {
+  async getBalance(caller: Caller, accountId: string, signal?: AbortSignal): Promise<BalanceRecord> {
+    stopIfAborted(signal);
     const balance = requireId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
     if (!balance || !visibleTo(caller, [balance.ownerRef])) throw notFound('account', accountId, 'account_id');
     return balance;
   }
 
   /** A user sees payments they made or received. */
-  async getPayment(caller: Caller, paymentId: string): Promise<PaymentRecord> {
+  async getPayment(caller: Caller, paymentId: string, signal?: AbortSignal): Promise<PaymentRecord> {
+    stopIfAborted(signal);
     const payment = requireId('payment_id', 'pay', paymentId) ? await findPayment(this.db, paymentId) : undefined;
+    stopIfAborted(signal);
     const owners =
       payment && caller.kind === 'user'
         ? await ownerRefsOf(this.db, [payment.payerAccountId, payment.payeeAccountId])
@@ -229,11 +257,14 @@ export class PaymentsApp {
   async listEntries(
     caller: Caller,
     input: { accountId: string; pageSize: number; pageToken: string },
+    signal?: AbortSignal,
   ): Promise<EntriesPage> {
     const pageSize = pageSizeOf(input.pageSize);
     const position = decodePageToken(input.pageToken, input.accountId, /^\d{1,19}$/, isPositiveInt64);
     const beforeVersion = position === undefined ? undefined : BigInt(position);
-    await this.getAccount(caller, input.accountId);
+    await this.getAccount(caller, input.accountId, signal);
+    // Reads stop between queries once the caller's deadline has passed (no one waits for the answer).
+    stopIfAborted(signal);
     // One extra row tells whether another page exists without a count query.
     const rows = await listEntries(this.db, input.accountId, pageSize + 1, beforeVersion);
     const entries = rows.slice(0, pageSize);
@@ -243,12 +274,21 @@ export class PaymentsApp {
     return { entries, nextPageToken };
   }
 
-  private async run(command: LedgerCommand): Promise<{ value: LedgerOutcome; replayed: boolean }> {
-    const [result] = await this.ledger.apply([{ ...command, origin: commandOrigin() }]);
+  private async run(
+    signal: AbortSignal | undefined,
+    command: LedgerCommand,
+  ): Promise<{ value: LedgerOutcome; replayed: boolean }> {
+    // Past its deadline already (e.g. spent in authentication): not started at all.
+    stopIfAborted(signal);
+    const [result] = await this.ledger.apply([{ ...command, origin: commandOrigin() }], { signal });
     if (!result) throw new Error('ledger returned no result');
     if (!result.ok) throw result.error satisfies DomainError;
     return { value: result.outcome, replayed: result.replayed };
   }
+}
+
+function stopIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw deadlineExceeded();
 }
 
 /** Services see everything their scopes allow; a user only what one of `ownerRefs` says they own. */

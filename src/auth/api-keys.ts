@@ -4,7 +4,7 @@
  * constant time. Created, listed and revoked with `npm run apikey`.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { and, asc, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { LedgerDb } from '../db/client.js';
 import { apiKeys } from '../db/schema.js';
 import { type Caller, isScope, type Scope } from './caller.js';
@@ -30,14 +30,25 @@ export async function createApiKey(db: LedgerDb, name: string, scopes: Scope[]):
   return { id, key };
 }
 
-/** Revokes a key; returns false if there was no such active key. */
+/** Every server LISTENs here and drops its cache of verified keys (ApiKeyCache) when a key is revoked. */
+export const API_KEY_REVOKED_CHANNEL = 'api_key_revoked';
+
+/**
+ * Revokes a key; returns false if there was no such active key. The NOTIFY is part of the same transaction, so
+ * every replica hears of the revocation exactly when it commits. The one revocation path for the CLI, the demo
+ * seed and any admin RPC.
+ */
 export async function revokeApiKey(db: LedgerDb, id: string): Promise<boolean> {
-  const revoked = await db
-    .update(apiKeys)
-    .set({ revokedAt: new Date() })
-    .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
-    .returning({ id: apiKeys.id });
-  return revoked.length > 0;
+  return db.transaction(async (tx) => {
+    const revoked = await tx
+      .update(apiKeys)
+      .set({ revokedAt: new Date() })
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+      .returning({ id: apiKeys.id });
+    if (revoked.length === 0) return false;
+    await tx.execute(sql`select pg_notify(${API_KEY_REVOKED_CHANNEL}, ${id})`);
+    return true;
+  });
 }
 
 /** Keys oldest first, at most `limit`. */
@@ -59,4 +70,53 @@ export async function verifyApiKey(db: LedgerDb, presented: string): Promise<Cal
   const actual = hashOf(presented);
   if (stored.length !== actual.length || !timingSafeEqual(stored, actual)) return undefined;
   return { kind: 'service', principal: `apikey:${row.id}`, scopes: new Set(row.scopes.filter(isScope)) };
+}
+
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * Verified API keys, believed for `ttlMs` without asking the database: saves a query on every request. Keyed by
+ * the presented key's hash (the cache holds no secrets); only successful verifications are cached, so a new key
+ * works at once. Revocation takes effect at once on every replica: `clear()` runs on each `api_key_revoked`
+ * notification, and while the LISTEN connection is down (a notification could be missed) nothing is cached.
+ */
+export class ApiKeyCache {
+  private readonly entries = new Map<string, { caller: Caller; expiresAtMs: number }>();
+  private listening = false;
+  /** Bumped by every clear(), so a verification that raced a revocation is not cached. */
+  private generation = 0;
+
+  constructor(
+    private readonly db: LedgerDb,
+    private readonly ttlMs: number,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
+
+  async verify(presented: string): Promise<Caller | undefined> {
+    const cacheKey = hashOf(presented).toString('base64');
+    const cached = this.entries.get(cacheKey);
+    if (cached && cached.expiresAtMs > this.nowMs() && this.listening) return cached.caller;
+    if (cached) this.entries.delete(cacheKey);
+    const listeningBefore = this.listening;
+    const generation = this.generation;
+    const caller = await verifyApiKey(this.db, presented);
+    // A revocation heard while the query ran may concern this very key: do not cache what was just read.
+    if (caller && this.ttlMs > 0 && listeningBefore && this.listening && generation === this.generation) {
+      if (this.entries.size >= MAX_CACHED_KEYS) this.entries.clear();
+      this.entries.set(cacheKey, { caller, expiresAtMs: this.nowMs() + this.ttlMs });
+    }
+    return caller;
+  }
+
+  /** Forgets every verified key (a key was revoked somewhere). */
+  clear(): void {
+    this.generation++;
+    this.entries.clear();
+  }
+
+  /** Whether revocations are being heard; when not, the cache is emptied and bypassed. */
+  setListening(listening: boolean): void {
+    this.listening = listening;
+    this.clear();
+  }
 }

@@ -5,7 +5,8 @@
  * whatever protocol it came.
  */
 import type { LedgerDb } from '../db/client.js';
-import { DomainError } from '../domain/errors.js';
+import { isPoolWaitTimeout } from '../db/errors.js';
+import { DomainError, databasePoolExhausted } from '../domain/errors.js';
 import { verifyApiKey } from './api-keys.js';
 import type { Caller, Scope } from './caller.js';
 import type { JwtVerifier } from './jwt.js';
@@ -29,6 +30,8 @@ export interface AuthenticatorOptions {
   verifyJwt: JwtVerifier;
   /** Scopes granted to each verified client-certificate subject (its CN). */
   certificateScopes: ReadonlyMap<string, readonly Scope[]>;
+  /** Verifies a presented API key (e.g. through an ApiKeyCache); default: a database query every time. */
+  verifyApiKey?: (presented: string) => Promise<Caller | undefined>;
 }
 
 const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/;
@@ -54,7 +57,7 @@ export class Authenticator {
       if (credentials.apiKey !== undefined) {
         const caller =
           credentials.apiKey.length <= MAX_API_KEY_LENGTH
-            ? await verifyApiKey(this.options.db, credentials.apiKey)
+            ? await (this.options.verifyApiKey ?? ((key) => verifyApiKey(this.options.db, key)))(credentials.apiKey)
             : undefined;
         return caller ? { status: 'authenticated', caller } : { status: 'invalid', credential: 'API key' };
       }
@@ -68,6 +71,8 @@ export class Authenticator {
       return { status: 'anonymous' };
     } catch (error) {
       if (error instanceof DomainError) return { status: 'error', error };
+      // No connection came free to look the key up: retryable, answered in the caller's protocol.
+      if (isPoolWaitTimeout(error)) return { status: 'error', error: databasePoolExhausted() };
       throw error;
     }
   }

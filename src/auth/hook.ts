@@ -1,7 +1,8 @@
 /**
  * Authenticates each request once, in an onRequest hook that runs before the rate limiter, so that buckets
  * belong to verified principals. The hook only records the result; the Connect interceptor refuses. A JWT
- * verifies without I/O; an API key costs one primary-key lookup (a malformed one costs nothing).
+ * verifies without I/O; an API key costs one primary-key lookup, then none while cached (ApiKeyCache; a malformed
+ * one costs nothing).
  */
 import type { TLSSocket } from 'node:tls';
 import { createContextValues } from '@connectrpc/connect';

@@ -13,6 +13,7 @@ import pg from 'pg';
 import { tracePgliteQueries, traceQueries } from '../observability/db-tracing.js';
 import { metrics } from '../observability/metrics.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { isPoolWaitTimeout } from './errors.js';
 import { migratePglite, migratePostgres } from './migrate.js';
 import * as schema from './schema.js';
 
@@ -22,6 +23,18 @@ export type LedgerTx = Parameters<Parameters<LedgerDb['transaction']>[0]>[0];
 export interface Database {
   db: LedgerDb;
   kind: 'postgres' | 'pglite';
+  /** Requests that waited too long for a pool connection (answered UNAVAILABLE), since start. */
+  poolWaitTimeouts(): number;
+  /**
+   * LISTENs on `channel` until the returned function is called: `onNotify` per notification, `onListening(true)`
+   * once listening (again), `onListening(false)` when notifications may be missed (the connection was lost; it
+   * is re-established with bounded backoff). Resolves once the first attempt has succeeded or failed.
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListening: (listening: boolean) => void,
+  ): Promise<() => Promise<void>>;
   /** Applies pending migrations from drizzle/. */
   migrate(): Promise<void>;
   /** Cheap round trip for readiness checks. */
@@ -35,13 +48,17 @@ export interface PostgresOptions {
   /** Bounds how long a statement waits for a row lock (e.g. a hot balance or an in-flight idempotency key). */
   lockTimeoutMs?: number;
   statementTimeoutMs?: number;
+  /** How long a query or transaction waits for a free connection before failing (see isPoolWaitTimeout). */
+  poolWaitMs?: number;
+  /** Called once per pool wait that timed out, whichever layer asked for the connection. */
+  onPoolWaitTimeout?: () => void;
 }
 
 export function openPostgres(options: PostgresOptions): Database {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: options.poolWaitMs ?? 5_000,
     idleTimeoutMillis: 30_000,
     // Set per connection rather than per transaction: saves a round trip on every payment.
     options: `-c lock_timeout=${options.lockTimeoutMs ?? 5_000} -c statement_timeout=${options.statementTimeoutMs ?? 15_000}`,
@@ -53,6 +70,11 @@ export function openPostgres(options: PostgresOptions): Database {
     client.on('error', () => {});
     traceQueries(client);
   });
+  let poolWaitTimeouts = 0;
+  countPoolWaitTimeouts(pool, () => {
+    poolWaitTimeouts++;
+    options.onPoolWaitTimeout?.();
+  });
   const db = drizzleNodePg(pool, { schema }) as unknown as LedgerDb;
   const unwatch = metrics.watchPool(() => ({
     total: pool.totalCount,
@@ -62,6 +84,8 @@ export function openPostgres(options: PostgresOptions): Database {
   return {
     db,
     kind: 'postgres',
+    poolWaitTimeouts: () => poolWaitTimeouts,
+    listen: (channel, onNotify, onListening) => listenPostgres(options.url, channel, onNotify, onListening),
     migrate: () => migratePostgres(options.url),
     ping: async () => {
       await pool.query('select 1');
@@ -70,6 +94,84 @@ export function openPostgres(options: PostgresOptions): Database {
       unwatch();
       return pool.end();
     },
+  };
+}
+
+const LISTEN_RETRY_MIN_MS = 250;
+const LISTEN_RETRY_MAX_MS = 10_000;
+const LISTEN_CONNECT_TIMEOUT_MS = 5_000;
+
+/** A dedicated connection (LISTEN needs one that stays open), re-established with capped exponential backoff. */
+async function listenPostgres(
+  url: string,
+  channel: string,
+  onNotify: (payload: string) => void,
+  onListening: (listening: boolean) => void,
+): Promise<() => Promise<void>> {
+  let stopped = false;
+  let client: pg.Client | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  const lost = (failed: pg.Client) => {
+    if (client !== failed) return;
+    client = undefined;
+    onListening(false);
+    failed.end().catch(() => {});
+    if (stopped) return;
+    const delayMs = Math.min(LISTEN_RETRY_MAX_MS, LISTEN_RETRY_MIN_MS * 2 ** Math.min(failures++, 10));
+    retryTimer = setTimeout(() => void connect(), delayMs);
+  };
+  const connect = async () => {
+    const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: LISTEN_CONNECT_TIMEOUT_MS });
+    client = next;
+    next.on('error', () => lost(next));
+    next.on('end', () => lost(next));
+    next.on('notification', (message) => {
+      if (message.channel === channel) onNotify(message.payload ?? '');
+    });
+    try {
+      await next.connect();
+      await next.query(`listen ${pg.escapeIdentifier(channel)}`);
+      if (client !== next || stopped) return;
+      failures = 0;
+      onListening(true);
+    } catch {
+      lost(next);
+    }
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retryTimer);
+    const current = client;
+    client = undefined;
+    onListening(false);
+    await current?.end().catch(() => {});
+  };
+}
+
+type ConnectCallback = (error: Error | undefined, ...rest: unknown[]) => void;
+
+/**
+ * Wraps pool.connect, which both drizzle's transactions and pool.query (callback style) go through, to see every
+ * connection wait that timed out at its source, exactly once.
+ */
+function countPoolWaitTimeouts(pool: pg.Pool, onTimeout: () => void): void {
+  const connect = pool.connect.bind(pool) as (callback?: ConnectCallback) => Promise<pg.PoolClient> | undefined;
+  const check = (error: unknown) => {
+    if (isPoolWaitTimeout(error)) onTimeout();
+  };
+  (pool as unknown as { connect: typeof connect }).connect = (callback?: ConnectCallback) => {
+    if (callback) {
+      return connect((error, ...rest) => {
+        check(error);
+        callback(error, ...rest);
+      });
+    }
+    return connect()?.catch((error: unknown) => {
+      check(error);
+      throw error;
+    });
   };
 }
 
@@ -92,6 +194,17 @@ export async function openPglite(dataDir: string): Promise<Database> {
   return {
     db,
     kind: 'pglite',
+    // One in-process connection: nothing waits for a pool.
+    poolWaitTimeouts: () => 0,
+    // One process: notifications are delivered in-process and never missed.
+    listen: async (channel, onNotify, onListening) => {
+      const unlisten = await client.listen(channel, onNotify);
+      onListening(true);
+      return async () => {
+        onListening(false);
+        await unlisten();
+      };
+    },
     migrate: () => migratePglite(client),
     ping: async () => {
       await db.execute(sql`select 1`);

@@ -71,3 +71,16 @@ export function isConnectionFailure(error: unknown): boolean {
   }
   return false;
 }
+
+/** node-postgres's pool gave up waiting for a free connection (it sets no code, only this message). */
+const POOL_WAIT_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
+
+/** Whether `error` (or one of its causes) is a pool connection wait that timed out: the pool, not the query. */
+export function isPoolWaitTimeout(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH && current; depth++) {
+    if (current instanceof Error && current.message === POOL_WAIT_TIMEOUT_MESSAGE) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}

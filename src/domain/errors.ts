@@ -10,6 +10,7 @@ export type DomainErrorKind =
   | 'failed_precondition'
   | 'concurrent_request'
   | 'unavailable'
+  | 'deadline_exceeded'
   | 'unauthenticated'
   | 'permission_denied';
 
@@ -89,6 +90,23 @@ export function lockWaitTimedOut(): DomainError {
 
 export function serviceUnavailable(reason: string, message: string): DomainError {
   return new DomainError('unavailable', reason, message);
+}
+
+/**
+ * The caller's deadline passed (or it gave up) before its command was written. Per gRPC semantics a deadline can
+ * also pass in the tiny window after the commit, so a client retries with the same idempotency key either way.
+ */
+export function deadlineExceeded(): DomainError {
+  return new DomainError(
+    'deadline_exceeded',
+    'DEADLINE_EXCEEDED',
+    'the request deadline passed before it was applied; retry with the same idempotency key',
+  );
+}
+
+/** No database connection came free in time: nothing ran, so the same request may safely come again. */
+export function databasePoolExhausted(): DomainError {
+  return serviceUnavailable('DB_POOL_EXHAUSTED', 'the ledger is busy; retry with the same idempotency key');
 }
 
 /**

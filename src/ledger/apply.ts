@@ -11,11 +11,13 @@
  */
 import { inArray } from 'drizzle-orm';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
-import { isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
+import { isPoolWaitTimeout, isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
 import {
   concurrentRequest,
   DomainError,
+  databasePoolExhausted,
+  deadlineExceeded,
   idempotencyKeyReused,
   lockWaitTimedOut,
   serviceUnavailable,
@@ -25,6 +27,7 @@ import { metrics } from '../observability/metrics.js';
 import { type CommandOrigin, commandOrigin } from '../observability/request-context.js';
 import { inSpan, spanEvent } from '../observability/tracing.js';
 import {
+  type ApplyOptions,
   type CommandResult,
   firstDifference,
   idempotencyParams,
@@ -37,6 +40,7 @@ import { lockAccounts, lockExpiredHolds, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
 import { type AccountState, emptyEffects, fundingAccountId, type PaymentState, type PlanContext } from './state.js';
 import { writeEffects } from './writes.js';
+import { preparedCanWrite, writeEffectsPrepared } from './writes-prepared.js';
 
 export interface LedgerOptions {
   idempotencyRetentionMs: number;
@@ -87,17 +91,25 @@ export class Ledger {
     private readonly options: LedgerOptions,
   ) {}
 
-  async apply(commands: LedgerCommand[]): Promise<CommandResult[]> {
+  /**
+   * Applies `commands` in one transaction; one result per command, in order. A command whose signal has aborted
+   * (its deadline passed) before its batch starts is not started, and one that aborts after planning but before
+   * the write is dropped from the writes (the rest are planned again without it); both answer DEADLINE_EXCEEDED.
+   * Throws only for the whole list: a database failure (translated, see translateDatabaseError) or a bug.
+   */
+  async apply(commands: LedgerCommand[], options: ApplyOptions = {}): Promise<CommandResult[]> {
     if (commands.length === 0) return [];
     if (commands.length > MAX_COMMANDS_PER_TRANSACTION) {
       throw new Error(`at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`);
     }
+    const aborted = (index: number) => (options.signals?.[index] ?? options.signal)?.aborted === true;
+    if (commands.every((_, index) => aborted(index))) return commands.map(() => deadlineResult());
     const started = performance.now();
     let committed = false;
     let results: CommandResult[];
     try {
       results = await inSpan('ledger.transaction', { 'ledger.commands': commands.length }, () =>
-        inTransaction(this.db, (tx) => this.applyInTransaction(tx, commands), this.options.maxAttempts),
+        inTransaction(this.db, (tx) => this.applyInTransaction(tx, commands, aborted), this.options.maxAttempts),
       );
       committed = true;
     } finally {
@@ -111,7 +123,11 @@ export class Ledger {
     return results;
   }
 
-  private async applyInTransaction(tx: LedgerTx, commands: LedgerCommand[]): Promise<CommandResult[]> {
+  private async applyInTransaction(
+    tx: LedgerTx,
+    commands: LedgerCommand[],
+    aborted: (index: number) => boolean,
+  ): Promise<CommandResult[]> {
     const now = this.options.now?.() ?? new Date();
     const results: (CommandResult | undefined)[] = new Array(commands.length);
     const params = commands.map(idempotencyParams);
@@ -119,6 +135,11 @@ export class Ledger {
     // A key repeated inside one list is settled after its first use (see the end of this function).
     const firstIndexOfKey = new Map<string, number>();
     commands.forEach((command, index) => {
+      // Past its deadline before the batch starts: not started at all (its key is not even claimed).
+      if (aborted(index)) {
+        results[index] = deadlineResult();
+        return;
+      }
       const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
       if (!firstIndexOfKey.has(key)) firstIndexOfKey.set(key, index);
     });
@@ -155,29 +176,14 @@ export class Ledger {
       }),
     );
     await this.lockExpiredHoldsOfPayers(tx, planned, lockedAccounts, lockedPayments, now);
-    const context: PlanContext = {
+    const { context, outcomesToStore, keysToRelease } = this.planUntilNoneExpired(
+      commands,
+      toPlan,
+      results,
       now,
-      maxPaymentMinor: this.options.maxPaymentMinor,
-      maxDepositMinor: this.options.maxDepositMinor,
-      accounts: lockedAccounts,
-      payments: lockedPayments,
-      effects: emptyEffects(),
-    };
-    const outcomesToStore = [];
-    const keysToRelease = [];
-    for (const index of toPlan) {
-      const command = commands[index]!;
-      const eventsBefore = context.effects.events.length;
-      const outcome = planCommand(command, context);
-      tagOrigin(context.effects.events, eventsBefore, command.origin);
-      if (outcome instanceof DomainError) {
-        results[index] = { ok: false, error: outcome };
-        keysToRelease.push(command);
-      } else {
-        results[index] = { ok: true, outcome, replayed: false };
-        outcomesToStore.push({ principal: command.principal, idempotencyKey: command.idempotencyKey, outcome });
-      }
-    }
+      { accounts: lockedAccounts, payments: lockedPayments },
+      aborted,
+    );
 
     // A refused request writes nothing: a funding account this transaction made goes again unless one of its
     // deposits succeeded (its currency's first deposit to an unknown account must not leave it behind).
@@ -185,13 +191,22 @@ export class Ledger {
       tx,
       createdFunding.filter((currency) => !context.effects.deposits.some((d) => d.currency === currency)),
     );
-    const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
-    await writeEffects(
-      tx,
-      context.effects,
-      lockedAccounts,
-      keyParts.filter((part) => part !== undefined),
-    );
+
+    if (preparedCanWrite(context.effects)) {
+      // The hot path (payments and their follow-ups): one prepared statement whatever the list's length.
+      await writeEffectsPrepared(tx, context.effects, context.accounts, {
+        outcomes: outcomesToStore,
+        releases: keysToRelease,
+      });
+    } else {
+      const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
+      await writeEffects(
+        tx,
+        context.effects,
+        context.accounts,
+        keyParts.filter((part) => part !== undefined),
+      );
+    }
 
     commands.forEach((command, index) => {
       if (results[index]) return;
@@ -200,6 +215,56 @@ export class Ledger {
       results[index] = first.ok ? replayOrMismatch(params[firstIndex]!, params[index]!, first.outcome) : first;
     });
     return results as CommandResult[];
+  }
+
+  /**
+   * Plans `toPlan` (indices into `commands`) against the locked rows, filling `results`. A command whose deadline
+   * passed meanwhile is dropped and the others planned again from a fresh copy of the locked rows, since its
+   * effects may have changed what they saw; each round drops at least one, so at most `toPlan.length` rounds.
+   */
+  private planUntilNoneExpired(
+    commands: LedgerCommand[],
+    toPlan: number[],
+    results: (CommandResult | undefined)[],
+    now: Date,
+    locked: { accounts: Map<string, AccountState>; payments: Map<string, PaymentState> },
+    aborted: (index: number) => boolean,
+  ) {
+    const expired: number[] = [];
+    let remaining = toPlan;
+    for (;;) {
+      const context: PlanContext = {
+        now,
+        maxPaymentMinor: this.options.maxPaymentMinor,
+        maxDepositMinor: this.options.maxDepositMinor,
+        accounts: copyRows(locked.accounts),
+        payments: copyRows(locked.payments),
+        effects: emptyEffects(),
+      };
+      const outcomesToStore = [];
+      const keysToRelease = expired.map((index) => commands[index]!);
+      for (const index of remaining) {
+        const command = commands[index]!;
+        const eventsBefore = context.effects.events.length;
+        const outcome = planCommand(command, context);
+        tagOrigin(context.effects.events, eventsBefore, command.origin);
+        if (outcome instanceof DomainError) {
+          results[index] = { ok: false, error: outcome };
+          keysToRelease.push(command);
+        } else {
+          results[index] = { ok: true, outcome, replayed: false };
+          outcomesToStore.push({ principal: command.principal, idempotencyKey: command.idempotencyKey, outcome });
+        }
+      }
+      // Checked after planning, with no await before the write: the last moment a command can still be dropped.
+      const newlyExpired = new Set(remaining.filter((index) => results[index]?.ok === true && aborted(index)));
+      if (newlyExpired.size === 0) return { context, outcomesToStore, keysToRelease };
+      for (const index of newlyExpired) {
+        results[index] = deadlineResult();
+        expired.push(index);
+      }
+      remaining = remaining.filter((index) => !newlyExpired.has(index));
+    }
   }
 
   /**
@@ -270,6 +335,15 @@ function tagOrigin(events: DomainEvent[], from: number, origin: CommandOrigin | 
   for (let index = from; index < events.length; index++) events[index]!.origin = tag;
 }
 
+function deadlineResult(): CommandResult {
+  return { ok: false, error: deadlineExceeded() };
+}
+
+/** Shallow copies: planning replaces the rows' fields (never mutates nested values), so a copy can be re-planned. */
+function copyRows<T extends object>(rows: Map<string, T>): Map<string, T> {
+  return new Map([...rows].map(([id, row]) => [id, { ...row }]));
+}
+
 function replayOrMismatch(
   storedParams: Record<string, string>,
   incomingParams: Record<string, string>,
@@ -282,6 +356,11 @@ function replayOrMismatch(
 
 /** Database failures a client can act on become domain errors; anything else stays internal. */
 export function translateDatabaseError(error: unknown): unknown {
+  if (error instanceof DomainError) return error;
+  // Waited too long for a pool connection: nothing ran, so the same request may safely come again.
+  if (isPoolWaitTimeout(error)) {
+    return databasePoolExhausted();
+  }
   switch (sqlStateOf(error)) {
     case SqlState.lockNotAvailable:
       return lockWaitTimedOut();

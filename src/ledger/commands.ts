@@ -105,6 +105,14 @@ export type LedgerOutcome =
   | { kind: 'payment'; payment: PaymentRecord }
   | { kind: 'refund'; refund: RefundRecord; payment: PaymentRecord };
 
+/** How a caller bounds its commands in time. */
+export interface ApplyOptions {
+  /** Aborted when the caller's deadline passes (or it gives up): applies to every command of the list. */
+  signal?: AbortSignal;
+  /** One per command, by index (a batch gathers several callers); overrides `signal` where set. */
+  signals?: readonly (AbortSignal | undefined)[];
+}
+
 export type CommandResult =
   /** replayed: the outcome was stored by an earlier request with the same key; nothing happened now. */
   { ok: true; outcome: LedgerOutcome; replayed: boolean } | { ok: false; error: DomainError };

@@ -6,6 +6,7 @@
  */
 import { and, inArray, type SQL, sql } from 'drizzle-orm';
 import type { LedgerTx } from '../db/client.js';
+import { type PreparedShape, runPrepared } from '../db/prepared.js';
 import { idempotencyKeys } from '../db/schema.js';
 import type { LedgerOutcome } from './commands.js';
 import { decodeOutcome, encodeOutcome } from './stored-outcome.js';
@@ -22,6 +23,25 @@ export interface StoredKey {
 }
 
 const keyOf = (principal: string, idempotencyKey: string) => `${principal}\u0000${idempotencyKey}`;
+
+/**
+ * One shape for any number of keys: inserted in the given (sorted) order; an expired key not reaped yet is taken
+ * over; a live one is left alone and not returned.
+ */
+const CLAIM_KEYS: PreparedShape = {
+  name: 'ledger_claim_keys',
+  text: `insert into idempotency_keys
+      (principal, idempotency_key, operation, request_params, response, created_at, expires_at)
+    select v.principal, v.idempotency_key, v.operation, v.request_params::jsonb, null, $5::timestamptz, $6::timestamptz
+    from unnest($1::text[], $2::text[], $3::text[], $4::text[]) with ordinality
+      as v(principal, idempotency_key, operation, request_params, position)
+    order by v.position
+    on conflict (principal, idempotency_key) do update set
+      operation = excluded.operation, request_params = excluded.request_params, response = null,
+      created_at = excluded.created_at, expires_at = excluded.expires_at
+    where idempotency_keys.expires_at <= $5::timestamptz
+    returning principal, idempotency_key`,
+};
 
 /**
  * Claims keys in one statement, in a fixed (sorted) order so that two transactions claiming overlapping keys
@@ -42,32 +62,15 @@ export async function claimKeys(
     keyOf(a.principal, a.idempotencyKey) < keyOf(b.principal, b.idempotencyKey) ? -1 : 1,
   );
   const expiresAt = new Date(now.getTime() + retentionMs);
-  const inserted = await tx
-    .insert(idempotencyKeys)
-    .values(
-      sorted.map((claim) => ({
-        principal: claim.principal,
-        idempotencyKey: claim.idempotencyKey,
-        operation: claim.params.operation ?? '',
-        requestParams: claim.params,
-        response: null,
-        createdAt: now,
-        expiresAt,
-      })),
-    )
-    .onConflictDoUpdate({
-      target: [idempotencyKeys.principal, idempotencyKeys.idempotencyKey],
-      set: {
-        operation: sql`excluded.operation`,
-        requestParams: sql`excluded.request_params`,
-        response: null,
-        createdAt: sql`excluded.created_at`,
-        expiresAt: sql`excluded.expires_at`,
-      },
-      setWhere: sql`${idempotencyKeys.expiresAt} <= ${now.toISOString()}::timestamptz`,
-    })
-    .returning({ principal: idempotencyKeys.principal, idempotencyKey: idempotencyKeys.idempotencyKey });
-  for (const row of inserted) claimed.add(keyOf(row.principal, row.idempotencyKey));
+  const inserted = await runPrepared<{ principal: string; idempotency_key: string }>(tx, CLAIM_KEYS, [
+    sorted.map((claim) => claim.principal),
+    sorted.map((claim) => claim.idempotencyKey),
+    sorted.map((claim) => claim.params.operation ?? ''),
+    sorted.map((claim) => JSON.stringify(claim.params)),
+    now.toISOString(),
+    expiresAt.toISOString(),
+  ]);
+  for (const row of inserted) claimed.add(keyOf(row.principal, row.idempotency_key));
 
   const taken = sorted.filter((claim) => !claimed.has(keyOf(claim.principal, claim.idempotencyKey)));
   if (taken.length > 0) {

@@ -1,35 +1,62 @@
 /**
  * Row locks, always taken in one global order so that transactions cannot deadlock each other:
  * idempotency keys (sorted) → payments (by id) → balances (by account id). ORDER BY is applied before
- * FOR UPDATE locks the rows, so each statement locks in its sort order.
+ * FOR UPDATE locks the rows, so each statement locks in its sort order. The hot path's locks are prepared
+ * statements with the ids as one array parameter (db/prepared.ts).
  */
 import { and, eq, inArray, isNull, lte } from 'drizzle-orm';
 import type { LedgerTx } from '../db/client.js';
-import { accountBalances, accounts, payments } from '../db/schema.js';
+import { type PreparedShape, runPrepared, toBigInt, toDate } from '../db/prepared.js';
+import { payments } from '../db/schema.js';
 import type { DeclineReason } from '../domain/records.js';
-import { ACCOUNT_COLUMNS } from './queries.js';
 import type { AccountState, PaymentState } from './state.js';
+
+const LOCK_ACCOUNTS: PreparedShape = {
+  name: 'ledger_lock_accounts',
+  text: `select a.id, a.owner_ref, a.currency, a.status, a.type, a.kind, a.created_at,
+      b.posted_minor, b.held_minor, b.pending_settlement_minor, b.version, b.updated_at
+    from account_balances b join accounts a on a.id = b.account_id
+    where b.account_id = any($1::text[])
+    order by b.account_id
+    for update of b`,
+};
+
+interface AccountRow {
+  id: string;
+  owner_ref: string;
+  currency: string;
+  status: AccountState['status'];
+  type: AccountState['type'];
+  kind: AccountState['kind'];
+  created_at: unknown;
+  posted_minor: unknown;
+  held_minor: unknown;
+  pending_settlement_minor: unknown;
+  version: unknown;
+  updated_at: unknown;
+}
 
 export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<string, AccountState>> {
   const locked = new Map<string, AccountState>();
   const unique = [...new Set(ids)];
   if (unique.length === 0) return locked;
-  const rows = await tx
-    .select({
-      ...ACCOUNT_COLUMNS,
-      kind: accounts.kind,
-      postedMinor: accountBalances.postedMinor,
-      heldMinor: accountBalances.heldMinor,
-      pendingSettlementMinor: accountBalances.pendingSettlementMinor,
-      version: accountBalances.version,
-      updatedAt: accountBalances.updatedAt,
-    })
-    .from(accountBalances)
-    .innerJoin(accounts, eq(accounts.id, accountBalances.accountId))
-    .where(inArray(accountBalances.accountId, unique))
-    .orderBy(accountBalances.accountId)
-    .for('update', { of: accountBalances });
-  for (const row of rows) locked.set(row.id, { ...row });
+  const rows = await runPrepared<AccountRow>(tx, LOCK_ACCOUNTS, [unique]);
+  for (const row of rows) {
+    locked.set(row.id, {
+      id: row.id,
+      ownerRef: row.owner_ref,
+      currency: row.currency,
+      status: row.status,
+      type: row.type,
+      kind: row.kind,
+      createdAt: toDate(row.created_at),
+      postedMinor: toBigInt(row.posted_minor),
+      heldMinor: toBigInt(row.held_minor),
+      pendingSettlementMinor: toBigInt(row.pending_settlement_minor),
+      version: toBigInt(row.version),
+      updatedAt: toDate(row.updated_at),
+    });
+  }
   return locked;
 }
 
@@ -39,12 +66,63 @@ function toState(row: PaymentRow): PaymentState {
   return { ...row, declineReason: row.declineReason as DeclineReason | null, lockedVersion: row.version };
 }
 
+const LOCK_PAYMENTS: PreparedShape = {
+  name: 'ledger_lock_payments',
+  text: `select id, payer_account_id, payee_account_id, amount_minor, currency, status, decline_reason, description,
+      capture_mode, captured_minor, refunded_minor, expires_at, awaits_settlement, settlement_id, version,
+      created_at, updated_at
+    from payments where id = any($1::text[]) order by id for update`,
+};
+
+interface PaymentDbRow {
+  id: string;
+  payer_account_id: string;
+  payee_account_id: string;
+  amount_minor: unknown;
+  currency: string;
+  status: PaymentRow['status'];
+  decline_reason: string | null;
+  description: string;
+  capture_mode: PaymentRow['captureMode'];
+  captured_minor: unknown;
+  refunded_minor: unknown;
+  expires_at: unknown;
+  awaits_settlement: boolean;
+  settlement_id: string | null;
+  version: number;
+  created_at: unknown;
+  updated_at: unknown;
+}
+
 export async function lockPayments(tx: LedgerTx, ids: string[]): Promise<Map<string, PaymentState>> {
   const locked = new Map<string, PaymentState>();
   const unique = [...new Set(ids)];
   if (unique.length === 0) return locked;
-  const rows = await tx.select().from(payments).where(inArray(payments.id, unique)).orderBy(payments.id).for('update');
-  for (const row of rows) locked.set(row.id, toState(row));
+  const rows = await runPrepared<PaymentDbRow>(tx, LOCK_PAYMENTS, [unique]);
+  for (const row of rows) {
+    locked.set(
+      row.id,
+      toState({
+        id: row.id,
+        payerAccountId: row.payer_account_id,
+        payeeAccountId: row.payee_account_id,
+        amountMinor: toBigInt(row.amount_minor),
+        currency: row.currency,
+        status: row.status,
+        declineReason: row.decline_reason,
+        description: row.description,
+        captureMode: row.capture_mode,
+        capturedMinor: toBigInt(row.captured_minor),
+        refundedMinor: toBigInt(row.refunded_minor),
+        expiresAt: row.expires_at === null ? null : toDate(row.expires_at),
+        awaitsSettlement: row.awaits_settlement,
+        settlementId: row.settlement_id,
+        version: Number(row.version),
+        createdAt: toDate(row.created_at),
+        updatedAt: toDate(row.updated_at),
+      }),
+    );
+  }
   return locked;
 }
 

@@ -12,6 +12,7 @@ import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
 import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
+import { API_KEY_REVOKED_CHANNEL } from '../auth/api-keys.js';
 import type { DevKeyPair } from '../auth/dev-keys.js';
 import { setUpAuthentication } from '../auth/setup.js';
 import { type DatabaseSettings, explainDatabaseError } from '../config/database.js';
@@ -20,6 +21,7 @@ import { type Database, openPglite, openPostgres } from '../db/client.js';
 import { minorUnitExponent } from '../domain/currency.js';
 import { HealthStatusBoard, ServingStatus } from '../grpc/health.js';
 import { Ledger } from '../ledger/apply.js';
+import { CommandBatcher } from '../ledger/batcher.js';
 import { sweepExpiredHolds } from '../ledger/hold-sweeper.js';
 import { reapOnce } from '../ledger/key-reaper.js';
 import { runSettlement } from '../ledger/settlement.js';
@@ -35,6 +37,8 @@ export interface RunningService {
   database: Database;
   app: PaymentsApp;
   ledger: Ledger;
+  /** Group commit in front of the ledger: the app's command runner. */
+  batcher: CommandBatcher;
   /** Background jobs, exposed so that tests and tools can run one now. */
   jobs: { keyReaper: Periodic; holdSweeper: Periodic; settlement: Periodic };
   /** Publishes the transactional outbox (to Kafka, or to the log without KAFKA_BROKERS). */
@@ -50,6 +54,8 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+const POOL_LOG_INTERVAL_MS = 10_000;
+
 export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) => bigint {
   const cache = new Map<string, bigint>();
   return (currency) => {
@@ -62,10 +68,21 @@ export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) =>
   };
 }
 
-/** Opens and migrates the database; an unreachable DATABASE_URL is a ConfigError naming it. */
-export async function openDatabase(config: DatabaseSettings): Promise<Database> {
+/**
+ * Opens and migrates the database; an unreachable DATABASE_URL is a ConfigError naming it.
+ * `onPoolWaitTimeout`: called once per request that waited too long for a pool connection.
+ */
+export async function openDatabase(
+  config: DatabaseSettings & { dbPoolWaitMs?: number },
+  onPoolWaitTimeout?: () => void,
+): Promise<Database> {
   const database = config.databaseUrl
-    ? openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize })
+    ? openPostgres({
+        url: config.databaseUrl,
+        poolSize: config.dbPoolSize,
+        poolWaitMs: config.dbPoolWaitMs,
+        onPoolWaitTimeout,
+      })
     : await openPglite(config.dataDir);
   try {
     await database.migrate();
@@ -82,14 +99,27 @@ export interface ServiceOptions {
 }
 
 export async function startService(config: Config, options: ServiceOptions = {}): Promise<RunningService> {
-  const database = await openDatabase(config);
+  // Logged where it happens, at most once per interval: an exhausted pool under load is one line, not thousands.
+  let logPoolWaitTimeout = () => {};
+  const database = await openDatabase(config, () => logPoolWaitTimeout());
   const ledger = new Ledger(database.db, {
     idempotencyRetentionMs: config.idempotencyRetentionMs,
     maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
     maxDepositMinor: maxPaymentMinorFor(config.maxDepositMajorUnits),
   });
-  const app = new PaymentsApp(database.db, ledger, config.holds);
-  const { authenticator, devKeyPair } = await setUpAuthentication(config, database.db);
+  const batcher = new CommandBatcher(ledger, {
+    ...config.batch,
+    // Embedded PGlite has one connection: a second transaction would only queue behind the first.
+    maxBatchesInFlight: database.kind === 'pglite' ? 1 : config.batch.maxBatchesInFlight,
+  });
+  const app = new PaymentsApp(database.db, batcher, config.holds);
+  const { authenticator, devKeyPair, apiKeyCache } = await setUpAuthentication(config, database.db);
+  // Revocations on any replica clear this one's cache at once; while not listening, the cache is bypassed.
+  const stopListening = await database.listen(
+    API_KEY_REVOKED_CHANNEL,
+    () => apiKeyCache.clear(),
+    (listening) => apiKeyCache.setListening(listening),
+  );
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
   // Probes may ask about one service by name as well as about the server as a whole ("").
@@ -128,6 +158,15 @@ export async function startService(config: Config, options: ServiceOptions = {})
       throw error;
     }
   }
+  let lastPoolLogMs = Number.NEGATIVE_INFINITY;
+  logPoolWaitTimeout = () => {
+    if (Date.now() - lastPoolLogMs < POOL_LOG_INTERVAL_MS) return;
+    lastPoolLogMs = Date.now();
+    log.warn(
+      { poolWaitTimeouts: database.poolWaitTimeouts(), poolSize: config.dbPoolSize },
+      'requests waited too long for a database connection and were answered UNAVAILABLE',
+    );
+  };
   const jobs = {
     keyReaper: startPeriodic(
       'idempotency key reaper',
@@ -195,6 +234,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
         // advisory lock and disconnects the producer.
         await outbox.stop();
         rateLimitRedis?.disconnect();
+        await stopListening();
         await observability.close();
         await database.close();
       }
@@ -203,5 +243,5 @@ export async function startService(config: Config, options: ServiceOptions = {})
   };
 
   const { metricsUrl } = observability;
-  return { fastify, database, app, ledger, jobs, outbox, devKeyPair, metricsUrl, url, port, close };
+  return { fastify, database, app, ledger, batcher, jobs, outbox, devKeyPair, metricsUrl, url, port, close };
 }
