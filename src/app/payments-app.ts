@@ -14,6 +14,7 @@ import type {
   DepositRecord,
   LedgerEntryRecord,
   PaymentRecord,
+  PayoutRecord,
   RefundRecord,
 } from '../domain/records.js';
 import type { CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
@@ -32,6 +33,7 @@ import {
   requirePositiveMoney,
   requireText,
 } from './validation.js';
+import { WalletReads } from './wallet-reads.js';
 
 /** A mutation's result: the record, and whether it was replayed from an earlier request with the same key. */
 export interface Mutation<T> {
@@ -168,6 +170,47 @@ export class PaymentsApp {
     return { value: { refund, payment }, replayed: outcome.replayed };
   }
 
+  /** Freeze, unfreeze or close (backends only: the method table keeps users out); see ledger/plan-account.ts. */
+  async changeAccountStatus(
+    caller: Caller,
+    action: 'freeze' | 'unfreeze' | 'close',
+    input: { idempotencyKey: string; accountId: string; reason: string },
+  ): Promise<Mutation<AccountRecord>> {
+    const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
+    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
+    if (!accountExists) throw notFound('account', input.accountId);
+    const outcome = await this.run({
+      kind: 'changeAccountStatus',
+      principal: caller.principal,
+      idempotencyKey,
+      accountId: input.accountId,
+      action,
+      reason,
+    });
+    return { value: expect(outcome.value, 'account').account, replayed: outcome.replayed };
+  }
+
+  /** Available money out of the ledger: the mirror of deposit(). */
+  async payout(
+    caller: Caller,
+    input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined },
+  ): Promise<Mutation<PayoutRecord>> {
+    const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
+    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const amount = requirePositiveMoney('amount', input.amount);
+    if (!accountExists) throw notFound('account', input.accountId);
+    const outcome = await this.run({
+      kind: 'payout',
+      principal: caller.principal,
+      idempotencyKey,
+      accountId: input.accountId,
+      amountMinor: amount.amountMinor,
+      currency: amount.currency,
+    });
+    return { value: expect(outcome.value, 'payout').payout, replayed: outcome.replayed };
+  }
+
   private actingAs(caller: Caller) {
     return { principal: caller.principal, actingOwnerRef: ownerConstraintOf(caller) };
   }
@@ -199,6 +242,11 @@ export class PaymentsApp {
       );
     }
     return requestedMs;
+  }
+
+  /** The wallet's listings (accounts, payments, refunds), under the same ownership rules as the reads here. */
+  walletReads(): WalletReads {
+    return new WalletReads(this.db, this);
   }
 
   /** Someone else's account answers NOT_FOUND exactly as a missing one would: no existence oracle. */

@@ -23,6 +23,10 @@ export const WRITE_PROCEDURES: ReadonlySet<string> = new Set([
   '/payment.v1.PaymentService/RefundPayment',
   '/payment.v1.AccountService/CreateAccount',
   '/payment.v1.AccountService/DepositFunds',
+  '/payment.v1.AccountService/PayoutFunds',
+  '/payment.v1.AccountService/FreezeAccount',
+  '/payment.v1.AccountService/UnfreezeAccount',
+  '/payment.v1.AccountService/CloseAccount',
   '/payment.v1.SettlementService/RunSettlement',
 ]);
 

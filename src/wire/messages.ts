@@ -15,6 +15,8 @@ import {
   EntryDirection,
   type LedgerEntry,
   LedgerEntrySchema,
+  type Payout,
+  PayoutSchema,
 } from '../../gen/payment/v1/account_pb.js';
 import { type Money, MoneySchema } from '../../gen/payment/v1/money_pb.js';
 import {
@@ -37,6 +39,7 @@ import type {
   DeclineReason as DomainDeclineReason,
   LedgerEntryRecord,
   PaymentRecord,
+  PayoutRecord,
   RefundRecord,
   SettlementRecord,
 } from '../domain/records.js';
@@ -81,6 +84,15 @@ export function toDeposit(deposit: DepositRecord): Deposit {
     accountId: deposit.accountId,
     amount: toMoney(deposit.amountMinor, deposit.currency),
     createTime: timestampFromDate(deposit.createdAt),
+  });
+}
+
+export function toPayout(payout: PayoutRecord): Payout {
+  return create(PayoutSchema, {
+    id: payout.id,
+    accountId: payout.accountId,
+    amount: toMoney(payout.amountMinor, payout.currency),
+    createTime: timestampFromDate(payout.createdAt),
   });
 }
 
