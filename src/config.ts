@@ -2,6 +2,7 @@
  * Configuration is read from the environment once, at start, and validated here; a bad value stops the
  * server with a message naming the variable. Nothing else reads process.env.
  */
+
 import { ConfigError, type Env, readBool, readInt, readUrl } from './config/env.js';
 import { type KafkaConfig, type OutboxConfig, readKafka, readOutbox } from './config/kafka.js';
 import { type RateLimitConfig, readRateLimit, readRedisUrl, readTrustedProxies } from './config/rate-limit.js';
@@ -13,6 +14,7 @@ import {
   readTls,
   type TlsConfig,
 } from './config/security.js';
+import { readWatch, type WatchConfig } from './config/watch.js';
 
 export { ConfigError } from './config/env.js';
 export type { KafkaConfig, KafkaSaslMechanism, OutboxConfig } from './config/kafka.js';
@@ -41,6 +43,8 @@ export interface Config {
   holds: { defaultMs: number; minMs: number; maxMs: number; sweepIntervalMs: number };
   /** Scheduled settlement runs; 0 = only on demand (SettlementService.RunSettlement). */
   settlementIntervalMs: number;
+  /** WatchAccount streams: bounds and poll interval. */
+  watch: WatchConfig;
   kafka: KafkaConfig | undefined;
   outbox: OutboxConfig;
   /** redis://… for the shared rate-limit buckets; unset = per-process in-memory buckets. */
@@ -117,6 +121,7 @@ export function loadConfig(env: Env = process.env): Config {
     requestBodyMaxBytes: readInt(env, 'REQUEST_BODY_MAX_BYTES', 64 * 1024, 1024, 16 * 1024 * 1024),
     seedDemoData: readBool(env, 'SEED_DEMO_DATA', databaseUrl === undefined),
     holds: readHolds(env),
+    watch: readWatch(env),
     settlementIntervalMs: readInt(env, 'SETTLEMENT_INTERVAL_SECONDS', 3_600, 0, 7 * 86_400) * 1000,
     kafka: readKafka(env),
     outbox: readOutbox(env),

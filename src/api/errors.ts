@@ -19,6 +19,7 @@ const CODE_OF: Record<DomainErrorKind, Code> = {
   unavailable: Code.Unavailable,
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
+  resource_exhausted: Code.ResourceExhausted,
 };
 
 export function toConnectError(error: DomainError): ConnectError {
@@ -31,15 +32,29 @@ export interface ErrorLogger {
 }
 
 export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
+  const mapped = (error: unknown, procedure: string): unknown => {
+    if (error instanceof DomainError) return toConnectError(error);
+    // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
+    if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
+    logger.error({ err: error, procedure }, 'request failed with an internal error');
+    return new ConnectError('internal error', Code.Internal);
+  };
   return (next) => async (request) => {
     try {
-      return await next(request);
+      const response = await next(request);
+      // A server stream fails while it is read, after this function returned: map those errors too.
+      if (!response.stream) return response;
+      return { ...response, message: mapStreamErrors(response.message, (error) => mapped(error, request.url)) };
     } catch (error) {
-      if (error instanceof DomainError) throw toConnectError(error);
-      // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
-      if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) throw error;
-      logger.error({ err: error, procedure: request.url }, 'request failed with an internal error');
-      throw new ConnectError('internal error', Code.Internal);
+      throw mapped(error, request.url);
     }
   };
+}
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, map: (error: unknown) => unknown): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw map(error);
+  }
 }

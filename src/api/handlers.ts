@@ -9,7 +9,16 @@ import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js'
 import { CaptureMode, PaymentService, PaymentStatus } from '../../gen/payment/v1/payment_pb.js';
 import type { Mutation, PaymentsApp } from '../app/payments-app.js';
 import { callerKey } from '../auth/interceptor.js';
-import { toAccount, toBalance, toDeposit, toLedgerEntry, toPayment, toPayout, toRefund } from '../wire/messages.js';
+import {
+  toAccount,
+  toBalance,
+  toDeposit,
+  toLedgerEntry,
+  toPayment,
+  toPayout,
+  toRefund,
+  toWatchUpdate,
+} from '../wire/messages.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
 
 function unwrap<T>(context: HandlerContext, mutation: Mutation<T>): T {
@@ -92,6 +101,16 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     },
     async getAccountBalance(request, context) {
       return { balance: toBalance(await app.getBalance(context.values.get(callerKey), request.accountId)) };
+    },
+    async *watchAccount(request, context) {
+      const updates = app
+        .watches()
+        .watch(
+          context.values.get(callerKey),
+          { accountId: request.accountId, afterVersion: request.afterVersion },
+          context.signal,
+        );
+      for await (const update of updates) yield toWatchUpdate(update);
     },
     async listPayments(request, context) {
       const page = await reads.listPayments(context.values.get(callerKey), {

@@ -4,6 +4,7 @@
  * or in the ledger.
  */
 import { type Caller, ownerConstraintOf } from '../auth/caller.js';
+import type { WatchConfig } from '../config/watch.js';
 import type { LedgerDb } from '../db/client.js';
 import { type DomainError, invalidArgument, notFound } from '../domain/errors.js';
 import type {
@@ -19,6 +20,7 @@ import type {
 } from '../domain/records.js';
 import type { CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
+import { AccountWatches } from './account-watch.js';
 import { decodePageToken, encodePageToken } from './page-token.js';
 import {
   MAX_DESCRIPTION_LENGTH,
@@ -58,12 +60,29 @@ export interface HoldPolicy {
   maxMs: number;
 }
 
+const DEFAULT_WATCH_CONFIG: WatchConfig = { maxPerPrincipal: 5, maxTotal: 1_000, pollIntervalMs: 250 };
+
 export class PaymentsApp {
+  private accountWatches: AccountWatches | undefined;
+
   constructor(
     private readonly db: LedgerDb,
     private readonly ledger: CommandRunner,
     private readonly holds: HoldPolicy,
+    private readonly watchConfig: WatchConfig = DEFAULT_WATCH_CONFIG,
+    private readonly onWatchPollError?: (error: unknown) => void,
   ) {}
+
+  /** WatchAccount's streams (account-watch.ts); created on first use. */
+  watches(): AccountWatches {
+    this.accountWatches ??= new AccountWatches(this.db, this, this.watchConfig, this.onWatchPollError);
+    return this.accountWatches;
+  }
+
+  /** Ends every open watch stream; called when the server starts shutting down. */
+  closeWatches(): void {
+    this.accountWatches?.close();
+  }
 
   async createAccount(
     caller: Caller,

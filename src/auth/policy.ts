@@ -24,6 +24,8 @@ export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
   'payment.v1.AccountService/GetAccount': { scope: 'payments:read', users: true },
   'payment.v1.AccountService/DepositFunds': { scope: 'accounts:admin', users: false },
   'payment.v1.AccountService/ListLedgerEntries': { scope: 'payments:read', users: true },
+  // Same rule as GetAccountBalance: a user watches their own accounts.
+  'payment.v1.PaymentService/WatchAccount': { scope: 'payments:read', users: true },
   'payment.v1.PaymentService/ListPayments': { scope: 'payments:read', users: true },
   'payment.v1.PaymentService/GetRefund': { scope: 'payments:read', users: true },
   'payment.v1.PaymentService/ListRefunds': { scope: 'payments:read', users: true },

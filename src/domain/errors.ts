@@ -11,7 +11,8 @@ export type DomainErrorKind =
   | 'concurrent_request'
   | 'unavailable'
   | 'unauthenticated'
-  | 'permission_denied';
+  | 'permission_denied'
+  | 'resource_exhausted';
 
 export class DomainError extends Error {
   constructor(
@@ -80,4 +81,9 @@ export function unauthenticated(reason: string, message: string): DomainError {
 
 export function permissionDenied(reason: string, message: string): DomainError {
   return new DomainError('permission_denied', reason, message);
+}
+
+/** A bounded resource (e.g. open watch streams) is used up; retrying later may succeed. */
+export function resourceExhausted(reason: string, message: string): DomainError {
+  return new DomainError('resource_exhausted', reason, message);
 }

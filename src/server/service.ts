@@ -70,7 +70,9 @@ export async function startService(config: Config): Promise<RunningService> {
     idempotencyRetentionMs: config.idempotencyRetentionMs,
     maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
   });
-  const app = new PaymentsApp(database.db, ledger, config.holds);
+  const app = new PaymentsApp(database.db, ledger, config.holds, config.watch, (error) =>
+    fastify.log.warn({ err: error }, 'watch poll failed; retrying at the next tick'),
+  );
   const { authenticator, devKeyPair } = await setUpAuthentication(config, database.db);
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
@@ -142,6 +144,8 @@ export async function startService(config: Config): Promise<RunningService> {
   const close = () => {
     closing ??= (async () => {
       health.close();
+      // Open watch streams would otherwise keep the server busy for the whole grace period.
+      app.closeWatches();
       const listener = listenerOf(fastify);
       // Past the grace period, whatever is still open is cut so that shutdown is bounded.
       const deadline = setTimeout(() => {

@@ -30,8 +30,12 @@ import {
   type Refund,
   RefundSchema,
   RefundStatus,
+  type WatchAccountResponse,
+  WatchAccountResponseSchema,
+  WatchUpdateKind,
 } from '../../gen/payment/v1/payment_pb.js';
 import { type Settlement, SettlementSchema } from '../../gen/payment/v1/settlement_pb.js';
+import type { WatchUpdate } from '../app/account-watch.js';
 import type {
   AccountRecord,
   BalanceRecord,
@@ -176,5 +180,21 @@ export function toLedgerEntry(entry: LedgerEntryRecord): LedgerEntry {
     accountVersion: entry.accountVersion,
     createTime: timestampFromDate(entry.createdAt),
     bucket: BALANCE_BUCKET[entry.bucket],
+  });
+}
+
+const WATCH_UPDATE_KIND = {
+  SNAPSHOT: WatchUpdateKind.SNAPSHOT,
+  CATCH_UP: WatchUpdateKind.CATCH_UP,
+  CHANGE: WatchUpdateKind.CHANGE,
+  HEARTBEAT: WatchUpdateKind.HEARTBEAT,
+} as const;
+
+export function toWatchUpdate(update: WatchUpdate): WatchAccountResponse {
+  return create(WatchAccountResponseSchema, {
+    kind: WATCH_UPDATE_KIND[update.kind],
+    balance: update.balance ? toBalance(update.balance) : undefined,
+    entries: update.entries.map(toLedgerEntry),
+    status: update.status ? ACCOUNT_STATUS[update.status] : AccountStatus.UNSPECIFIED,
   });
 }
