@@ -39,6 +39,8 @@ export interface Config {
   requestBodyMaxBytes: number;
   /** Create demo accounts on first start (embedded mode only by default). */
   seedDemoData: boolean;
+  /** Serve the built browser wallet at /wallet/ (embedded mode only by default). */
+  serveWallet: boolean;
   /** MANUAL payments' holds: default length and the bounds a request may choose within. */
   holds: { defaultMs: number; minMs: number; maxMs: number; sweepIntervalMs: number };
   /** Scheduled settlement runs; 0 = only on demand (SettlementService.RunSettlement). */
@@ -120,6 +122,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: readInt(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     requestBodyMaxBytes: readInt(env, 'REQUEST_BODY_MAX_BYTES', 64 * 1024, 1024, 16 * 1024 * 1024),
     seedDemoData: readBool(env, 'SEED_DEMO_DATA', databaseUrl === undefined),
+    serveWallet: readBool(env, 'SERVE_WALLET', databaseUrl === undefined),
     holds: readHolds(env),
     watch: readWatch(env),
     settlementIntervalMs: readInt(env, 'SETTLEMENT_INTERVAL_SECONDS', 3_600, 0, 7 * 86_400) * 1000,

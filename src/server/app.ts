@@ -34,6 +34,7 @@ import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
 import { registerRequestLimits } from './request-limits.js';
+import { registerWallet } from './wallet.js';
 
 export interface ServerDependencies {
   config: Config;
@@ -132,6 +133,9 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     },
   });
 
+  if (config.serveWallet && !registerWallet(fastify)) {
+    fastify.log.warn('SERVE_WALLET is on but wallet/dist is missing: run `npm run wallet:build`');
+  }
   fastify.get('/healthz', async () => ({ status: 'ok' }));
   fastify.get('/readyz', async (_request, reply) => {
     const outboxDetail = deps.outboxStatus
