@@ -5,8 +5,8 @@
  * and never makes another row skip. The cursor keeps created_at in microseconds (PostgreSQL's precision),
  * not as a JavaScript Date (milliseconds), so it is exact for any stored timestamp.
  */
-import { and, eq, getTableColumns, inArray, or, type SQL, sql } from 'drizzle-orm';
-import type { PgColumn } from 'drizzle-orm/pg-core';
+import { and, eq, getTableColumns, inArray, type SQL, sql } from 'drizzle-orm';
+import { type PgColumn, unionAll } from 'drizzle-orm/pg-core';
 import type { LedgerDb } from '../db/client.js';
 import { accounts, payments, refunds } from '../db/schema.js';
 import type { AccountRecord, DeclineReason, PaymentRecord, PaymentStatus, RefundRecord } from '../domain/records.js';
@@ -77,7 +77,12 @@ export interface PaymentFilter {
   createdBefore: Date | undefined;
 }
 
-/** Payments an account made or received, newest first, before `cursor`, at most `limit`. */
+/**
+ * Payments an account made or received, newest first, before `cursor`, at most `limit`. Two index-ordered
+ * scans (as payer, as payee), each stopping after `limit` rows, merged: the cost of a page does not grow
+ * with the account's history, as an OR over both columns followed by a sort would (PostgreSQL also turns
+ * the cursor's row comparison into an index bound, so a deep page costs as little as the first).
+ */
 export async function listPaymentsOfAccount(
   db: LedgerDb,
   accountId: string,
@@ -85,20 +90,27 @@ export async function listPaymentsOfAccount(
   limit: number,
   cursor: Cursor | undefined,
 ): Promise<Keyed<PaymentRecord>[]> {
-  const rows = await db
-    .select({ ...getTableColumns(payments), micros: microsOf(payments.createdAt) })
-    .from(payments)
-    .where(
-      and(
-        or(eq(payments.payerAccountId, accountId), eq(payments.payeeAccountId, accountId)),
-        filter.statuses.length > 0 ? inArray(payments.status, filter.statuses) : undefined,
-        filter.createdFrom ? sql`${payments.createdAt} >= ${filter.createdFrom.toISOString()}::timestamptz` : undefined,
-        filter.createdBefore
-          ? sql`${payments.createdAt} < ${filter.createdBefore.toISOString()}::timestamptz`
-          : undefined,
-        after(payments.createdAt, payments.id, cursor, 'desc'),
-      ),
-    )
+  const side = (party: PgColumn) =>
+    db
+      .select({ ...getTableColumns(payments), micros: microsOf(payments.createdAt) })
+      .from(payments)
+      .where(
+        and(
+          eq(party, accountId),
+          filter.statuses.length > 0 ? inArray(payments.status, filter.statuses) : undefined,
+          filter.createdFrom
+            ? sql`${payments.createdAt} >= ${filter.createdFrom.toISOString()}::timestamptz`
+            : undefined,
+          filter.createdBefore
+            ? sql`${payments.createdAt} < ${filter.createdBefore.toISOString()}::timestamptz`
+            : undefined,
+          after(payments.createdAt, payments.id, cursor, 'desc'),
+        ),
+      )
+      .orderBy(...order(payments.createdAt, payments.id, 'desc'))
+      .limit(limit);
+  // A payment never has the same account on both sides (payments_distinct_parties), so no row comes twice.
+  const rows = await unionAll(side(payments.payerAccountId), side(payments.payeeAccountId))
     .orderBy(...order(payments.createdAt, payments.id, 'desc'))
     .limit(limit);
   return keyed(rows.map((row) => ({ ...row, declineReason: row.declineReason as DeclineReason | null })));
