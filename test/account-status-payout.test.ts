@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AccountStatus } from '../gen/payment/v1/account_pb.js';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { DeclineReason, PaymentStatus, RefundStatus } from '../gen/payment/v1/payment_pb.js';
+import { checkLedger } from '../src/ledger/check.js';
 import { connectErrorOf } from './support/calls.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { signToken } from './support/credentials.js';
@@ -205,5 +206,37 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
       ).code,
     ).toBe(Code.PermissionDenied);
     expect(await balanceOf(clients, account)).toMatchObject({ available: 100n });
+  });
+});
+
+describe('the ledger check', () => {
+  const exec = (query: ReturnType<typeof sql>) => server.service.database.db.execute(query);
+  const failing = async () =>
+    (await checkLedger(server.service.database.db)).checks.filter((check) => !check.passed).map((check) => check.name);
+
+  it('catches a payout whose entries do not match it, and a closed account that holds money', async () => {
+    const clients = clientsFor('connect-json', server.url);
+    const account = await fundedAccount(clients, 1_000n);
+    const { payout } = await clients.accounts.payoutFunds({
+      idempotencyKey: key(),
+      accountId: account,
+      amount: { amountMinor: 400n, currency: 'USD' },
+    });
+    expect(await failing()).toEqual([]);
+
+    await exec(sql`update payouts set amount_minor = amount_minor + 1 where id = ${payout!.id}`);
+    try {
+      expect(await failing()).toEqual(['deposits_and_payouts_match_entries']);
+    } finally {
+      await exec(sql`update payouts set amount_minor = amount_minor - 1 where id = ${payout!.id}`);
+    }
+
+    await exec(sql`update accounts set status = 'CLOSED' where id = ${account}`);
+    try {
+      expect(await failing()).toEqual(['closed_accounts_empty']);
+    } finally {
+      await exec(sql`update accounts set status = 'ACTIVE' where id = ${account}`);
+    }
+    expect(await failing()).toEqual([]);
   });
 });
