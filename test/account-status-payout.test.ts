@@ -2,9 +2,11 @@
  * FreezeAccount, UnfreezeAccount, CloseAccount and PayoutFunds over every protocol: what a frozen or closed
  * account may still do, idempotency, the events they emit, who may call them, and the ledger check after.
  */
+import { fromBinary } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import { sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AccountFrozenSchema, FundsPaidOutSchema } from '../gen/payment/events/v1/events_pb.js';
 import { AccountStatus } from '../gen/payment/v1/account_pb.js';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { DeclineReason, PaymentStatus, RefundStatus } from '../gen/payment/v1/payment_pb.js';
@@ -38,6 +40,15 @@ afterEach(async () => {
 async function refusal(call: Promise<unknown>) {
   const error = await connectErrorOf(call);
   return { code: Code[error.code], reason: error.findDetails(ErrorDetailSchema)[0]?.reason };
+}
+
+async function payloadOf(aggregateId: string, eventType: string): Promise<Uint8Array> {
+  const result = (await server.service.database.db.execute(
+    sql`select payload from outbox_events where aggregate_id = ${aggregateId} and event_type = ${eventType}`,
+  )) as unknown as { rows: { payload: Uint8Array }[] };
+  const [row] = result.rows;
+  if (!row) throw new Error(`no ${eventType} event for ${aggregateId}`);
+  return new Uint8Array(row.payload);
 }
 
 async function eventTypesOf(aggregateId: string): Promise<string[]> {
@@ -108,6 +119,10 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
       'AccountFrozen',
       'AccountUnfrozen',
     ]);
+    const frozenEvent = fromBinary(AccountFrozenSchema, await payloadOf(account, 'AccountFrozen'));
+    expect(frozenEvent.account?.status).toBe(AccountStatus.FROZEN);
+    expect(frozenEvent.reason).toBe('fraud review');
+    expect(frozenEvent.metadata?.aggregateId).toBe(account);
   });
 
   it('a refund to or from a frozen account is declined, and a frozen merchant is still settled', async () => {
@@ -155,6 +170,9 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
     expect(await refusal(freeze(account))).toEqual({ code: 'FailedPrecondition', reason: 'ACCOUNT_CLOSED' });
     expect((await pay(payee, account, 1n)).status).toBe(PaymentStatus.DECLINED);
     expect(await eventTypesOf(account)).toEqual(['AccountCreated', 'FundsDeposited', 'FundsPaidOut', 'AccountClosed']);
+    const paidOut = fromBinary(FundsPaidOutSchema, await payloadOf(account, 'FundsPaidOut'));
+    expect(paidOut.payout?.id).toBe(payout?.id);
+    expect(paidOut.balance?.available?.amountMinor).toBe(0n);
     const report = await clients.admin.checkLedger({});
     expect(report.checks.map((check) => check.name)).toEqual(
       expect.arrayContaining(['deposits_and_payouts_match_entries', 'closed_accounts_empty']),
