@@ -22,6 +22,13 @@ if ! command -v kcat >/dev/null 2>&1; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq kcat >/dev/null
 fi
 
+# Debian's Chromium for the browser wallet test (test/wallet-browser.test.ts, driven by playwright-core).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "ensure-services: installing chromium"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "ensure-services: starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no

@@ -22,6 +22,7 @@ import type { RateLimitConfig } from './config/rate-limit.js';
 import * as rateLimitSettings from './config/rate-limit.js';
 import type { AuthConfig, RequestLimits, TlsConfig } from './config/security.js';
 import * as securitySettings from './config/security.js';
+import { readWatch, type WatchConfig } from './config/watch.js';
 
 export { ConfigError, ConfigErrors } from './config/env.js';
 export type { KafkaConfig, KafkaSaslMechanism, OutboxConfig } from './config/kafka.js';
@@ -74,10 +75,14 @@ export interface Config {
   requestBodyMaxBytes: number;
   /** Create demo accounts on first start (embedded mode only by default). */
   seedDemoData: boolean;
+  /** Serve the built browser wallet at /wallet/ (embedded mode only by default). */
+  serveWallet: boolean;
   /** MANUAL payments' holds: default length and the bounds a request may choose within. */
   holds: { defaultMs: number; minMs: number; maxMs: number; sweepIntervalMs: number };
   /** Scheduled settlement runs; 0 = only on demand (SettlementService.RunSettlement). */
   settlementIntervalMs: number;
+  /** WatchAccount streams: bounds and poll interval. */
+  watch: WatchConfig;
   kafka: KafkaConfig | undefined;
   outbox: OutboxConfig;
   /** redis://… for the shared rate-limit buckets; unset = per-process in-memory buckets. */
@@ -176,7 +181,9 @@ function readConfig(env: Env): Config {
     shutdownGraceMs: readInt(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     requestBodyMaxBytes: readInt(env, 'REQUEST_BODY_MAX_BYTES', 64 * 1024, 1024, 16 * 1024 * 1024),
     seedDemoData: readBool(env, 'SEED_DEMO_DATA', databaseUrl === undefined),
+    serveWallet: readBool(env, 'SERVE_WALLET', databaseUrl === undefined),
     holds: readHolds(env),
+    watch: readWatch(env),
     settlementIntervalMs: readInt(env, 'SETTLEMENT_INTERVAL_SECONDS', 3_600, 0, 7 * 86_400) * 1000,
     kafka: readKafka(env),
     outbox: readOutbox(env),

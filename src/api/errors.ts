@@ -22,6 +22,7 @@ const CODE_OF: Record<DomainErrorKind, Code> = {
   deadline_exceeded: Code.DeadlineExceeded,
   unauthenticated: Code.Unauthenticated,
   permission_denied: Code.PermissionDenied,
+  resource_exhausted: Code.ResourceExhausted,
 };
 
 export function toConnectError(error: DomainError): ConnectError {
@@ -34,20 +35,34 @@ export interface ErrorLogger {
 }
 
 export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
+  const mapped = (error: unknown, procedure: string): unknown => {
+    if (error instanceof DomainError) return toConnectError(error);
+    // Reads and authentication reach the pool outside the ledger core; a wait that timed out is retryable.
+    if (isPoolWaitTimeout(error)) return toConnectError(databasePoolExhausted());
+    // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
+    if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
+    // The request's own logger carries request id, principal and procedure; the root one needs them said.
+    const requestLog = currentRequest()?.log;
+    if (requestLog) requestLog.error({ err: error }, 'request failed with an internal error');
+    else logger.error({ err: error, procedure }, 'request failed with an internal error');
+    return new ConnectError('internal error', Code.Internal);
+  };
   return (next) => async (request) => {
     try {
-      return await next(request);
+      const response = await next(request);
+      // A server stream fails while it is read, after this function returned: map those errors too.
+      if (!response.stream) return response;
+      return { ...response, message: mapStreamErrors(response.message, (error) => mapped(error, request.url)) };
     } catch (error) {
-      if (error instanceof DomainError) throw toConnectError(error);
-      // Reads and authentication reach the pool outside the ledger core; a wait that timed out is retryable.
-      if (isPoolWaitTimeout(error)) throw toConnectError(databasePoolExhausted());
-      // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
-      if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) throw error;
-      // The request's own logger carries request id, principal and procedure; the root one needs them said.
-      const requestLog = currentRequest()?.log;
-      if (requestLog) requestLog.error({ err: error }, 'request failed with an internal error');
-      else logger.error({ err: error, procedure: request.url }, 'request failed with an internal error');
-      throw new ConnectError('internal error', Code.Internal);
+      throw mapped(error, request.url);
     }
   };
+}
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, map: (error: unknown) => unknown): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw map(error);
+  }
 }

@@ -2,12 +2,23 @@
  * Connect handlers for PaymentService and AccountService. Each one decodes the request, calls the
  * application layer and maps the result; errors are mapped in errors.ts.
  */
+
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
 import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js';
-import { CaptureMode, PaymentService } from '../../gen/payment/v1/payment_pb.js';
+import { CaptureMode, PaymentService, PaymentStatus } from '../../gen/payment/v1/payment_pb.js';
 import type { Mutation, PaymentsApp } from '../app/payments-app.js';
 import { callerKey } from '../auth/interceptor.js';
-import { toAccount, toBalance, toDeposit, toLedgerEntry, toPayment, toRefund } from '../wire/messages.js';
+import {
+  toAccount,
+  toBalance,
+  toDeposit,
+  toLedgerEntry,
+  toPayment,
+  toPayout,
+  toRefund,
+  toWatchUpdate,
+} from '../wire/messages.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
 import { serveStrictly } from './strict-input.js';
 
@@ -33,7 +44,19 @@ function durationMs(duration: { seconds: bigint; nanos: number } | undefined): n
   return duration ? Number(duration.seconds) * 1000 + Math.trunc(duration.nanos / 1_000_000) : undefined;
 }
 
+const PAYMENT_STATUSES = {
+  [PaymentStatus.UNSPECIFIED]: undefined,
+  [PaymentStatus.COMPLETED]: 'COMPLETED',
+  [PaymentStatus.DECLINED]: 'DECLINED',
+  [PaymentStatus.AUTHORIZED]: 'AUTHORIZED',
+  [PaymentStatus.VOIDED]: 'VOIDED',
+  [PaymentStatus.EXPIRED]: 'EXPIRED',
+  [PaymentStatus.PARTIALLY_REFUNDED]: 'PARTIALLY_REFUNDED',
+  [PaymentStatus.REFUNDED]: 'REFUNDED',
+} as const;
+
 export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp): void {
+  const reads = app.walletReads();
   serveStrictly(router, PaymentService, {
     async authorizePayment(request, context) {
       const payment = await app.authorizePayment(context.values.get(callerKey), {
@@ -88,6 +111,39 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
         balance: toBalance(await app.getBalance(context.values.get(callerKey), request.accountId, context.signal)),
       };
     },
+    async *watchAccount(request, context) {
+      const updates = app
+        .watches()
+        .watch(
+          context.values.get(callerKey),
+          { accountId: request.accountId, afterVersion: request.afterVersion },
+          context.signal,
+        );
+      for await (const update of updates) yield toWatchUpdate(update);
+    },
+    async listPayments(request, context) {
+      const page = await reads.listPayments(context.values.get(callerKey), {
+        accountId: request.accountId,
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+        // An unknown number (a newer client) maps to undefined, which validation refuses.
+        statuses: request.statuses.map((status) => PAYMENT_STATUSES[status as keyof typeof PAYMENT_STATUSES]),
+        createdFrom: request.createTimeFrom ? timestampDate(request.createTimeFrom) : undefined,
+        createdBefore: request.createTimeTo ? timestampDate(request.createTimeTo) : undefined,
+      });
+      return { payments: page.items.map(toPayment), nextPageToken: page.nextPageToken };
+    },
+    async getRefund(request, context) {
+      return { refund: toRefund(await reads.getRefund(context.values.get(callerKey), request.refundId)) };
+    },
+    async listRefunds(request, context) {
+      const page = await reads.listRefunds(context.values.get(callerKey), {
+        paymentId: request.paymentId,
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+      });
+      return { refunds: page.items.map(toRefund), nextPageToken: page.nextPageToken };
+    },
   });
 
   serveStrictly(router, AccountService, {
@@ -126,6 +182,44 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
         context.signal,
       );
       return { entries: page.entries.map(toLedgerEntry), nextPageToken: page.nextPageToken };
+    },
+    async listAccounts(request, context) {
+      const page = await reads.listAccounts(context.values.get(callerKey), {
+        ownerRef: request.ownerRef,
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+      });
+      return { accounts: page.items.map(toAccount), nextPageToken: page.nextPageToken };
+    },
+    async freezeAccount(request, context) {
+      const account = await app.changeAccountStatus(context.values.get(callerKey), 'freeze', {
+        ...request,
+        signal: context.signal,
+      });
+      return { account: toAccount(unwrap(context, account)) };
+    },
+    async unfreezeAccount(request, context) {
+      const account = await app.changeAccountStatus(context.values.get(callerKey), 'unfreeze', {
+        ...request,
+        signal: context.signal,
+      });
+      return { account: toAccount(unwrap(context, account)) };
+    },
+    async closeAccount(request, context) {
+      const account = await app.changeAccountStatus(context.values.get(callerKey), 'close', {
+        ...request,
+        signal: context.signal,
+      });
+      return { account: toAccount(unwrap(context, account)) };
+    },
+    async payoutFunds(request, context) {
+      const payout = await app.payout(context.values.get(callerKey), {
+        idempotencyKey: request.idempotencyKey,
+        accountId: request.accountId,
+        amount: request.amount,
+        signal: context.signal,
+      });
+      return { payout: toPayout(unwrap(context, payout)) };
     },
   });
 }

@@ -4,6 +4,7 @@
  * or in the ledger.
  */
 import { type Caller, ownerConstraintOf } from '../auth/caller.js';
+import type { WatchConfig } from '../config/watch.js';
 import type { LedgerDb } from '../db/client.js';
 import { type DomainError, deadlineExceeded, invalidArgument, notFound } from '../domain/errors.js';
 import type {
@@ -14,11 +15,13 @@ import type {
   DepositRecord,
   LedgerEntryRecord,
   PaymentRecord,
+  PayoutRecord,
   RefundRecord,
 } from '../domain/records.js';
 import type { ApplyOptions, CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
 import { commandOrigin } from '../observability/request-context.js';
+import { AccountWatches } from './account-watch.js';
 import { decodePageToken, encodePageToken, isPositiveInt64 } from './page-token.js';
 import {
   MAX_DESCRIPTION_LENGTH,
@@ -33,6 +36,7 @@ import {
   requirePositiveMoney,
   requireText,
 } from './validation.js';
+import { WalletReads } from './wallet-reads.js';
 
 /** The caller's deadline: aborted when it passes (Connect's handler context signal). */
 export interface CallSignal {
@@ -66,12 +70,29 @@ export interface HoldPolicy {
   maxMs: number;
 }
 
+const DEFAULT_WATCH_CONFIG: WatchConfig = { maxPerPrincipal: 5, maxTotal: 1_000, pollIntervalMs: 250 };
+
 export class PaymentsApp {
+  private accountWatches: AccountWatches | undefined;
+
   constructor(
     private readonly db: LedgerDb,
     private readonly ledger: CommandRunner,
     private readonly holds: HoldPolicy,
+    private readonly watchConfig: WatchConfig = DEFAULT_WATCH_CONFIG,
+    private readonly onWatchPollError?: (error: unknown) => void,
   ) {}
+
+  /** WatchAccount's streams (account-watch.ts); created on first use. */
+  watches(): AccountWatches {
+    this.accountWatches ??= new AccountWatches(this.db, this, this.watchConfig, this.onWatchPollError);
+    return this.accountWatches;
+  }
+
+  /** Ends every open watch stream; called when the server starts shutting down. */
+  closeWatches(): void {
+    this.accountWatches?.close();
+  }
 
   async createAccount(
     caller: Caller,
@@ -193,6 +214,47 @@ export class PaymentsApp {
     return { value: { refund, payment }, replayed: outcome.replayed };
   }
 
+  /** Freeze, unfreeze or close (backends only: the method table keeps users out); see ledger/plan-account.ts. */
+  async changeAccountStatus(
+    caller: Caller,
+    action: 'freeze' | 'unfreeze' | 'close',
+    input: { idempotencyKey: string; accountId: string; reason: string } & CallSignal,
+  ): Promise<Mutation<AccountRecord>> {
+    const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
+    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
+    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
+    const outcome = await this.run(input.signal, {
+      kind: 'changeAccountStatus',
+      principal: caller.principal,
+      idempotencyKey,
+      accountId: input.accountId,
+      action,
+      reason,
+    });
+    return { value: expect(outcome.value, 'account').account, replayed: outcome.replayed };
+  }
+
+  /** Available money out of the ledger: the mirror of deposit(). */
+  async payout(
+    caller: Caller,
+    input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
+  ): Promise<Mutation<PayoutRecord>> {
+    const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
+    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const amount = requirePositiveMoney('amount', input.amount);
+    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
+    const outcome = await this.run(input.signal, {
+      kind: 'payout',
+      principal: caller.principal,
+      idempotencyKey,
+      accountId: input.accountId,
+      amountMinor: amount.amountMinor,
+      currency: amount.currency,
+    });
+    return { value: expect(outcome.value, 'payout').payout, replayed: outcome.replayed };
+  }
+
   private actingAs(caller: Caller) {
     return { principal: caller.principal, actingOwnerRef: ownerConstraintOf(caller) };
   }
@@ -224,6 +286,11 @@ export class PaymentsApp {
       );
     }
     return requestedMs;
+  }
+
+  /** The wallet's listings (accounts, payments, refunds), under the same ownership rules as the reads here. */
+  walletReads(): WalletReads {
+    return new WalletReads(this.db, this);
   }
 
   /** Someone else's account answers NOT_FOUND exactly as a missing one would: no existence oracle. */

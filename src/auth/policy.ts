@@ -24,6 +24,17 @@ export const METHOD_RULES: Readonly<Record<string, MethodRule>> = {
   'payment.v1.AccountService/GetAccount': { scope: 'payments:read', users: true },
   'payment.v1.AccountService/DepositFunds': { scope: 'accounts:admin', users: false },
   'payment.v1.AccountService/ListLedgerEntries': { scope: 'payments:read', users: true },
+  // Same rule as GetAccountBalance: a user watches their own accounts.
+  'payment.v1.PaymentService/WatchAccount': { scope: 'payments:read', users: true },
+  'payment.v1.PaymentService/ListPayments': { scope: 'payments:read', users: true },
+  'payment.v1.PaymentService/GetRefund': { scope: 'payments:read', users: true },
+  'payment.v1.PaymentService/ListRefunds': { scope: 'payments:read', users: true },
+  'payment.v1.AccountService/ListAccounts': { scope: 'payments:read', users: true },
+  // Status changes and payouts are back-office operations, like account creation and deposits.
+  'payment.v1.AccountService/FreezeAccount': { scope: 'accounts:admin', users: false },
+  'payment.v1.AccountService/UnfreezeAccount': { scope: 'accounts:admin', users: false },
+  'payment.v1.AccountService/CloseAccount': { scope: 'accounts:admin', users: false },
+  'payment.v1.AccountService/PayoutFunds': { scope: 'accounts:admin', users: false },
   'payment.v1.SettlementService/RunSettlement': { scope: 'settlements:run', users: false },
   'payment.v1.SettlementService/GetSettlement': { scope: 'payments:read', users: false },
   'payment.v1.SettlementService/ListSettlements': { scope: 'payments:read', users: false },

@@ -199,6 +199,24 @@ export const deposits = pgTable(
   ],
 );
 
+/** Money that left the ledger from an account's available balance: the mirror of a deposit. */
+export const payouts = pgTable(
+  'payouts',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    amountMinor: money('amount_minor').notNull(),
+    currency: text('currency').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    check('payouts_amount_positive', sql`${table.amountMinor} > 0`),
+    index('payouts_account_idx').on(table.accountId),
+  ],
+);
+
 export const ledgerEntries = pgTable(
   'ledger_entries',
   {

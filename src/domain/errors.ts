@@ -12,7 +12,8 @@ export type DomainErrorKind =
   | 'unavailable'
   | 'deadline_exceeded'
   | 'unauthenticated'
-  | 'permission_denied';
+  | 'permission_denied'
+  | 'resource_exhausted';
 
 export class DomainError extends Error {
   constructor(
@@ -42,7 +43,7 @@ export function echoed(input: string): string {
 
 /** `field` names the request field that held the id ("payer_account_id"), so a client can tell which. */
 export function notFound(
-  resource: 'account' | 'payment' | 'settlement' | 'api_key',
+  resource: 'account' | 'payment' | 'settlement' | 'api_key' | 'refund' | 'owner',
   id: string,
   field: string,
 ): DomainError {
@@ -119,4 +120,9 @@ export function unauthenticated(reason: string, message: string, field = ''): Do
 
 export function permissionDenied(reason: string, message: string): DomainError {
   return new DomainError('permission_denied', reason, message);
+}
+
+/** A bounded resource (e.g. open watch streams) is used up; retrying later may succeed. */
+export function resourceExhausted(reason: string, message: string): DomainError {
+  return new DomainError('resource_exhausted', reason, message);
 }

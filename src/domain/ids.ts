@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-export type IdPrefix = 'acct' | 'pay' | 'dep' | 'ent' | 'evt' | 'ref' | 'stl';
+export type IdPrefix = 'acct' | 'pay' | 'dep' | 'ent' | 'evt' | 'ref' | 'stl' | 'pout';
 
 // Crockford base32: no I, L, O, U, so ids survive being read aloud or copied by hand.
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';

@@ -30,6 +30,15 @@ export interface DepositRecord {
   createdAt: Date;
 }
 
+/** Money that left the ledger from an account's available balance. */
+export interface PayoutRecord {
+  id: string;
+  accountId: string;
+  amountMinor: bigint;
+  currency: string;
+  createdAt: Date;
+}
+
 export type PaymentStatus =
   | 'COMPLETED'
   | 'DECLINED'

@@ -5,9 +5,13 @@
 import { create, type DescMessage, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
+  AccountClosedSchema,
   AccountCreatedSchema,
+  AccountFrozenSchema,
+  AccountUnfrozenSchema,
   EventMetadataSchema,
   FundsDepositedSchema,
+  FundsPaidOutSchema,
   PaymentAuthorizedSchema,
   PaymentCapturedSchema,
   PaymentCompletedSchema,
@@ -23,11 +27,12 @@ import type {
   BalanceRecord,
   DepositRecord,
   PaymentRecord,
+  PayoutRecord,
   RefundRecord,
   SettlementRecord,
 } from '../domain/records.js';
 import type { CommandOrigin } from '../observability/request-context.js';
-import { toAccount, toBalance, toDeposit, toPayment, toRefund, toSettlement } from '../wire/messages.js';
+import { toAccount, toBalance, toDeposit, toPayment, toPayout, toRefund, toSettlement } from '../wire/messages.js';
 
 interface EventBase {
   eventId: string;
@@ -43,6 +48,8 @@ interface EventBase {
 export type DomainEvent = EventBase &
   (
     | { type: 'AccountCreated'; account: AccountRecord }
+    | { type: 'AccountFrozen' | 'AccountUnfrozen' | 'AccountClosed'; account: AccountRecord; reason: string }
+    | { type: 'FundsPaidOut'; payout: PayoutRecord; balance: BalanceRecord }
     | { type: 'FundsDeposited'; deposit: DepositRecord; balance: BalanceRecord }
     | {
         type:
@@ -73,6 +80,10 @@ export const EVENT_SCHEMAS = {
   PaymentRefunded: PaymentRefundedSchema,
   RefundDeclined: RefundDeclinedSchema,
   SettlementCompleted: SettlementCompletedSchema,
+  AccountFrozen: AccountFrozenSchema,
+  AccountUnfrozen: AccountUnfrozenSchema,
+  AccountClosed: AccountClosedSchema,
+  FundsPaidOut: FundsPaidOutSchema,
 } as const satisfies Record<EventType, DescMessage>;
 
 function metadataOf(event: DomainEvent) {
@@ -116,5 +127,15 @@ export function encodeEvent(event: DomainEvent): Uint8Array {
       });
     case 'SettlementCompleted':
       return encode(SettlementCompletedSchema, { metadata, settlement: toSettlement(event.settlement) });
+    case 'AccountFrozen':
+    case 'AccountUnfrozen':
+    case 'AccountClosed':
+      return encode(EVENT_SCHEMAS[event.type], { metadata, account: toAccount(event.account), reason: event.reason });
+    case 'FundsPaidOut':
+      return encode(FundsPaidOutSchema, {
+        metadata,
+        payout: toPayout(event.payout),
+        balance: toBalance(event.balance),
+      });
   }
 }

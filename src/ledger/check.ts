@@ -188,6 +188,55 @@ async function pendingMatchesUnsettled(db: LedgerDb): Promise<LedgerCheckResult>
   };
 }
 
+/**
+ * Deposits and payouts each post exactly one debit and one credit of their amount between the account and
+ * its currency's funding account: a deposit credits the account, a payout debits its available bucket.
+ */
+async function transfersMatchEntries(db: LedgerDb): Promise<LedgerCheckResult> {
+  const found = await rows<{ id: string; detail: string }>(
+    db,
+    `with transfers as (
+       select id, account_id, amount_minor, currency, 1 as sign from deposits
+       union all select id, account_id, amount_minor, currency, -1 from payouts),
+     nets as (
+       select t.id, count(e.id) as entries,
+              coalesce(sum(${SIGNED}) filter (where e.account_id = t.account_id and e.bucket = 'AVAILABLE'), 0) as account_net,
+              coalesce(sum(${SIGNED}) filter (where e.account_id = 'sys_funding_' || t.currency), 0) as funding_net
+       from transfers t left join ledger_entries e on e.reference_id = t.id group by t.id)
+     select t.id, concat('entries=', n.entries, ' account=', n.account_net, ' funding=', n.funding_net,
+                         ' amount=', t.amount_minor) as detail
+     from transfers t join nets n on n.id = t.id
+     where n.entries <> 2 or n.account_net <> t.sign * t.amount_minor or n.funding_net <> -t.sign * t.amount_minor
+     union all
+     select e.reference_id, 'entries without a payout row' from ledger_entries e
+     where e.reference_id like 'pout\\_%' and not exists (select 1 from payouts p where p.id = e.reference_id)
+     limit ${MAX_VIOLATIONS}`,
+  );
+  return {
+    name: 'deposits_and_payouts_match_entries',
+    passed: found.length === 0,
+    scope: `${await count(db, 'select ((select count(*) from deposits) + (select count(*) from payouts))::text as n')} deposits and payouts`,
+    violations: found.map((row) => `${row.id}: ${row.detail}`),
+  };
+}
+
+/** A closed account holds nothing: closing needs every bucket at zero and nothing moves afterwards. */
+async function closedAccountsEmpty(db: LedgerDb): Promise<LedgerCheckResult> {
+  const found = await rows<{ account_id: string; detail: string }>(
+    db,
+    `select b.account_id, concat_ws('/', b.posted_minor, b.held_minor, b.pending_settlement_minor) as detail
+     from account_balances b join accounts a on a.id = b.account_id
+     where a.status = 'CLOSED' and (b.posted_minor <> 0 or b.held_minor <> 0 or b.pending_settlement_minor <> 0)
+     limit ${MAX_VIOLATIONS}`,
+  );
+  return {
+    name: 'closed_accounts_empty',
+    passed: found.length === 0,
+    scope: `${await count(db, "select count(*)::text as n from accounts where status = 'CLOSED'")} closed accounts`,
+    violations: found.map((row) => `closed account ${row.account_id} holds ${row.detail} (posted/held/pending)`),
+  };
+}
+
 export async function checkLedger(db: LedgerDb): Promise<LedgerCheckReport> {
   const checks = [
     await entriesSumToZero(db),
@@ -196,6 +245,8 @@ export async function checkLedger(db: LedgerDb): Promise<LedgerCheckReport> {
     await paymentsMatchEntries(db),
     await settlementsAddUp(db),
     await pendingMatchesUnsettled(db),
+    await transfersMatchEntries(db),
+    await closedAccountsEmpty(db),
   ];
   return { passed: checks.every((check) => check.passed), checks };
 }

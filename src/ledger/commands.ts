@@ -10,6 +10,7 @@ import type {
   CaptureMode,
   DepositRecord,
   PaymentRecord,
+  PayoutRecord,
   RefundRecord,
 } from '../domain/records.js';
 import type { CommandOrigin } from '../observability/request-context.js';
@@ -83,7 +84,25 @@ export interface RefundPaymentCommand extends Keyed {
   reason: string;
 }
 
+/** Freeze, unfreeze or close an account (backends only). */
+export interface ChangeAccountStatusCommand extends Keyed {
+  kind: 'changeAccountStatus';
+  accountId: string;
+  action: 'freeze' | 'unfreeze' | 'close';
+  reason: string;
+}
+
+/** Available money out of the ledger, to the currency's funding account: the mirror of a deposit. */
+export interface PayoutCommand extends Keyed {
+  kind: 'payout';
+  accountId: string;
+  amountMinor: bigint;
+  currency: string;
+}
+
 export type LedgerCommand =
+  | ChangeAccountStatusCommand
+  | PayoutCommand
   | CreateAccountCommand
   | DepositCommand
   | AuthorizePaymentCommand
@@ -102,6 +121,7 @@ export function paymentIdOf(command: LedgerCommand): string | undefined {
 export type LedgerOutcome =
   | { kind: 'account'; account: AccountRecord }
   | { kind: 'deposit'; deposit: DepositRecord; balance: BalanceRecord }
+  | { kind: 'payout'; payout: PayoutRecord; balance: BalanceRecord }
   | { kind: 'payment'; payment: PaymentRecord }
   | { kind: 'refund'; refund: RefundRecord; payment: PaymentRecord };
 
@@ -125,6 +145,9 @@ export function idempotencyParams(command: LedgerCommand): Record<string, string
   switch (command.kind) {
     case 'createAccount':
       return { operation: command.kind, owner_ref: command.ownerRef, currency: command.currency, type: command.type };
+    case 'changeAccountStatus':
+      return { operation: command.action, account_id: command.accountId, reason: command.reason };
+    case 'payout':
     case 'deposit':
       return {
         operation: command.kind,

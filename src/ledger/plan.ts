@@ -8,6 +8,7 @@ import { type DomainError, failedPrecondition, invalidArgument, notFound } from 
 import { newId } from '../domain/ids.js';
 import type { DepositRecord } from '../domain/records.js';
 import type { CreateAccountCommand, DepositCommand, LedgerCommand, LedgerOutcome } from './commands.js';
+import { planChangeAccountStatus, planPayout } from './plan-account.js';
 import {
   planAuthorizePayment,
   planCapturePayment,
@@ -121,6 +122,10 @@ function depositBeyondLimit(command: DepositCommand, funding: AccountState, cont
 
 export function planCommand(command: LedgerCommand, context: PlanContext): LedgerOutcome | DomainError {
   switch (command.kind) {
+    case 'changeAccountStatus':
+      return planChangeAccountStatus(command, context);
+    case 'payout':
+      return planPayout(command, context);
     case 'createAccount':
       return planCreateAccount(command, context);
     case 'deposit':
@@ -149,6 +154,9 @@ export function accountsToLock(
   switch (command.kind) {
     case 'createAccount':
       return [];
+    case 'changeAccountStatus':
+      return [command.accountId];
+    case 'payout':
     case 'deposit':
       return [command.accountId, fundingAccountId(command.currency)];
     case 'authorizePayment':

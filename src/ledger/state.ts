@@ -13,6 +13,7 @@ import type {
   EntryDirection,
   LedgerEntryRecord,
   PaymentRecord,
+  PayoutRecord,
   RefundRecord,
   SettlementRecord,
 } from '../domain/records.js';
@@ -53,6 +54,9 @@ export interface Effects {
   events: DomainEvent[];
   /** Accounts whose balance row changed and must be written back. */
   touchedAccountIds: Set<string>;
+  payouts: PayoutRecord[];
+  /** Existing accounts whose status changed (written back from the locked state). */
+  statusChangedAccountIds: Set<string>;
 }
 
 export function emptyEffects(): Effects {
@@ -66,6 +70,8 @@ export function emptyEffects(): Effects {
     entries: [],
     events: [],
     touchedAccountIds: new Set(),
+    payouts: [],
+    statusChangedAccountIds: new Set(),
   };
 }
 

@@ -35,7 +35,10 @@ export function preparedCanWrite(effects: Effects): boolean {
     effects.newAccounts.length === 0 &&
     effects.deposits.length === 0 &&
     effects.refunds.length === 0 &&
-    effects.settlements.length === 0
+    effects.settlements.length === 0 &&
+    // Payouts and account status changes are written only by writes.ts: a list with any goes that way whole.
+    effects.payouts.length === 0 &&
+    effects.statusChangedAccountIds.size === 0
   );
 }
 

@@ -16,6 +16,7 @@ import {
   ledgerEntries,
   outboxEvents,
   payments,
+  payouts,
   refunds,
   settlements,
 } from '../db/schema.js';
@@ -75,6 +76,9 @@ export async function writeEffects(
   }
   if (effects.deposits.length > 0) parts.push(tx.insert(deposits).values(effects.deposits).getSQL());
   if (effects.refunds.length > 0) parts.push(tx.insert(refunds).values(effects.refunds).getSQL());
+  if (effects.payouts.length > 0) parts.push(tx.insert(payouts).values(effects.payouts).getSQL());
+  const statuses = accountStatusUpdate(effects, lockedAccounts);
+  if (statuses) parts.push(statuses);
   if (effects.entries.length > 0) parts.push(tx.insert(ledgerEntries).values(effects.entries).getSQL());
   const balances = balanceUpdate(effects, lockedAccounts);
   if (balances) parts.push(balances);
@@ -159,4 +163,18 @@ function balanceUpdate(effects: Effects, lockedAccounts: Map<string, AccountStat
         version = v.version, updated_at = v.updated_at
     from (values ${sql.join(rows, sql`, `)}) as v(account_id, posted_minor, held_minor, pending_minor, version, updated_at)
     where b.account_id = v.account_id`;
+}
+
+/** Status changes (freeze, unfreeze, close) of locked accounts, from their final in-memory state. */
+function accountStatusUpdate(effects: Effects, lockedAccounts: Map<string, AccountState>): SQL | undefined {
+  if (effects.statusChangedAccountIds.size === 0) return undefined;
+  const rows = [...effects.statusChangedAccountIds].map((id) => {
+    const state = lockedAccounts.get(id);
+    if (!state) throw new Error(`status of ${id} changed without being locked`);
+    return sql`(${state.id}, ${state.status})`;
+  });
+  return sql`
+    update ${accounts} as a set status = v.status
+    from (values ${sql.join(rows, sql`, `)}) as v(id, status)
+    where a.id = v.id`;
 }

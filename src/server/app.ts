@@ -42,6 +42,7 @@ import { registerConnectRoutes } from './connect-routes.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
 import { registerProtocolErrorAnswers } from './protocol-errors.js';
 import { registerRequestLimits } from './request-limits.js';
+import { registerWallet } from './wallet.js';
 
 export interface ServerDependencies {
   config: Config;
@@ -166,6 +167,9 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     },
   });
 
+  if (config.serveWallet && !registerWallet(fastify)) {
+    fastify.log.warn('SERVE_WALLET is on but wallet/dist is missing: run `npm run wallet:build`');
+  }
   fastify.get('/healthz', async () => ({ status: 'ok' }));
   // On the service port unless METRICS_PORT moves it to a port of its own (service.ts).
   if (config.observability.metrics.enabled && config.observability.metrics.port === undefined) {

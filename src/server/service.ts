@@ -112,7 +112,9 @@ export async function startService(config: Config, options: ServiceOptions = {})
     // Embedded PGlite has one connection: a second transaction would only queue behind the first.
     maxBatchesInFlight: database.kind === 'pglite' ? 1 : config.batch.maxBatchesInFlight,
   });
-  const app = new PaymentsApp(database.db, batcher, config.holds);
+  const app = new PaymentsApp(database.db, batcher, config.holds, config.watch, (error) =>
+    fastify.log.warn({ err: error }, 'watch poll failed; retrying at the next tick'),
+  );
   const { authenticator, devKeyPair, apiKeyCache } = await setUpAuthentication(config, database.db);
   // Revocations on any replica clear this one's cache at once; while not listening, the cache is bypassed.
   const stopListening = await database.listen(
@@ -217,6 +219,8 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const close = () => {
     closing ??= (async () => {
       health.close();
+      // Open watch streams would otherwise keep the server busy for the whole grace period.
+      app.closeWatches();
       const listener = listenerOf(fastify);
       // Past the grace period, whatever is still open is cut so that shutdown is bounded.
       const deadline = setTimeout(() => {

@@ -15,6 +15,8 @@ import {
   EntryDirection,
   type LedgerEntry,
   LedgerEntrySchema,
+  type Payout,
+  PayoutSchema,
 } from '../../gen/payment/v1/account_pb.js';
 import { type Money, MoneySchema } from '../../gen/payment/v1/money_pb.js';
 import {
@@ -28,8 +30,12 @@ import {
   type Refund,
   RefundSchema,
   RefundStatus,
+  type WatchAccountResponse,
+  WatchAccountResponseSchema,
+  WatchUpdateKind,
 } from '../../gen/payment/v1/payment_pb.js';
 import { type Settlement, SettlementSchema } from '../../gen/payment/v1/settlement_pb.js';
+import type { WatchUpdate } from '../app/account-watch.js';
 import type {
   AccountRecord,
   BalanceRecord,
@@ -37,6 +43,7 @@ import type {
   DeclineReason as DomainDeclineReason,
   LedgerEntryRecord,
   PaymentRecord,
+  PayoutRecord,
   RefundRecord,
   SettlementRecord,
 } from '../domain/records.js';
@@ -81,6 +88,15 @@ export function toDeposit(deposit: DepositRecord): Deposit {
     accountId: deposit.accountId,
     amount: toMoney(deposit.amountMinor, deposit.currency),
     createTime: timestampFromDate(deposit.createdAt),
+  });
+}
+
+export function toPayout(payout: PayoutRecord): Payout {
+  return create(PayoutSchema, {
+    id: payout.id,
+    accountId: payout.accountId,
+    amount: toMoney(payout.amountMinor, payout.currency),
+    createTime: timestampFromDate(payout.createdAt),
   });
 }
 
@@ -164,5 +180,21 @@ export function toLedgerEntry(entry: LedgerEntryRecord): LedgerEntry {
     accountVersion: entry.accountVersion,
     createTime: timestampFromDate(entry.createdAt),
     bucket: BALANCE_BUCKET[entry.bucket],
+  });
+}
+
+const WATCH_UPDATE_KIND = {
+  SNAPSHOT: WatchUpdateKind.SNAPSHOT,
+  CATCH_UP: WatchUpdateKind.CATCH_UP,
+  CHANGE: WatchUpdateKind.CHANGE,
+  HEARTBEAT: WatchUpdateKind.HEARTBEAT,
+} as const;
+
+export function toWatchUpdate(update: WatchUpdate): WatchAccountResponse {
+  return create(WatchAccountResponseSchema, {
+    kind: WATCH_UPDATE_KIND[update.kind],
+    balance: update.balance ? toBalance(update.balance) : undefined,
+    entries: update.entries.map(toLedgerEntry),
+    status: update.status ? ACCOUNT_STATUS[update.status] : AccountStatus.UNSPECIFIED,
   });
 }

@@ -144,7 +144,8 @@ describe('classification', () => {
   });
 
   it('lists every RPC of the contract whose name says it changes something as a write', () => {
-    const mutating = /^(Authorize|Capture|Void|Refund|Create|Deposit|Withdraw|Transfer|Run|Update|Delete|Close|Freeze)/;
+    const mutating =
+      /^(Authorize|Capture|Void|Refund|Create|Deposit|Withdraw|Transfer|Run|Update|Delete|Close|Freeze|Unfreeze|Payout)/;
     const services = [PaymentService, AccountService, SettlementService, AdminService];
     for (const service of services) {
       for (const method of service.methods) {

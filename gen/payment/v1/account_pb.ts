@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payment/v1/account.proto.
  */
 export const file_payment_v1_account: GenFile = /*@__PURE__*/
-  fileDesc("ChhwYXltZW50L3YxL2FjY291bnQucHJvdG8SCnBheW1lbnQudjEivQEKB0FjY291bnQSCgoCaWQYASABKAkSEQoJb3duZXJfcmVmGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEikKBnN0YXR1cxgEIAEoDjIZLnBheW1lbnQudjEuQWNjb3VudFN0YXR1cxIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEdHlwZRgGIAEoDjIXLnBheW1lbnQudjEuQWNjb3VudFR5cGUiewoUQ3JlYXRlQWNjb3VudFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhEKCW93bmVyX3JlZhgCIAEoCRIQCghjdXJyZW5jeRgDIAEoCRIlCgR0eXBlGAQgASgOMhcucGF5bWVudC52MS5BY2NvdW50VHlwZSI9ChVDcmVhdGVBY2NvdW50UmVzcG9uc2USJAoHYWNjb3VudBgBIAEoCzITLnBheW1lbnQudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIjoKEkdldEFjY291bnRSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50ImUKE0RlcG9zaXRGdW5kc1JlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSIQoGYW1vdW50GAMgASgLMhEucGF5bWVudC52MS5Nb25leSJ9CgdEZXBvc2l0EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSIQoGYW1vdW50GAMgASgLMhEucGF5bWVudC52MS5Nb25leRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPAoURGVwb3NpdEZ1bmRzUmVzcG9uc2USJAoHZGVwb3NpdBgBIAEoCzITLnBheW1lbnQudjEuRGVwb3NpdCK0AgoLTGVkZ2VyRW50cnkSCgoCaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRItCglkaXJlY3Rpb24YAyABKA4yGi5wYXltZW50LnYxLkVudHJ5RGlyZWN0aW9uEiEKBmFtb3VudBgEIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKAoNYmFsYW5jZV9hZnRlchgFIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSFAoMcmVmZXJlbmNlX2lkGAYgASgJEhcKD2FjY291bnRfdmVyc2lvbhgHIAEoAxIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGYnVja2V0GAkgASgOMhkucGF5bWVudC52MS5CYWxhbmNlQnVja2V0IlUKGExpc3RMZWRnZXJFbnRyaWVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl4KGUxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnBheW1lbnQudjEuTGVkZ2VyRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKoABCg1BY2NvdW50U3RhdHVzEh4KGkFDQ09VTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVQUNDT1VOVF9TVEFUVVNfQUNUSVZFEAESGQoVQUNDT1VOVF9TVEFUVVNfRlJPWkVOEAISGQoVQUNDT1VOVF9TVEFUVVNfQ0xPU0VEEAMqYQoLQWNjb3VudFR5cGUSHAoYQUNDT1VOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVQUNDT1VOVF9UWVBFX1BFUlNPTkFMEAESGQoVQUNDT1VOVF9UWVBFX01FUkNIQU5UEAIqjQEKDUJhbGFuY2VCdWNrZXQSHgoaQkFMQU5DRV9CVUNLRVRfVU5TUEVDSUZJRUQQABIcChhCQUxBTkNFX0JVQ0tFVF9BVkFJTEFCTEUQARIXChNCQUxBTkNFX0JVQ0tFVF9IRUxEEAISJQohQkFMQU5DRV9CVUNLRVRfUEVORElOR19TRVRUTEVNRU5UEAMqaAoORW50cnlEaXJlY3Rpb24SHwobRU5UUllfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVRU5UUllfRElSRUNUSU9OX0RFQklUEAESGgoWRU5UUllfRElSRUNUSU9OX0NSRURJVBACMugCCg5BY2NvdW50U2VydmljZRJUCg1DcmVhdGVBY2NvdW50EiAucGF5bWVudC52MS5DcmVhdGVBY2NvdW50UmVxdWVzdBohLnBheW1lbnQudjEuQ3JlYXRlQWNjb3VudFJlc3BvbnNlEksKCkdldEFjY291bnQSHS5wYXltZW50LnYxLkdldEFjY291bnRSZXF1ZXN0Gh4ucGF5bWVudC52MS5HZXRBY2NvdW50UmVzcG9uc2USUQoMRGVwb3NpdEZ1bmRzEh8ucGF5bWVudC52MS5EZXBvc2l0RnVuZHNSZXF1ZXN0GiAucGF5bWVudC52MS5EZXBvc2l0RnVuZHNSZXNwb25zZRJgChFMaXN0TGVkZ2VyRW50cmllcxIkLnBheW1lbnQudjEuTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0GiUucGF5bWVudC52MS5MaXN0TGVkZ2VyRW50cmllc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_payment_v1_money]);
+  fileDesc("ChhwYXltZW50L3YxL2FjY291bnQucHJvdG8SCnBheW1lbnQudjEivQEKB0FjY291bnQSCgoCaWQYASABKAkSEQoJb3duZXJfcmVmGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEikKBnN0YXR1cxgEIAEoDjIZLnBheW1lbnQudjEuQWNjb3VudFN0YXR1cxIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoEdHlwZRgGIAEoDjIXLnBheW1lbnQudjEuQWNjb3VudFR5cGUiewoUQ3JlYXRlQWNjb3VudFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhEKCW93bmVyX3JlZhgCIAEoCRIQCghjdXJyZW5jeRgDIAEoCRIlCgR0eXBlGAQgASgOMhcucGF5bWVudC52MS5BY2NvdW50VHlwZSI9ChVDcmVhdGVBY2NvdW50UmVzcG9uc2USJAoHYWNjb3VudBgBIAEoCzITLnBheW1lbnQudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIjoKEkdldEFjY291bnRSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50ImUKE0RlcG9zaXRGdW5kc1JlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSIQoGYW1vdW50GAMgASgLMhEucGF5bWVudC52MS5Nb25leSJ9CgdEZXBvc2l0EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSIQoGYW1vdW50GAMgASgLMhEucGF5bWVudC52MS5Nb25leRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPAoURGVwb3NpdEZ1bmRzUmVzcG9uc2USJAoHZGVwb3NpdBgBIAEoCzITLnBheW1lbnQudjEuRGVwb3NpdCK0AgoLTGVkZ2VyRW50cnkSCgoCaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRItCglkaXJlY3Rpb24YAyABKA4yGi5wYXltZW50LnYxLkVudHJ5RGlyZWN0aW9uEiEKBmFtb3VudBgEIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKAoNYmFsYW5jZV9hZnRlchgFIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSFAoMcmVmZXJlbmNlX2lkGAYgASgJEhcKD2FjY291bnRfdmVyc2lvbhgHIAEoAxIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGYnVja2V0GAkgASgOMhkucGF5bWVudC52MS5CYWxhbmNlQnVja2V0IlUKGExpc3RMZWRnZXJFbnRyaWVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl4KGUxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnBheW1lbnQudjEuTGVkZ2VyRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk8KE0xpc3RBY2NvdW50c1JlcXVlc3QSEQoJb3duZXJfcmVmGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlYKFExpc3RBY2NvdW50c1Jlc3BvbnNlEiUKCGFjY291bnRzGAEgAygLMhMucGF5bWVudC52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJTChRGcmVlemVBY2NvdW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiPQoVRnJlZXplQWNjb3VudFJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5wYXltZW50LnYxLkFjY291bnQiVQoWVW5mcmVlemVBY2NvdW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiPwoXVW5mcmVlemVBY2NvdW50UmVzcG9uc2USJAoHYWNjb3VudBgBIAEoCzITLnBheW1lbnQudjEuQWNjb3VudCJSChNDbG9zZUFjY291bnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSI8ChRDbG9zZUFjY291bnRSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucGF5bWVudC52MS5BY2NvdW50ImQKElBheW91dEZ1bmRzUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIhCgZhbW91bnQYAyABKAsyES5wYXltZW50LnYxLk1vbmV5InwKBlBheW91dBIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEiEKBmFtb3VudBgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKE1BheW91dEZ1bmRzUmVzcG9uc2USIgoGcGF5b3V0GAEgASgLMhIucGF5bWVudC52MS5QYXlvdXQqgAEKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1NUQVRVU19BQ1RJVkUQARIZChVBQ0NPVU5UX1NUQVRVU19GUk9aRU4QAhIZChVBQ0NPVU5UX1NUQVRVU19DTE9TRUQQAyphCgtBY2NvdW50VHlwZRIcChhBQ0NPVU5UX1RZUEVfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1RZUEVfUEVSU09OQUwQARIZChVBQ0NPVU5UX1RZUEVfTUVSQ0hBTlQQAiqNAQoNQmFsYW5jZUJ1Y2tldBIeChpCQUxBTkNFX0JVQ0tFVF9VTlNQRUNJRklFRBAAEhwKGEJBTEFOQ0VfQlVDS0VUX0FWQUlMQUJMRRABEhcKE0JBTEFOQ0VfQlVDS0VUX0hFTEQQAhIlCiFCQUxBTkNFX0JVQ0tFVF9QRU5ESU5HX1NFVFRMRU1FTlQQAypoCg5FbnRyeURpcmVjdGlvbhIfChtFTlRSWV9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIZChVFTlRSWV9ESVJFQ1RJT05fREVCSVQQARIaChZFTlRSWV9ESVJFQ1RJT05fQ1JFRElUEAIykAYKDkFjY291bnRTZXJ2aWNlElQKDUNyZWF0ZUFjY291bnQSIC5wYXltZW50LnYxLkNyZWF0ZUFjY291bnRSZXF1ZXN0GiEucGF5bWVudC52MS5DcmVhdGVBY2NvdW50UmVzcG9uc2USSwoKR2V0QWNjb3VudBIdLnBheW1lbnQudjEuR2V0QWNjb3VudFJlcXVlc3QaHi5wYXltZW50LnYxLkdldEFjY291bnRSZXNwb25zZRJRCgxEZXBvc2l0RnVuZHMSHy5wYXltZW50LnYxLkRlcG9zaXRGdW5kc1JlcXVlc3QaIC5wYXltZW50LnYxLkRlcG9zaXRGdW5kc1Jlc3BvbnNlEmAKEUxpc3RMZWRnZXJFbnRyaWVzEiQucGF5bWVudC52MS5MaXN0TGVkZ2VyRW50cmllc1JlcXVlc3QaJS5wYXltZW50LnYxLkxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2USUQoMTGlzdEFjY291bnRzEh8ucGF5bWVudC52MS5MaXN0QWNjb3VudHNSZXF1ZXN0GiAucGF5bWVudC52MS5MaXN0QWNjb3VudHNSZXNwb25zZRJUCg1GcmVlemVBY2NvdW50EiAucGF5bWVudC52MS5GcmVlemVBY2NvdW50UmVxdWVzdBohLnBheW1lbnQudjEuRnJlZXplQWNjb3VudFJlc3BvbnNlEloKD1VuZnJlZXplQWNjb3VudBIiLnBheW1lbnQudjEuVW5mcmVlemVBY2NvdW50UmVxdWVzdBojLnBheW1lbnQudjEuVW5mcmVlemVBY2NvdW50UmVzcG9uc2USUQoMQ2xvc2VBY2NvdW50Eh8ucGF5bWVudC52MS5DbG9zZUFjY291bnRSZXF1ZXN0GiAucGF5bWVudC52MS5DbG9zZUFjY291bnRSZXNwb25zZRJOCgtQYXlvdXRGdW5kcxIeLnBheW1lbnQudjEuUGF5b3V0RnVuZHNSZXF1ZXN0Gh8ucGF5bWVudC52MS5QYXlvdXRGdW5kc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_payment_v1_money]);
 
 /**
  * @generated from message payment.v1.Account
@@ -361,6 +361,285 @@ export const ListLedgerEntriesResponseSchema: GenMessage<ListLedgerEntriesRespon
   messageDesc(file_payment_v1_account, 10);
 
 /**
+ * @generated from message payment.v1.ListAccountsRequest
+ */
+export type ListAccountsRequest = Message<"payment.v1.ListAccountsRequest"> & {
+  /**
+   * A backend: required, the owner whose accounts to list. A wallet user: empty or their own reference.
+   *
+   * @generated from field: string owner_ref = 1;
+   */
+  ownerRef: string;
+
+  /**
+   * 1 to 500; 0 means the default of 50.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Empty for the first page; otherwise next_page_token from the previous page (with the same owner_ref).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message payment.v1.ListAccountsRequest.
+ * Use `create(ListAccountsRequestSchema)` to create a new message.
+ */
+export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 11);
+
+/**
+ * @generated from message payment.v1.ListAccountsResponse
+ */
+export type ListAccountsResponse = Message<"payment.v1.ListAccountsResponse"> & {
+  /**
+   * @generated from field: repeated payment.v1.Account accounts = 1;
+   */
+  accounts: Account[];
+
+  /**
+   * Empty when there are no more accounts.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message payment.v1.ListAccountsResponse.
+ * Use `create(ListAccountsResponseSchema)` to create a new message.
+ */
+export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 12);
+
+/**
+ * @generated from message payment.v1.FreezeAccountRequest
+ */
+export type FreezeAccountRequest = Message<"payment.v1.FreezeAccountRequest"> & {
+  /**
+   * 1 to 255 characters, unique per caller. A retry with the same key and request returns the same result.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * Optional, at most 500 characters: why (kept in the event).
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message payment.v1.FreezeAccountRequest.
+ * Use `create(FreezeAccountRequestSchema)` to create a new message.
+ */
+export const FreezeAccountRequestSchema: GenMessage<FreezeAccountRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 13);
+
+/**
+ * @generated from message payment.v1.FreezeAccountResponse
+ */
+export type FreezeAccountResponse = Message<"payment.v1.FreezeAccountResponse"> & {
+  /**
+   * @generated from field: payment.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message payment.v1.FreezeAccountResponse.
+ * Use `create(FreezeAccountResponseSchema)` to create a new message.
+ */
+export const FreezeAccountResponseSchema: GenMessage<FreezeAccountResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 14);
+
+/**
+ * @generated from message payment.v1.UnfreezeAccountRequest
+ */
+export type UnfreezeAccountRequest = Message<"payment.v1.UnfreezeAccountRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * Optional, at most 500 characters.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message payment.v1.UnfreezeAccountRequest.
+ * Use `create(UnfreezeAccountRequestSchema)` to create a new message.
+ */
+export const UnfreezeAccountRequestSchema: GenMessage<UnfreezeAccountRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 15);
+
+/**
+ * @generated from message payment.v1.UnfreezeAccountResponse
+ */
+export type UnfreezeAccountResponse = Message<"payment.v1.UnfreezeAccountResponse"> & {
+  /**
+   * @generated from field: payment.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message payment.v1.UnfreezeAccountResponse.
+ * Use `create(UnfreezeAccountResponseSchema)` to create a new message.
+ */
+export const UnfreezeAccountResponseSchema: GenMessage<UnfreezeAccountResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 16);
+
+/**
+ * @generated from message payment.v1.CloseAccountRequest
+ */
+export type CloseAccountRequest = Message<"payment.v1.CloseAccountRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * Optional, at most 500 characters.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message payment.v1.CloseAccountRequest.
+ * Use `create(CloseAccountRequestSchema)` to create a new message.
+ */
+export const CloseAccountRequestSchema: GenMessage<CloseAccountRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 17);
+
+/**
+ * @generated from message payment.v1.CloseAccountResponse
+ */
+export type CloseAccountResponse = Message<"payment.v1.CloseAccountResponse"> & {
+  /**
+   * @generated from field: payment.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message payment.v1.CloseAccountResponse.
+ * Use `create(CloseAccountResponseSchema)` to create a new message.
+ */
+export const CloseAccountResponseSchema: GenMessage<CloseAccountResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 18);
+
+/**
+ * @generated from message payment.v1.PayoutFundsRequest
+ */
+export type PayoutFundsRequest = Message<"payment.v1.PayoutFundsRequest"> & {
+  /**
+   * 1 to 255 characters, unique per caller. A retry with the same key and request pays nothing more.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * More than zero, in the account's currency, at most the account's available balance.
+   *
+   * @generated from field: payment.v1.Money amount = 3;
+   */
+  amount?: Money | undefined;
+};
+
+/**
+ * Describes the message payment.v1.PayoutFundsRequest.
+ * Use `create(PayoutFundsRequestSchema)` to create a new message.
+ */
+export const PayoutFundsRequestSchema: GenMessage<PayoutFundsRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 19);
+
+/**
+ * @generated from message payment.v1.Payout
+ */
+export type Payout = Message<"payment.v1.Payout"> & {
+  /**
+   * Opaque id, "pout_" followed by 26 characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: payment.v1.Money amount = 3;
+   */
+  amount?: Money | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 4;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message payment.v1.Payout.
+ * Use `create(PayoutSchema)` to create a new message.
+ */
+export const PayoutSchema: GenMessage<Payout> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 20);
+
+/**
+ * @generated from message payment.v1.PayoutFundsResponse
+ */
+export type PayoutFundsResponse = Message<"payment.v1.PayoutFundsResponse"> & {
+  /**
+   * @generated from field: payment.v1.Payout payout = 1;
+   */
+  payout?: Payout | undefined;
+};
+
+/**
+ * Describes the message payment.v1.PayoutFundsResponse.
+ * Use `create(PayoutFundsResponseSchema)` to create a new message.
+ */
+export const PayoutFundsResponseSchema: GenMessage<PayoutFundsResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_account, 21);
+
+/**
  * @generated from enum payment.v1.AccountStatus
  */
 export enum AccountStatus {
@@ -543,6 +822,59 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof ListLedgerEntriesRequestSchema;
     output: typeof ListLedgerEntriesResponseSchema;
+  },
+  /**
+   * Lists accounts, oldest first, a page at a time: a wallet user their own; a backend those of one owner.
+   *
+   * @generated from rpc payment.v1.AccountService.ListAccounts
+   */
+  listAccounts: {
+    methodKind: "unary";
+    input: typeof ListAccountsRequestSchema;
+    output: typeof ListAccountsResponseSchema;
+  },
+  /**
+   * Blocks an ACTIVE account: it can no longer pay or be paid (see README, "Account status"). Idempotent:
+   * freezing a FROZEN account changes nothing. A CLOSED account cannot be frozen.
+   *
+   * @generated from rpc payment.v1.AccountService.FreezeAccount
+   */
+  freezeAccount: {
+    methodKind: "unary";
+    input: typeof FreezeAccountRequestSchema;
+    output: typeof FreezeAccountResponseSchema;
+  },
+  /**
+   * Makes a FROZEN account ACTIVE again. Idempotent: unfreezing an ACTIVE account changes nothing.
+   *
+   * @generated from rpc payment.v1.AccountService.UnfreezeAccount
+   */
+  unfreezeAccount: {
+    methodKind: "unary";
+    input: typeof UnfreezeAccountRequestSchema;
+    output: typeof UnfreezeAccountResponseSchema;
+  },
+  /**
+   * Closes an account for good. Every bucket (available, held, pending settlement) must be zero: pay the
+   * money out first. Idempotent: closing a CLOSED account changes nothing.
+   *
+   * @generated from rpc payment.v1.AccountService.CloseAccount
+   */
+  closeAccount: {
+    methodKind: "unary";
+    input: typeof CloseAccountRequestSchema;
+    output: typeof CloseAccountResponseSchema;
+  },
+  /**
+   * Moves available money out of the ledger (a bank transfer made elsewhere): the mirror of DepositFunds.
+   * Double-entry: the debit to the account is balanced by a credit to the currency's funding account.
+   *
+   * @generated from rpc payment.v1.AccountService.PayoutFunds
+   */
+  payoutFunds: {
+    methodKind: "unary";
+    input: typeof PayoutFundsRequestSchema;
+    output: typeof PayoutFundsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_payment_v1_account, 0);

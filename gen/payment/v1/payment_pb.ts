@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { AccountStatus, LedgerEntry } from "./account_pb.js";
+import { file_payment_v1_account } from "./account_pb.js";
 import type { Money } from "./money_pb.js";
 import { file_payment_v1_money } from "./money_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payment/v1/payment.proto.
  */
 export const file_payment_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEikAQKB1BheW1lbnQSCgoCaWQYASABKAkSGAoQcGF5ZXJfYWNjb3VudF9pZBgCIAEoCRIYChBwYXllZV9hY2NvdW50X2lkGAMgASgJEiEKBmFtb3VudBgEIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKQoGc3RhdHVzGAUgASgOMhkucGF5bWVudC52MS5QYXltZW50U3RhdHVzEjEKDmRlY2xpbmVfcmVhc29uGAYgASgOMhkucGF5bWVudC52MS5EZWNsaW5lUmVhc29uEhMKC2Rlc2NyaXB0aW9uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMY2FwdHVyZV9tb2RlGAogASgOMhcucGF5bWVudC52MS5DYXB0dXJlTW9kZRIqCg9jYXB0dXJlZF9hbW91bnQYCyABKAsyES5wYXltZW50LnYxLk1vbmV5EioKD3JlZnVuZGVkX2Ftb3VudBgMIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSLwoLZXhwaXJlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXNldHRsZW1lbnRfaWQYDiABKAki/wEKF0F1dGhvcml6ZVBheW1lbnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIYChBwYXllcl9hY2NvdW50X2lkGAIgASgJEhgKEHBheWVlX2FjY291bnRfaWQYAyABKAkSIQoGYW1vdW50GAQgASgLMhEucGF5bWVudC52MS5Nb25leRITCgtkZXNjcmlwdGlvbhgFIAEoCRItCgxjYXB0dXJlX21vZGUYBiABKA4yFy5wYXltZW50LnYxLkNhcHR1cmVNb2RlEjAKDWhvbGRfZHVyYXRpb24YByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoYQXV0aG9yaXplUGF5bWVudFJlc3BvbnNlEiQKB3BheW1lbnQYASABKAsyEy5wYXltZW50LnYxLlBheW1lbnQiZwoVQ2FwdHVyZVBheW1lbnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEiEKBmFtb3VudBgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkiPgoWQ2FwdHVyZVBheW1lbnRSZXNwb25zZRIkCgdwYXltZW50GAEgASgLMhMucGF5bWVudC52MS5QYXltZW50IkEKElZvaWRQYXltZW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCSI7ChNWb2lkUGF5bWVudFJlc3BvbnNlEiQKB3BheW1lbnQYASABKAsyEy5wYXltZW50LnYxLlBheW1lbnQi6QEKBlJlZnVuZBIKCgJpZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEiEKBmFtb3VudBgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKAoGc3RhdHVzGAQgASgOMhgucGF5bWVudC52MS5SZWZ1bmRTdGF0dXMSMQoOZGVjbGluZV9yZWFzb24YBSABKA4yGS5wYXltZW50LnYxLkRlY2xpbmVSZWFzb24SDgoGcmVhc29uGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ2ChRSZWZ1bmRQYXltZW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIhCgZhbW91bnQYAyABKAsyES5wYXltZW50LnYxLk1vbmV5Eg4KBnJlYXNvbhgEIAEoCSJhChVSZWZ1bmRQYXltZW50UmVzcG9uc2USIgoGcmVmdW5kGAEgASgLMhIucGF5bWVudC52MS5SZWZ1bmQSJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCInChFHZXRQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIjoKEkdldFBheW1lbnRSZXNwb25zZRIkCgdwYXltZW50GAEgASgLMhMucGF5bWVudC52MS5QYXltZW50Ii4KGEdldEFjY291bnRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIpECCg5BY2NvdW50QmFsYW5jZRISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEiQKCWF2YWlsYWJsZRgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSIQoGcG9zdGVkGAQgASgLMhEucGF5bWVudC52MS5Nb25leRIfCgRoZWxkGAUgASgLMhEucGF5bWVudC52MS5Nb25leRIPCgd2ZXJzaW9uGAYgASgDEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItChJwZW5kaW5nX3NldHRsZW1lbnQYCCABKAsyES5wYXltZW50LnYxLk1vbmV5IkgKGUdldEFjY291bnRCYWxhbmNlUmVzcG9uc2USKwoHYmFsYW5jZRgBIAEoCzIaLnBheW1lbnQudjEuQWNjb3VudEJhbGFuY2UqhAIKDVBheW1lbnRTdGF0dXMSHgoaUEFZTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhQQVlNRU5UX1NUQVRVU19DT01QTEVURUQQARIbChdQQVlNRU5UX1NUQVRVU19ERUNMSU5FRBACEh0KGVBBWU1FTlRfU1RBVFVTX0FVVEhPUklaRUQQAxIZChVQQVlNRU5UX1NUQVRVU19WT0lERUQQBBIaChZQQVlNRU5UX1NUQVRVU19FWFBJUkVEEAUSJQohUEFZTUVOVF9TVEFUVVNfUEFSVElBTExZX1JFRlVOREVEEAYSGwoXUEFZTUVOVF9TVEFUVVNfUkVGVU5ERUQQBypgCgtDYXB0dXJlTW9kZRIcChhDQVBUVVJFX01PREVfVU5TUEVDSUZJRUQQABIaChZDQVBUVVJFX01PREVfQVVUT01BVElDEAESFwoTQ0FQVFVSRV9NT0RFX01BTlVBTBACKvkBCg1EZWNsaW5lUmVhc29uEh4KGkRFQ0xJTkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASJQohREVDTElORV9SRUFTT05fSU5TVUZGSUNJRU5UX0ZVTkRTEAESKQolREVDTElORV9SRUFTT05fUEFZRVJfQUNDT1VOVF9JTkFDVElWRRACEikKJURFQ0xJTkVfUkVBU09OX1BBWUVFX0FDQ09VTlRfSU5BQ1RJVkUQAxIkCiBERUNMSU5FX1JFQVNPTl9DVVJSRU5DWV9NSVNNQVRDSBAEEiUKIURFQ0xJTkVfUkVBU09OX0FNT1VOVF9BQk9WRV9MSU1JVBAFKmYKDFJlZnVuZFN0YXR1cxIdChlSRUZVTkRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXUkVGVU5EX1NUQVRVU19DT01QTEVURUQQARIaChZSRUZVTkRfU1RBVFVTX0RFQ0xJTkVEEAIynQQKDlBheW1lbnRTZXJ2aWNlEl0KEEF1dGhvcml6ZVBheW1lbnQSIy5wYXltZW50LnYxLkF1dGhvcml6ZVBheW1lbnRSZXF1ZXN0GiQucGF5bWVudC52MS5BdXRob3JpemVQYXltZW50UmVzcG9uc2USVwoOQ2FwdHVyZVBheW1lbnQSIS5wYXltZW50LnYxLkNhcHR1cmVQYXltZW50UmVxdWVzdBoiLnBheW1lbnQudjEuQ2FwdHVyZVBheW1lbnRSZXNwb25zZRJOCgtWb2lkUGF5bWVudBIeLnBheW1lbnQudjEuVm9pZFBheW1lbnRSZXF1ZXN0Gh8ucGF5bWVudC52MS5Wb2lkUGF5bWVudFJlc3BvbnNlElQKDVJlZnVuZFBheW1lbnQSIC5wYXltZW50LnYxLlJlZnVuZFBheW1lbnRSZXF1ZXN0GiEucGF5bWVudC52MS5SZWZ1bmRQYXltZW50UmVzcG9uc2USSwoKR2V0UGF5bWVudBIdLnBheW1lbnQudjEuR2V0UGF5bWVudFJlcXVlc3QaHi5wYXltZW50LnYxLkdldFBheW1lbnRSZXNwb25zZRJgChFHZXRBY2NvdW50QmFsYW5jZRIkLnBheW1lbnQudjEuR2V0QWNjb3VudEJhbGFuY2VSZXF1ZXN0GiUucGF5bWVudC52MS5HZXRBY2NvdW50QmFsYW5jZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_payment_v1_money]);
+  fileDesc("ChhwYXltZW50L3YxL3BheW1lbnQucHJvdG8SCnBheW1lbnQudjEikAQKB1BheW1lbnQSCgoCaWQYASABKAkSGAoQcGF5ZXJfYWNjb3VudF9pZBgCIAEoCRIYChBwYXllZV9hY2NvdW50X2lkGAMgASgJEiEKBmFtb3VudBgEIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKQoGc3RhdHVzGAUgASgOMhkucGF5bWVudC52MS5QYXltZW50U3RhdHVzEjEKDmRlY2xpbmVfcmVhc29uGAYgASgOMhkucGF5bWVudC52MS5EZWNsaW5lUmVhc29uEhMKC2Rlc2NyaXB0aW9uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoMY2FwdHVyZV9tb2RlGAogASgOMhcucGF5bWVudC52MS5DYXB0dXJlTW9kZRIqCg9jYXB0dXJlZF9hbW91bnQYCyABKAsyES5wYXltZW50LnYxLk1vbmV5EioKD3JlZnVuZGVkX2Ftb3VudBgMIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSLwoLZXhwaXJlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXNldHRsZW1lbnRfaWQYDiABKAki/wEKF0F1dGhvcml6ZVBheW1lbnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIYChBwYXllcl9hY2NvdW50X2lkGAIgASgJEhgKEHBheWVlX2FjY291bnRfaWQYAyABKAkSIQoGYW1vdW50GAQgASgLMhEucGF5bWVudC52MS5Nb25leRITCgtkZXNjcmlwdGlvbhgFIAEoCRItCgxjYXB0dXJlX21vZGUYBiABKA4yFy5wYXltZW50LnYxLkNhcHR1cmVNb2RlEjAKDWhvbGRfZHVyYXRpb24YByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoYQXV0aG9yaXplUGF5bWVudFJlc3BvbnNlEiQKB3BheW1lbnQYASABKAsyEy5wYXltZW50LnYxLlBheW1lbnQiZwoVQ2FwdHVyZVBheW1lbnRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEiEKBmFtb3VudBgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkiPgoWQ2FwdHVyZVBheW1lbnRSZXNwb25zZRIkCgdwYXltZW50GAEgASgLMhMucGF5bWVudC52MS5QYXltZW50IkEKElZvaWRQYXltZW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCSI7ChNWb2lkUGF5bWVudFJlc3BvbnNlEiQKB3BheW1lbnQYASABKAsyEy5wYXltZW50LnYxLlBheW1lbnQi6QEKBlJlZnVuZBIKCgJpZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEiEKBmFtb3VudBgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSKAoGc3RhdHVzGAQgASgOMhgucGF5bWVudC52MS5SZWZ1bmRTdGF0dXMSMQoOZGVjbGluZV9yZWFzb24YBSABKA4yGS5wYXltZW50LnYxLkRlY2xpbmVSZWFzb24SDgoGcmVhc29uGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ2ChRSZWZ1bmRQYXltZW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEgoKcGF5bWVudF9pZBgCIAEoCRIhCgZhbW91bnQYAyABKAsyES5wYXltZW50LnYxLk1vbmV5Eg4KBnJlYXNvbhgEIAEoCSJhChVSZWZ1bmRQYXltZW50UmVzcG9uc2USIgoGcmVmdW5kGAEgASgLMhIucGF5bWVudC52MS5SZWZ1bmQSJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCInChFHZXRQYXltZW50UmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJIjoKEkdldFBheW1lbnRSZXNwb25zZRIkCgdwYXltZW50GAEgASgLMhMucGF5bWVudC52MS5QYXltZW50Ii4KGEdldEFjY291bnRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIpECCg5BY2NvdW50QmFsYW5jZRISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEiQKCWF2YWlsYWJsZRgDIAEoCzIRLnBheW1lbnQudjEuTW9uZXkSIQoGcG9zdGVkGAQgASgLMhEucGF5bWVudC52MS5Nb25leRIfCgRoZWxkGAUgASgLMhEucGF5bWVudC52MS5Nb25leRIPCgd2ZXJzaW9uGAYgASgDEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItChJwZW5kaW5nX3NldHRsZW1lbnQYCCABKAsyES5wYXltZW50LnYxLk1vbmV5IkgKGUdldEFjY291bnRCYWxhbmNlUmVzcG9uc2USKwoHYmFsYW5jZRgBIAEoCzIaLnBheW1lbnQudjEuQWNjb3VudEJhbGFuY2Ui5wEKE0xpc3RQYXltZW50c1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIrCghzdGF0dXNlcxgEIAMoDjIZLnBheW1lbnQudjEuUGF5bWVudFN0YXR1cxI0ChBjcmVhdGVfdGltZV9mcm9tGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVfdGltZV90bxgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoUTGlzdFBheW1lbnRzUmVzcG9uc2USJQoIcGF5bWVudHMYASADKAsyEy5wYXltZW50LnYxLlBheW1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiUKEEdldFJlZnVuZFJlcXVlc3QSEQoJcmVmdW5kX2lkGAEgASgJIjcKEUdldFJlZnVuZFJlc3BvbnNlEiIKBnJlZnVuZBgBIAEoCzISLnBheW1lbnQudjEuUmVmdW5kIk8KEkxpc3RSZWZ1bmRzUmVxdWVzdBISCgpwYXltZW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlMKE0xpc3RSZWZ1bmRzUmVzcG9uc2USIwoHcmVmdW5kcxgBIAMoCzISLnBheW1lbnQudjEuUmVmdW5kEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJAChNXYXRjaEFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAkSFQoNYWZ0ZXJfdmVyc2lvbhgCIAEoAyLDAQoUV2F0Y2hBY2NvdW50UmVzcG9uc2USKQoEa2luZBgBIAEoDjIbLnBheW1lbnQudjEuV2F0Y2hVcGRhdGVLaW5kEisKB2JhbGFuY2UYAiABKAsyGi5wYXltZW50LnYxLkFjY291bnRCYWxhbmNlEigKB2VudHJpZXMYAyADKAsyFy5wYXltZW50LnYxLkxlZGdlckVudHJ5EikKBnN0YXR1cxgEIAEoDjIZLnBheW1lbnQudjEuQWNjb3VudFN0YXR1cyqEAgoNUGF5bWVudFN0YXR1cxIeChpQQVlNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGFBBWU1FTlRfU1RBVFVTX0NPTVBMRVRFRBABEhsKF1BBWU1FTlRfU1RBVFVTX0RFQ0xJTkVEEAISHQoZUEFZTUVOVF9TVEFUVVNfQVVUSE9SSVpFRBADEhkKFVBBWU1FTlRfU1RBVFVTX1ZPSURFRBAEEhoKFlBBWU1FTlRfU1RBVFVTX0VYUElSRUQQBRIlCiFQQVlNRU5UX1NUQVRVU19QQVJUSUFMTFlfUkVGVU5ERUQQBhIbChdQQVlNRU5UX1NUQVRVU19SRUZVTkRFRBAHKmAKC0NhcHR1cmVNb2RlEhwKGENBUFRVUkVfTU9ERV9VTlNQRUNJRklFRBAAEhoKFkNBUFRVUkVfTU9ERV9BVVRPTUFUSUMQARIXChNDQVBUVVJFX01PREVfTUFOVUFMEAIq+QEKDURlY2xpbmVSZWFzb24SHgoaREVDTElORV9SRUFTT05fVU5TUEVDSUZJRUQQABIlCiFERUNMSU5FX1JFQVNPTl9JTlNVRkZJQ0lFTlRfRlVORFMQARIpCiVERUNMSU5FX1JFQVNPTl9QQVlFUl9BQ0NPVU5UX0lOQUNUSVZFEAISKQolREVDTElORV9SRUFTT05fUEFZRUVfQUNDT1VOVF9JTkFDVElWRRADEiQKIERFQ0xJTkVfUkVBU09OX0NVUlJFTkNZX01JU01BVENIEAQSJQohREVDTElORV9SRUFTT05fQU1PVU5UX0FCT1ZFX0xJTUlUEAUqZgoMUmVmdW5kU3RhdHVzEh0KGVJFRlVORF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdSRUZVTkRfU1RBVFVTX0NPTVBMRVRFRBABEhoKFlJFRlVORF9TVEFUVVNfREVDTElORUQQAiqzAQoPV2F0Y2hVcGRhdGVLaW5kEiEKHVdBVENIX1VQREFURV9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaV0FUQ0hfVVBEQVRFX0tJTkRfU05BUFNIT1QQARIeChpXQVRDSF9VUERBVEVfS0lORF9DQVRDSF9VUBACEhwKGFdBVENIX1VQREFURV9LSU5EX0NIQU5HRRADEh8KG1dBVENIX1VQREFURV9LSU5EX0hFQVJUQkVBVBAEMt8GCg5QYXltZW50U2VydmljZRJdChBBdXRob3JpemVQYXltZW50EiMucGF5bWVudC52MS5BdXRob3JpemVQYXltZW50UmVxdWVzdBokLnBheW1lbnQudjEuQXV0aG9yaXplUGF5bWVudFJlc3BvbnNlElcKDkNhcHR1cmVQYXltZW50EiEucGF5bWVudC52MS5DYXB0dXJlUGF5bWVudFJlcXVlc3QaIi5wYXltZW50LnYxLkNhcHR1cmVQYXltZW50UmVzcG9uc2USTgoLVm9pZFBheW1lbnQSHi5wYXltZW50LnYxLlZvaWRQYXltZW50UmVxdWVzdBofLnBheW1lbnQudjEuVm9pZFBheW1lbnRSZXNwb25zZRJUCg1SZWZ1bmRQYXltZW50EiAucGF5bWVudC52MS5SZWZ1bmRQYXltZW50UmVxdWVzdBohLnBheW1lbnQudjEuUmVmdW5kUGF5bWVudFJlc3BvbnNlEksKCkdldFBheW1lbnQSHS5wYXltZW50LnYxLkdldFBheW1lbnRSZXF1ZXN0Gh4ucGF5bWVudC52MS5HZXRQYXltZW50UmVzcG9uc2USYAoRR2V0QWNjb3VudEJhbGFuY2USJC5wYXltZW50LnYxLkdldEFjY291bnRCYWxhbmNlUmVxdWVzdBolLnBheW1lbnQudjEuR2V0QWNjb3VudEJhbGFuY2VSZXNwb25zZRJRCgxMaXN0UGF5bWVudHMSHy5wYXltZW50LnYxLkxpc3RQYXltZW50c1JlcXVlc3QaIC5wYXltZW50LnYxLkxpc3RQYXltZW50c1Jlc3BvbnNlEkgKCUdldFJlZnVuZBIcLnBheW1lbnQudjEuR2V0UmVmdW5kUmVxdWVzdBodLnBheW1lbnQudjEuR2V0UmVmdW5kUmVzcG9uc2USTgoLTGlzdFJlZnVuZHMSHi5wYXltZW50LnYxLkxpc3RSZWZ1bmRzUmVxdWVzdBofLnBheW1lbnQudjEuTGlzdFJlZnVuZHNSZXNwb25zZRJTCgxXYXRjaEFjY291bnQSHy5wYXltZW50LnYxLldhdGNoQWNjb3VudFJlcXVlc3QaIC5wYXltZW50LnYxLldhdGNoQWNjb3VudFJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_payment_v1_account, file_payment_v1_money]);
 
 /**
  * @generated from message payment.v1.Payment
@@ -514,6 +516,231 @@ export const GetAccountBalanceResponseSchema: GenMessage<GetAccountBalanceRespon
   messageDesc(file_payment_v1_payment, 14);
 
 /**
+ * @generated from message payment.v1.ListPaymentsRequest
+ */
+export type ListPaymentsRequest = Message<"payment.v1.ListPaymentsRequest"> & {
+  /**
+   * The account, as payer or payee.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * 1 to 500; 0 means the default of 50.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Empty for the first page; otherwise next_page_token from the previous page, with the same filters.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+
+  /**
+   * Only payments in one of these statuses; empty means every status. At most 7 entries.
+   *
+   * @generated from field: repeated payment.v1.PaymentStatus statuses = 4;
+   */
+  statuses: PaymentStatus[];
+
+  /**
+   * Only payments created at or after this time; unset means no lower bound.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time_from = 5;
+   */
+  createTimeFrom?: Timestamp | undefined;
+
+  /**
+   * Only payments created before this time; unset means no upper bound.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time_to = 6;
+   */
+  createTimeTo?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message payment.v1.ListPaymentsRequest.
+ * Use `create(ListPaymentsRequestSchema)` to create a new message.
+ */
+export const ListPaymentsRequestSchema: GenMessage<ListPaymentsRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 15);
+
+/**
+ * @generated from message payment.v1.ListPaymentsResponse
+ */
+export type ListPaymentsResponse = Message<"payment.v1.ListPaymentsResponse"> & {
+  /**
+   * @generated from field: repeated payment.v1.Payment payments = 1;
+   */
+  payments: Payment[];
+
+  /**
+   * Empty when there are no more payments.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message payment.v1.ListPaymentsResponse.
+ * Use `create(ListPaymentsResponseSchema)` to create a new message.
+ */
+export const ListPaymentsResponseSchema: GenMessage<ListPaymentsResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 16);
+
+/**
+ * @generated from message payment.v1.GetRefundRequest
+ */
+export type GetRefundRequest = Message<"payment.v1.GetRefundRequest"> & {
+  /**
+   * @generated from field: string refund_id = 1;
+   */
+  refundId: string;
+};
+
+/**
+ * Describes the message payment.v1.GetRefundRequest.
+ * Use `create(GetRefundRequestSchema)` to create a new message.
+ */
+export const GetRefundRequestSchema: GenMessage<GetRefundRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 17);
+
+/**
+ * @generated from message payment.v1.GetRefundResponse
+ */
+export type GetRefundResponse = Message<"payment.v1.GetRefundResponse"> & {
+  /**
+   * @generated from field: payment.v1.Refund refund = 1;
+   */
+  refund?: Refund | undefined;
+};
+
+/**
+ * Describes the message payment.v1.GetRefundResponse.
+ * Use `create(GetRefundResponseSchema)` to create a new message.
+ */
+export const GetRefundResponseSchema: GenMessage<GetRefundResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 18);
+
+/**
+ * @generated from message payment.v1.ListRefundsRequest
+ */
+export type ListRefundsRequest = Message<"payment.v1.ListRefundsRequest"> & {
+  /**
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+
+  /**
+   * 1 to 500; 0 means the default of 50.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message payment.v1.ListRefundsRequest.
+ * Use `create(ListRefundsRequestSchema)` to create a new message.
+ */
+export const ListRefundsRequestSchema: GenMessage<ListRefundsRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 19);
+
+/**
+ * @generated from message payment.v1.ListRefundsResponse
+ */
+export type ListRefundsResponse = Message<"payment.v1.ListRefundsResponse"> & {
+  /**
+   * @generated from field: repeated payment.v1.Refund refunds = 1;
+   */
+  refunds: Refund[];
+
+  /**
+   * Empty when there are no more refunds.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message payment.v1.ListRefundsResponse.
+ * Use `create(ListRefundsResponseSchema)` to create a new message.
+ */
+export const ListRefundsResponseSchema: GenMessage<ListRefundsResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 20);
+
+/**
+ * @generated from message payment.v1.WatchAccountRequest
+ */
+export type WatchAccountRequest = Message<"payment.v1.WatchAccountRequest"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The last balance version the client saw (from a previous stream), or 0. When the server still has every
+   * change since then (at most 100 entries behind), the first message is a CATCH_UP carrying the missed
+   * entries; otherwise it is a SNAPSHOT.
+   *
+   * @generated from field: int64 after_version = 2;
+   */
+  afterVersion: bigint;
+};
+
+/**
+ * Describes the message payment.v1.WatchAccountRequest.
+ * Use `create(WatchAccountRequestSchema)` to create a new message.
+ */
+export const WatchAccountRequestSchema: GenMessage<WatchAccountRequest> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 21);
+
+/**
+ * @generated from message payment.v1.WatchAccountResponse
+ */
+export type WatchAccountResponse = Message<"payment.v1.WatchAccountResponse"> & {
+  /**
+   * @generated from field: payment.v1.WatchUpdateKind kind = 1;
+   */
+  kind: WatchUpdateKind;
+
+  /**
+   * The balance after this update; its version is the sequence to resume from. Unset for HEARTBEAT.
+   *
+   * @generated from field: payment.v1.AccountBalance balance = 2;
+   */
+  balance?: AccountBalance | undefined;
+
+  /**
+   * @generated from field: repeated payment.v1.LedgerEntry entries = 3;
+   */
+  entries: LedgerEntry[];
+
+  /**
+   * @generated from field: payment.v1.AccountStatus status = 4;
+   */
+  status: AccountStatus;
+};
+
+/**
+ * Describes the message payment.v1.WatchAccountResponse.
+ * Use `create(WatchAccountResponseSchema)` to create a new message.
+ */
+export const WatchAccountResponseSchema: GenMessage<WatchAccountResponse> = /*@__PURE__*/
+  messageDesc(file_payment_v1_payment, 22);
+
+/**
  * @generated from enum payment.v1.PaymentStatus
  */
 export enum PaymentStatus {
@@ -692,6 +919,51 @@ export const RefundStatusSchema: GenEnum<RefundStatus> = /*@__PURE__*/
   enumDesc(file_payment_v1_payment, 3);
 
 /**
+ * @generated from enum payment.v1.WatchUpdateKind
+ */
+export enum WatchUpdateKind {
+  /**
+   * @generated from enum value: WATCH_UPDATE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The current balance; entries is empty. Replace whatever the client held.
+   *
+   * @generated from enum value: WATCH_UPDATE_KIND_SNAPSHOT = 1;
+   */
+  SNAPSHOT = 1,
+
+  /**
+   * The entries committed since after_version, oldest first, and the balance after them.
+   *
+   * @generated from enum value: WATCH_UPDATE_KIND_CATCH_UP = 2;
+   */
+  CATCH_UP = 2,
+
+  /**
+   * The entries committed since the previous message, oldest first, and the balance after them. A status
+   * change has no entries: the balance version still advances and status says the new status.
+   *
+   * @generated from enum value: WATCH_UPDATE_KIND_CHANGE = 3;
+   */
+  CHANGE = 3,
+
+  /**
+   * Nothing changed; sent every 20 seconds so that proxies and clients know the stream is alive.
+   *
+   * @generated from enum value: WATCH_UPDATE_KIND_HEARTBEAT = 4;
+   */
+  HEARTBEAT = 4,
+}
+
+/**
+ * Describes the enum payment.v1.WatchUpdateKind.
+ */
+export const WatchUpdateKindSchema: GenEnum<WatchUpdateKind> = /*@__PURE__*/
+  enumDesc(file_payment_v1_payment, 4);
+
+/**
  * Moves money between accounts and reads the result.
  *
  * @generated from service payment.v1.PaymentService
@@ -760,6 +1032,50 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof GetAccountBalanceRequestSchema;
     output: typeof GetAccountBalanceResponseSchema;
+  },
+  /**
+   * Lists the payments an account made or received, newest first, a page at a time, optionally filtered by
+   * status and creation time.
+   *
+   * @generated from rpc payment.v1.PaymentService.ListPayments
+   */
+  listPayments: {
+    methodKind: "unary";
+    input: typeof ListPaymentsRequestSchema;
+    output: typeof ListPaymentsResponseSchema;
+  },
+  /**
+   * Reads a refund.
+   *
+   * @generated from rpc payment.v1.PaymentService.GetRefund
+   */
+  getRefund: {
+    methodKind: "unary";
+    input: typeof GetRefundRequestSchema;
+    output: typeof GetRefundResponseSchema;
+  },
+  /**
+   * Lists a payment's refunds (completed and declined), newest first, a page at a time.
+   *
+   * @generated from rpc payment.v1.PaymentService.ListRefunds
+   */
+  listRefunds: {
+    methodKind: "unary";
+    input: typeof ListRefundsRequestSchema;
+    output: typeof ListRefundsResponseSchema;
+  },
+  /**
+   * Streams an account's balance: a snapshot on connect, then one update per committed change (an entry
+   * posted, a hold placed or released, a status change), in version order, from whichever replica made it.
+   * Same authorization as GetAccountBalance. A watcher that falls behind is ended with RESOURCE_EXHAUSTED
+   * (reason WATCHER_TOO_SLOW); reconnect with after_version to resume.
+   *
+   * @generated from rpc payment.v1.PaymentService.WatchAccount
+   */
+  watchAccount: {
+    methodKind: "server_streaming";
+    input: typeof WatchAccountRequestSchema;
+    output: typeof WatchAccountResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_payment_v1_payment, 0);

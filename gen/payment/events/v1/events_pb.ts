@@ -6,7 +6,7 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Account, Deposit } from "../../v1/account_pb.js";
+import type { Account, Deposit, Payout } from "../../v1/account_pb.js";
 import { file_payment_v1_account } from "../../v1/account_pb.js";
 import type { AccountBalance, Payment, Refund } from "../../v1/payment_pb.js";
 import { file_payment_v1_payment } from "../../v1/payment_pb.js";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file payment/events/v1/events.proto.
  */
 export const file_payment_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch5wYXltZW50L2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXBheW1lbnQuZXZlbnRzLnYxIpYBCg1FdmVudE1ldGFkYXRhEhAKCGV2ZW50X2lkGAEgASgJEhQKDGFnZ3JlZ2F0ZV9pZBgCIAEoCRIVCg1hZ2dyZWdhdGVfc2VxGAMgASgDEi4KCm9jY3VyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJImoKDkFjY291bnRDcmVhdGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdhY2NvdW50GAIgASgLMhMucGF5bWVudC52MS5BY2NvdW50IpcBCg5GdW5kc0RlcG9zaXRlZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHZGVwb3NpdBgCIAEoCzITLnBheW1lbnQudjEuRGVwb3NpdBIrCgdiYWxhbmNlGAMgASgLMhoucGF5bWVudC52MS5BY2NvdW50QmFsYW5jZSJsChBQYXltZW50Q29tcGxldGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdwYXltZW50GAIgASgLMhMucGF5bWVudC52MS5QYXltZW50ImsKD1BheW1lbnREZWNsaW5lZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJtChFQYXltZW50QXV0aG9yaXplZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJrCg9QYXltZW50Q2FwdHVyZWQSMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEiQKB3BheW1lbnQYAiABKAsyEy5wYXltZW50LnYxLlBheW1lbnQiaQoNUGF5bWVudFZvaWRlZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJqCg5QYXltZW50RXhwaXJlZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCKPAQoPUGF5bWVudFJlZnVuZGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIiCgZyZWZ1bmQYAiABKAsyEi5wYXltZW50LnYxLlJlZnVuZBIkCgdwYXltZW50GAMgASgLMhMucGF5bWVudC52MS5QYXltZW50Io4BCg5SZWZ1bmREZWNsaW5lZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESIgoGcmVmdW5kGAIgASgLMhIucGF5bWVudC52MS5SZWZ1bmQSJAoHcGF5bWVudBgDIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJ1ChNTZXR0bGVtZW50Q29tcGxldGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIqCgpzZXR0bGVtZW50GAIgASgLMhYucGF5bWVudC52MS5TZXR0bGVtZW50YgZwcm90bzM", [file_google_protobuf_timestamp, file_payment_v1_account, file_payment_v1_payment, file_payment_v1_settlement]);
+  fileDesc("Ch5wYXltZW50L2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXBheW1lbnQuZXZlbnRzLnYxIpYBCg1FdmVudE1ldGFkYXRhEhAKCGV2ZW50X2lkGAEgASgJEhQKDGFnZ3JlZ2F0ZV9pZBgCIAEoCRIVCg1hZ2dyZWdhdGVfc2VxGAMgASgDEi4KCm9jY3VyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJImoKDkFjY291bnRDcmVhdGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdhY2NvdW50GAIgASgLMhMucGF5bWVudC52MS5BY2NvdW50IpcBCg5GdW5kc0RlcG9zaXRlZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHZGVwb3NpdBgCIAEoCzITLnBheW1lbnQudjEuRGVwb3NpdBIrCgdiYWxhbmNlGAMgASgLMhoucGF5bWVudC52MS5BY2NvdW50QmFsYW5jZSJsChBQYXltZW50Q29tcGxldGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIkCgdwYXltZW50GAIgASgLMhMucGF5bWVudC52MS5QYXltZW50ImsKD1BheW1lbnREZWNsaW5lZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJtChFQYXltZW50QXV0aG9yaXplZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJrCg9QYXltZW50Q2FwdHVyZWQSMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEiQKB3BheW1lbnQYAiABKAsyEy5wYXltZW50LnYxLlBheW1lbnQiaQoNUGF5bWVudFZvaWRlZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJqCg5QYXltZW50RXhwaXJlZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHcGF5bWVudBgCIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCKPAQoPUGF5bWVudFJlZnVuZGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIiCgZyZWZ1bmQYAiABKAsyEi5wYXltZW50LnYxLlJlZnVuZBIkCgdwYXltZW50GAMgASgLMhMucGF5bWVudC52MS5QYXltZW50Io4BCg5SZWZ1bmREZWNsaW5lZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESIgoGcmVmdW5kGAIgASgLMhIucGF5bWVudC52MS5SZWZ1bmQSJAoHcGF5bWVudBgDIAEoCzITLnBheW1lbnQudjEuUGF5bWVudCJ1ChNTZXR0bGVtZW50Q29tcGxldGVkEjIKCG1ldGFkYXRhGAEgASgLMiAucGF5bWVudC5ldmVudHMudjEuRXZlbnRNZXRhZGF0YRIqCgpzZXR0bGVtZW50GAIgASgLMhYucGF5bWVudC52MS5TZXR0bGVtZW50InkKDUFjY291bnRGcm96ZW4SMgoIbWV0YWRhdGEYASABKAsyIC5wYXltZW50LmV2ZW50cy52MS5FdmVudE1ldGFkYXRhEiQKB2FjY291bnQYAiABKAsyEy5wYXltZW50LnYxLkFjY291bnQSDgoGcmVhc29uGAMgASgJInsKD0FjY291bnRVbmZyb3plbhIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHYWNjb3VudBgCIAEoCzITLnBheW1lbnQudjEuQWNjb3VudBIOCgZyZWFzb24YAyABKAkieQoNQWNjb3VudENsb3NlZBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESJAoHYWNjb3VudBgCIAEoCzITLnBheW1lbnQudjEuQWNjb3VudBIOCgZyZWFzb24YAyABKAkikwEKDEZ1bmRzUGFpZE91dBIyCghtZXRhZGF0YRgBIAEoCzIgLnBheW1lbnQuZXZlbnRzLnYxLkV2ZW50TWV0YWRhdGESIgoGcGF5b3V0GAIgASgLMhIucGF5bWVudC52MS5QYXlvdXQSKwoHYmFsYW5jZRgDIAEoCzIaLnBheW1lbnQudjEuQWNjb3VudEJhbGFuY2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_payment_v1_account, file_payment_v1_payment, file_payment_v1_settlement]);
 
 /**
  * @generated from message payment.events.v1.EventMetadata
@@ -347,4 +347,122 @@ export type SettlementCompleted = Message<"payment.events.v1.SettlementCompleted
  */
 export const SettlementCompletedSchema: GenMessage<SettlementCompleted> = /*@__PURE__*/
   messageDesc(file_payment_events_v1_events, 11);
+
+/**
+ * An account was frozen: it can no longer pay or be paid. aggregate: the account.
+ *
+ * @generated from message payment.events.v1.AccountFrozen
+ */
+export type AccountFrozen = Message<"payment.events.v1.AccountFrozen"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Account account = 2;
+   */
+  account?: Account | undefined;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message payment.events.v1.AccountFrozen.
+ * Use `create(AccountFrozenSchema)` to create a new message.
+ */
+export const AccountFrozenSchema: GenMessage<AccountFrozen> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 12);
+
+/**
+ * A frozen account was made active again. aggregate: the account.
+ *
+ * @generated from message payment.events.v1.AccountUnfrozen
+ */
+export type AccountUnfrozen = Message<"payment.events.v1.AccountUnfrozen"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Account account = 2;
+   */
+  account?: Account | undefined;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message payment.events.v1.AccountUnfrozen.
+ * Use `create(AccountUnfrozenSchema)` to create a new message.
+ */
+export const AccountUnfrozenSchema: GenMessage<AccountUnfrozen> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 13);
+
+/**
+ * An account was closed for good (all its buckets were zero). aggregate: the account.
+ *
+ * @generated from message payment.events.v1.AccountClosed
+ */
+export type AccountClosed = Message<"payment.events.v1.AccountClosed"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Account account = 2;
+   */
+  account?: Account | undefined;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message payment.events.v1.AccountClosed.
+ * Use `create(AccountClosedSchema)` to create a new message.
+ */
+export const AccountClosedSchema: GenMessage<AccountClosed> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 14);
+
+/**
+ * Funds left the ledger from an account's available balance. aggregate: the account.
+ *
+ * @generated from message payment.events.v1.FundsPaidOut
+ */
+export type FundsPaidOut = Message<"payment.events.v1.FundsPaidOut"> & {
+  /**
+   * @generated from field: payment.events.v1.EventMetadata metadata = 1;
+   */
+  metadata?: EventMetadata | undefined;
+
+  /**
+   * @generated from field: payment.v1.Payout payout = 2;
+   */
+  payout?: Payout | undefined;
+
+  /**
+   * The account's balances right after the payout.
+   *
+   * @generated from field: payment.v1.AccountBalance balance = 3;
+   */
+  balance?: AccountBalance | undefined;
+};
+
+/**
+ * Describes the message payment.events.v1.FundsPaidOut.
+ * Use `create(FundsPaidOutSchema)` to create a new message.
+ */
+export const FundsPaidOutSchema: GenMessage<FundsPaidOut> = /*@__PURE__*/
+  messageDesc(file_payment_events_v1_events, 15);
 

@@ -1,0 +1,128 @@
+/**
+ * Account status and payouts, as pure decisions over locked state (like plan.ts).
+ *
+ * What each status allows (README, "Account status"):
+ *   ACTIVE  everything.
+ *   FROZEN  no new payment from or to it (recorded as DECLINED, PAYER/PAYEE_ACCOUNT_INACTIVE), no deposit,
+ *           no payout, no refund from or to it (DECLINED). Still allowed, because they only finish what was
+ *           agreed before the freeze and move nothing to anyone new: capturing a hold it placed as payer
+ *           (the money was already reserved), voiding or expiring its holds (money goes back to it), and
+ *           settling its pending money as a merchant (it stays in the account, and frozen it cannot be spent).
+ *   CLOSED  nothing moves: only possible with every bucket at zero, so it has no holds and nothing pending;
+ *           a hold another account placed to pay it can only be voided or expire (capture is refused).
+ * Status changes are idempotent: asking for the status an account already has changes nothing and emits
+ * no event. CLOSED is final.
+ */
+import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import type { AccountStatus, PayoutRecord } from '../domain/records.js';
+import type { ChangeAccountStatusCommand, LedgerOutcome, PayoutCommand } from './commands.js';
+import {
+  type AccountState,
+  accountOf,
+  availableOf,
+  balanceOf,
+  eventBase,
+  fundingAccountId,
+  type PlanContext,
+  post,
+  touchAccount,
+  userAccount,
+} from './state.js';
+
+const TARGET: Record<ChangeAccountStatusCommand['action'], AccountStatus> = {
+  freeze: 'FROZEN',
+  unfreeze: 'ACTIVE',
+  close: 'CLOSED',
+};
+
+const EVENT_TYPE = { FROZEN: 'AccountFrozen', ACTIVE: 'AccountUnfrozen', CLOSED: 'AccountClosed' } as const;
+
+function refusal(account: AccountState, target: AccountStatus): DomainError | undefined {
+  if (account.status === 'CLOSED') {
+    return failedPrecondition('ACCOUNT_CLOSED', `account ${account.id} is closed; a closed account stays closed`);
+  }
+  if (target === 'ACTIVE' && account.status !== 'FROZEN') return undefined;
+  if (
+    target === 'CLOSED' &&
+    (account.postedMinor !== 0n || account.heldMinor !== 0n || account.pendingSettlementMinor !== 0n)
+  ) {
+    return failedPrecondition(
+      'ACCOUNT_NOT_EMPTY',
+      `account ${account.id} still holds money (available ${availableOf(account)}, held ${account.heldMinor}, pending settlement ${account.pendingSettlementMinor}); pay it out, release its holds and settle it first`,
+    );
+  }
+  return undefined;
+}
+
+export function planChangeAccountStatus(
+  command: ChangeAccountStatusCommand,
+  context: PlanContext,
+): LedgerOutcome | DomainError {
+  const account = userAccount(context, command.accountId);
+  if (!account) return notFound('account', command.accountId, 'account_id');
+  const target = TARGET[command.action];
+  if (account.status === target) return { kind: 'account', account: accountOf(account) };
+  const refused = refusal(account, target);
+  if (refused) return refused;
+  account.status = target;
+  // The account's version is its event sequence and what live watchers order changes by.
+  touchAccount(context, account);
+  context.effects.statusChangedAccountIds.add(account.id);
+  const record = accountOf(account);
+  context.effects.events.push({
+    ...eventBase('account', account.id, account.version, context.now),
+    type: EVENT_TYPE[target],
+    account: record,
+    reason: command.reason,
+  });
+  return { kind: 'account', account: record };
+}
+
+export function planPayout(command: PayoutCommand, context: PlanContext): LedgerOutcome | DomainError {
+  const account = userAccount(context, command.accountId);
+  if (!account) return notFound('account', command.accountId, 'account_id');
+  if (account.status !== 'ACTIVE') {
+    return failedPrecondition('ACCOUNT_INACTIVE', `account ${account.id} is ${account.status.toLowerCase()}`);
+  }
+  if (account.currency !== command.currency) {
+    return failedPrecondition(
+      'CURRENCY_MISMATCH',
+      `account ${account.id} holds ${account.currency}, not ${command.currency}`,
+      'amount.currency',
+    );
+  }
+  if (availableOf(account) < command.amountMinor) {
+    return failedPrecondition(
+      'INSUFFICIENT_FUNDS',
+      `account ${account.id} has ${availableOf(account)} minor units available`,
+      'amount.amount_minor',
+    );
+  }
+  // Money in an account came in through a deposit in its currency, so the funding account exists.
+  const funding = context.accounts.get(fundingAccountId(command.currency));
+  if (!funding) throw new Error(`funding account for ${command.currency} was not locked`);
+  const payout: PayoutRecord = {
+    id: newId('pout'),
+    accountId: account.id,
+    amountMinor: command.amountMinor,
+    currency: command.currency,
+    createdAt: context.now,
+  };
+  post(
+    context,
+    { account, bucket: 'AVAILABLE' },
+    { account: funding, bucket: 'AVAILABLE' },
+    command.amountMinor,
+    payout.id,
+  );
+  context.effects.payouts.push(payout);
+  const balance = balanceOf(account);
+  context.effects.events.push({
+    ...eventBase('account', account.id, account.version, context.now),
+    type: 'FundsPaidOut',
+    payout,
+    balance,
+  });
+  return { kind: 'payout', payout, balance };
+}
