@@ -1,0 +1,233 @@
+/**
+ * Crashes under load, bounded: the server SIGKILLed and restarted (on PostgreSQL and on an embedded
+ * DATA_DIR), and PostgreSQL itself restarted, fast and immediate, under a running server (a private cluster
+ * started by this test, never the shared one). Clients pay under idempotency keys and retry every unanswered
+ * request with its key until it is answered. Afterwards every request, acknowledged at once or only after
+ * the fault, made exactly one payment (the one its answer named), and the ledger check passes.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import { afterEach, expect, it } from 'vitest';
+import { type Clients, clientsFor } from './support/clients.js';
+import type { Credentials } from './support/credentials.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { fundedAccount, openAccount } from './support/fixtures.js';
+import { waitUntil } from './support/kafka.js';
+import {
+  LOAD_AMOUNT_MINOR,
+  type PaymentPair,
+  type PaymentRequestLog,
+  paymentLoadProblems,
+  runPaymentLoad,
+} from './support/payment-load.js';
+import { type PrivatePostgres, startPrivatePostgres } from './support/private-postgres.js';
+import {
+  createBackendKey,
+  type LedgerReader,
+  PROCESS_EXIT_TIMEOUT_MS,
+  postgresProcessEnv,
+  readEmbeddedLedger,
+  readPostgresLedger,
+  type ServerProcess,
+  startServerProcess,
+} from './support/server-processes.js';
+
+const PAIRS = 4;
+const PAYER_FUNDS_MINOR = 10_000n;
+/** Long enough for a restart on a loaded machine; a request unanswered after this fails the test. */
+const RETRY_FOR_MS = 60_000;
+/** Server starts (tsx compiling, PGlite initialising) dominate; the load itself takes seconds. */
+const TEST_TIMEOUT_MS = 150_000;
+
+// Whatever a test started is stopped after it, even when it failed half-way.
+const cleanUps: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanUp of cleanUps.splice(0).reverse()) await cleanUp().catch(() => {});
+});
+
+function track(server: ServerProcess): ServerProcess {
+  cleanUps.push(async () => server.kill());
+  return server;
+}
+
+async function paymentPairs(clients: Clients): Promise<PaymentPair[]> {
+  return Promise.all(
+    Array.from({ length: PAIRS }, async () => ({
+      payer: await fundedAccount(clients, PAYER_FUNDS_MINOR),
+      payee: await openAccount(clients),
+    })),
+  );
+}
+
+/**
+ * A server whose clients follow it across restarts: it listens on a new port each time, and in embedded
+ * mode prints a new demo backend key each time (revoking the previous one).
+ */
+class Restartable {
+  private clientsNow: Clients;
+  constructor(
+    public server: ServerProcess,
+    private readonly env: Record<string, string>,
+    private credentials: Credentials,
+    private readonly credentialsOf?: (server: ServerProcess) => Promise<Credentials>,
+  ) {
+    this.clientsNow = clientsFor('grpc', server.url, credentials);
+  }
+  clients = () => this.clientsNow;
+  async killAndRestart(): Promise<void> {
+    await this.server.stop('SIGKILL', PROCESS_EXIT_TIMEOUT_MS);
+    this.server = track(await startServerProcess(this.env));
+    if (this.credentialsOf) this.credentials = await this.credentialsOf(this.server);
+    this.clientsNow = clientsFor('grpc', this.server.url, this.credentials);
+  }
+}
+
+/** The backend key an embedded server's demo banner prints. */
+async function bannerKey(server: ServerProcess): Promise<Credentials> {
+  const [, apiKey] = await server.waitForStdout(/x-api-key: (plk_\S+)/, 30_000);
+  return { apiKey: apiKey! };
+}
+
+/** The load's answers checked against the database, and the books against their entries. */
+async function expectExactlyOnce(ledger: LedgerReader, logs: PaymentRequestLog[], pairs: PaymentPair[]) {
+  expect(await paymentLoadProblems(ledger, logs)).toEqual([]);
+  expect(await ledger.violations()).toEqual([]);
+  // Each payer paid for exactly the requests sent on its behalf (request i went to pair i mod PAIRS).
+  const expected: Record<string, string> = {};
+  for (const log of logs) {
+    const payer = pairs[Number(/-(\d+)$/.exec(log.key)![1]) % pairs.length]!.payer;
+    expected[payer] = String(BigInt(expected[payer] ?? '0') + LOAD_AMOUNT_MINOR);
+  }
+  const paid = await ledger.rows<{ payer: string; total: string }>(
+    sql`select payer_account_id as payer, sum(amount_minor)::text as total
+      from payments where starts_with(description, 'load-') group by payer_account_id`,
+  );
+  expect(Object.fromEntries(paid.map((row) => [row.payer, row.total]))).toEqual(expected);
+}
+
+/** Resolves once `count()` reaches `target`; the load keeps running meanwhile. */
+const reached = (count: () => number, target: number, what: string) =>
+  waitUntil(() => count() >= target, what, RETRY_FOR_MS);
+
+it(
+  'SIGKILL of the server mid-load: after a restart, every request made exactly one payment',
+  async () => {
+    const database: TestDatabase = await createTestDatabase();
+    cleanUps.push(() => database.drop());
+    const env = postgresProcessEnv(database.url);
+    const server = track(await startServerProcess(env));
+    const credentials = { apiKey: await createBackendKey(database.url) };
+    const service = new Restartable(server, env, credentials);
+    const pairs = await paymentPairs(service.clients());
+
+    let answered = 0;
+    const load = runPaymentLoad({
+      clients: service.clients,
+      pairs,
+      total: 200,
+      concurrency: 8,
+      retryForMs: RETRY_FOR_MS,
+      onAnswered: (count) => {
+        answered = count;
+      },
+    });
+    load.catch(() => {}); // awaited below
+    await reached(() => answered, 60, '60 payments answered before the kill');
+    await service.killAndRestart();
+    const logs = await load;
+
+    // The kill hit requests in flight (eight were at every moment), and they were retried to an answer.
+    expect(logs.filter((log) => !log.acknowledgedFirstTime).length).toBeGreaterThan(0);
+    const ledger = readPostgresLedger(database.url);
+    try {
+      await expectExactlyOnce(ledger, logs, pairs);
+    } finally {
+      await ledger.close();
+    }
+  },
+  TEST_TIMEOUT_MS,
+);
+
+it(
+  'PostgreSQL restarted fast, then immediately, mid-load: the server recovers and nothing is lost or doubled',
+  async () => {
+    const cluster: PrivatePostgres = await startPrivatePostgres();
+    cleanUps.push(() => cluster.destroy());
+    const databaseUrl = await cluster.createDatabase('ledger');
+    const env = postgresProcessEnv(databaseUrl);
+    const server = track(await startServerProcess(env));
+    const credentials = { apiKey: await createBackendKey(databaseUrl) };
+    const service = new Restartable(server, env, credentials);
+    const pairs = await paymentPairs(service.clients());
+
+    let answered = 0;
+    const load = runPaymentLoad({
+      clients: service.clients,
+      pairs,
+      total: 200,
+      concurrency: 8,
+      retryForMs: RETRY_FOR_MS,
+      onAnswered: (count) => {
+        answered = count;
+      },
+    });
+    load.catch(() => {});
+    await reached(() => answered, 40, '40 payments answered before the first restart');
+    await cluster.restart('fast');
+    await reached(() => answered, 110, '110 payments answered before the second restart');
+    await cluster.restart('immediate');
+    const logs = await load;
+
+    expect(logs.filter((log) => !log.acknowledgedFirstTime).length).toBeGreaterThan(0);
+    // The same process served throughout: it recovered by itself.
+    expect(service.server.child.exitCode).toBeNull();
+    const ledger = readPostgresLedger(databaseUrl);
+    try {
+      await expectExactlyOnce(ledger, logs, pairs);
+    } finally {
+      await ledger.close();
+    }
+  },
+  TEST_TIMEOUT_MS,
+);
+
+it(
+  'embedded DATA_DIR: SIGKILL mid-load, restart on the same directory, every request made exactly one payment',
+  async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ledger-crash-'));
+    cleanUps.push(() => rm(dataDir, { recursive: true, force: true }));
+    const env = { DATA_DIR: dataDir, RATE_LIMIT_ENABLED: 'false', SHUTDOWN_GRACE_MS: '2000' };
+    const server = track(await startServerProcess(env));
+    const service = new Restartable(server, env, await bannerKey(server), bannerKey);
+    const pairs = await paymentPairs(service.clients());
+
+    let answered = 0;
+    const load = runPaymentLoad({
+      clients: service.clients,
+      pairs,
+      total: 120,
+      concurrency: 6,
+      retryForMs: RETRY_FOR_MS,
+      onAnswered: (count) => {
+        answered = count;
+      },
+    });
+    load.catch(() => {});
+    await reached(() => answered, 40, '40 payments answered before the kill');
+    await service.killAndRestart();
+    const logs = await load;
+    expect(logs.filter((log) => !log.acknowledgedFirstTime).length).toBeGreaterThan(0);
+
+    // Stopped cleanly, so that the test may open the directory itself.
+    expect(await service.server.stop('SIGTERM', PROCESS_EXIT_TIMEOUT_MS)).toBe(0);
+    const ledger = await readEmbeddedLedger(dataDir);
+    try {
+      await expectExactlyOnce(ledger, logs, pairs);
+    } finally {
+      await ledger.close();
+    }
+  },
+  TEST_TIMEOUT_MS,
+);

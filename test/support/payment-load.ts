@@ -1,0 +1,120 @@
+/**
+ * Payments under faults: a bounded stream of AuthorizePayment calls, each under its own idempotency key and
+ * tagged with it (the description), retried with the same key until answered, the way a careful client
+ * behaves. Afterwards `paymentLoadProblems` checks the database: every request, acknowledged at once or only
+ * after retries, made exactly one payment, and the one its answer named.
+ */
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { Clients } from './clients.js';
+import type { LedgerReader } from './server-processes.js';
+
+export const LOAD_AMOUNT_MINOR = 1n;
+
+export interface PaymentPair {
+  payer: string;
+  payee: string;
+}
+
+export interface PaymentRequestLog {
+  /** The idempotency key, also sent as the payment's description. */
+  key: string;
+  /** Answered OK on the first attempt (acknowledged before any fault could touch it). */
+  acknowledgedFirstTime: boolean;
+  attempts: number;
+  /** The payment id of the final answer. */
+  paymentId: string;
+}
+
+export interface PaymentLoadOptions {
+  /** Where to send the next attempt: may change (a restarted server listens on a new port). */
+  clients: () => Clients;
+  pairs: PaymentPair[];
+  /** How many requests in all. */
+  total: number;
+  /** Requests in flight at once. */
+  concurrency: number;
+  /** A request unanswered this long after its first attempt fails the load. */
+  retryForMs: number;
+  /** Called after every answered request with the number answered so far. */
+  onAnswered?: (answered: number) => void;
+}
+
+const RETRY_BACKOFF_MS = [20, 50, 100, 200, 300];
+
+/** Runs the load; resolves with every request's log once all are answered, rejects if one never is. */
+export async function runPaymentLoad(options: PaymentLoadOptions): Promise<PaymentRequestLog[]> {
+  const logs: PaymentRequestLog[] = [];
+  const run = randomUUID().slice(0, 8);
+  let issued = 0;
+  const worker = async () => {
+    while (issued < options.total) {
+      const index = issued++;
+      const pair = options.pairs[index % options.pairs.length]!;
+      logs.push(await payUntilAnswered(options, `load-${run}-${index}`, pair));
+      options.onAnswered?.(logs.length);
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  return logs;
+}
+
+async function payUntilAnswered(
+  options: PaymentLoadOptions,
+  key: string,
+  pair: PaymentPair,
+): Promise<PaymentRequestLog> {
+  const started = Date.now();
+  const errors: string[] = [];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { payment } = await options.clients().payments.authorizePayment(
+        {
+          idempotencyKey: key,
+          payerAccountId: pair.payer,
+          payeeAccountId: pair.payee,
+          amount: { amountMinor: LOAD_AMOUNT_MINOR, currency: 'USD' },
+          description: key,
+        },
+        { timeoutMs: 10_000 },
+      );
+      if (!payment) throw new Error('AuthorizePayment answered without a payment');
+      return { key, acknowledgedFirstTime: attempt === 1, attempts: attempt, paymentId: payment.id };
+    } catch (error) {
+      // The latest few say why it is still failing.
+      errors.push(String(error));
+      if (errors.length > 3) errors.shift();
+      if (Date.now() - started > options.retryForMs) {
+        throw new Error(
+          `${key} unanswered after ${attempt} attempts in ${options.retryForMs} ms: ${errors.join('; ')}`,
+        );
+      }
+      const backoff = RETRY_BACKOFF_MS[Math.min(attempt - 1, RETRY_BACKOFF_MS.length - 1)]!;
+      await new Promise((resolve) => setTimeout(resolve, backoff));
+    }
+  }
+}
+
+/**
+ * What the database says about the load, as a list of problems (empty when all is well): each key made
+ * exactly one payment, the one its answer named; no payment was made that no request asked for.
+ */
+export async function paymentLoadProblems(ledger: LedgerReader, logs: PaymentRequestLog[]): Promise<string[]> {
+  // Only this load's payments: keys are load-<run>-<index>.
+  const run = logs[0]?.key.replace(/-\d+$/, '-') ?? 'load-none-';
+  const rows = await ledger.rows<{ description: string; n: number; ids: string[] }>(
+    sql`select description, count(*)::int as n, array_agg(id) as ids from payments
+        where starts_with(description, ${run}) group by description`,
+  );
+  const byKey = new Map(rows.map((row) => [row.description, row]));
+  const problems: string[] = [];
+  for (const log of logs) {
+    const row = byKey.get(log.key);
+    if (!row) problems.push(`${log.key} (answered ${log.paymentId}) has no payment`);
+    else if (row.n !== 1) problems.push(`${log.key} made ${row.n} payments: ${row.ids.join(', ')}`);
+    else if (row.ids[0] !== log.paymentId) problems.push(`${log.key} answered ${log.paymentId}, stored ${row.ids[0]}`);
+    byKey.delete(log.key);
+  }
+  for (const row of byKey.values()) problems.push(`payment for ${row.description} that no answered request made`);
+  return problems;
+}
