@@ -64,11 +64,12 @@ async function payUntilAnswered(
   key: string,
   pair: PaymentPair,
 ): Promise<PaymentRequestLog> {
-  const started = Date.now();
-  const errors: string[] = [];
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const { payment } = await options.clients().payments.authorizePayment(
+  const { value: payment, attempts } = await untilAnswered(
+    options.clients,
+    options.retryForMs,
+    key,
+    async (clients) => {
+      const { payment } = await clients.payments.authorizePayment(
         {
           idempotencyKey: key,
           payerAccountId: pair.payer,
@@ -76,18 +77,40 @@ async function payUntilAnswered(
           amount: { amountMinor: LOAD_AMOUNT_MINOR, currency: 'USD' },
           description: key,
         },
-        { timeoutMs: 10_000 },
+        { timeoutMs: CALL_TIMEOUT_MS },
       );
       if (!payment) throw new Error('AuthorizePayment answered without a payment');
-      return { key, acknowledgedFirstTime: attempt === 1, attempts: attempt, paymentId: payment.id };
+      return payment;
+    },
+  );
+  return { key, acknowledgedFirstTime: attempts === 1, attempts, paymentId: payment.id };
+}
+
+/** Bounds one attempt, so that a request lost with its connection is retried rather than awaited forever. */
+export const CALL_TIMEOUT_MS = 10_000;
+
+/**
+ * Calls `call` with `clients()` until it answers, as a client retrying under one idempotency key would: any
+ * error (connection refused, UNAVAILABLE, a timeout) means "try again" after a short back-off. Throws with the
+ * latest errors once `retryForMs` have passed since the first attempt.
+ */
+export async function untilAnswered<T>(
+  clients: () => Clients,
+  retryForMs: number,
+  what: string,
+  call: (clients: Clients) => Promise<T>,
+): Promise<{ value: T; attempts: number }> {
+  const started = Date.now();
+  const errors: string[] = [];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { value: await call(clients()), attempts: attempt };
     } catch (error) {
       // The latest few say why it is still failing.
       errors.push(String(error));
       if (errors.length > 3) errors.shift();
-      if (Date.now() - started > options.retryForMs) {
-        throw new Error(
-          `${key} unanswered after ${attempt} attempts in ${options.retryForMs} ms: ${errors.join('; ')}`,
-        );
+      if (Date.now() - started > retryForMs) {
+        throw new Error(`${what} unanswered after ${attempt} attempts in ${retryForMs} ms: ${errors.join('; ')}`);
       }
       const backoff = RETRY_BACKOFF_MS[Math.min(attempt - 1, RETRY_BACKOFF_MS.length - 1)]!;
       await new Promise((resolve) => setTimeout(resolve, backoff));

@@ -1,0 +1,395 @@
+/**
+ * Three server processes on one PostgreSQL database, one Redis and one Kafka-protocol broker, with clients
+ * spread across them (each replica spoken to in another protocol):
+ *   - the same idempotency key sent to all three at once makes one payment and three identical answers;
+ *   - settlement runs and hold sweeps, running on every replica at once, never apply anything twice;
+ *   - a principal's rate limit is exact across replicas (three more processes, limiter on, small bucket);
+ *   - exactly one replica publishes the outbox; SIGKILLed under load, another takes over, and every event of
+ *     every acknowledged write reaches Kafka, in order per aggregate.
+ * The three replicas start at once on an empty database, so their migrations race too.
+ */
+import { randomUUID } from 'node:crypto';
+import { toJsonString } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { sql } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthorizePaymentResponseSchema, CaptureMode } from '../gen/payment/v1/payment_pb.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from '../src/api/principal.js';
+import { OUTBOX_LOCK_KEY } from '../src/outbox/leadership.js';
+import { HEADER } from '../src/outbox/routing.js';
+import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { balanceOf, fundedAccount, key, merchantAccount, openAccount } from './support/fixtures.js';
+import { collectEvents, type EventCollector, type MockKafka, startMockKafka, waitUntil } from './support/kafka.js';
+import { firstDeliveries, getJson, orderViolations, TOPICS } from './support/outbox.js';
+import { untilAnswered } from './support/payment-load.js';
+import { REDIS_URL } from './support/rate-limit.js';
+import {
+  createBackendKey,
+  type LedgerReader,
+  PROCESS_EXIT_TIMEOUT_MS,
+  postgresProcessEnv,
+  readPostgresLedger,
+  type ServerProcess,
+  startServerProcess,
+} from './support/server-processes.js';
+
+const REPLICAS = 3;
+const LEADER_RETRY_MS = 300;
+/** Long enough for a loaded machine; every wait is a bounded poll for a condition. */
+const WAIT_MS = 30_000;
+const TEST_TIMEOUT_MS = 120_000;
+
+let kafka: MockKafka;
+let events: EventCollector;
+let database: TestDatabase;
+let ledger: LedgerReader;
+let replicas: ServerProcess[] = [];
+/** Clients per replica, each in another protocol; all send the same backend key. */
+let clients: Clients[] = [];
+
+beforeAll(async () => {
+  kafka = await startMockKafka();
+  events = await collectEvents(kafka.directBrokers, [TOPICS.accounts, TOPICS.payments]);
+  database = await createTestDatabase();
+  const env = postgresProcessEnv(database.url, {
+    KAFKA_BROKERS: kafka.brokers,
+    OUTBOX_LEADER_RETRY_MS: String(LEADER_RETRY_MS),
+    OUTBOX_POLL_INTERVAL_MS: '200',
+    OUTBOX_RETRY_MAX_MS: '500',
+    // Every replica settles and sweeps every second, so that they overlap.
+    SETTLEMENT_INTERVAL_SECONDS: '1',
+    HOLD_SWEEP_INTERVAL_SECONDS: '1',
+    HOLD_MIN_SECONDS: '1',
+  });
+  const started = await Promise.allSettled(Array.from({ length: REPLICAS }, () => startServerProcess(env)));
+  replicas = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  const apiKey = await createBackendKey(database.url);
+  clients = replicas.map((replica, index) => clientsFor(PROTOCOLS[index % PROTOCOLS.length]!, replica.url, { apiKey }));
+  ledger = readPostgresLedger(database.url);
+}, TEST_TIMEOUT_MS);
+
+afterAll(async () => {
+  for (const replica of replicas) replica.kill();
+  await ledger?.close();
+  await events?.stop();
+  await kafka?.stop();
+  await database?.drop();
+}, TEST_TIMEOUT_MS);
+
+const alive = () => replicas.map((replica, index) => ({ replica, index })).filter(({ replica }) => isRunning(replica));
+const isRunning = (replica: ServerProcess) => replica.child.exitCode === null && replica.child.signalCode === null;
+
+it(
+  'the same idempotency key sent to all three at once makes one payment and three identical answers',
+  async () => {
+    const payer = await fundedAccount(clients[0]!, 10_000n);
+    const payee = await openAccount(clients[1]!);
+    const rounds = 10;
+    for (let round = 0; round < rounds; round++) {
+      const request = {
+        idempotencyKey: key('same'),
+        payerAccountId: payer,
+        payeeAccountId: payee,
+        amount: { amountMinor: 7n, currency: 'USD' },
+        description: `same-key-${round}`,
+      };
+      let replayed = 0;
+      const answers = await Promise.all(
+        clients.map((replicaClients) =>
+          replicaClients.payments.authorizePayment(request, {
+            onHeader: (headers) => {
+              if (headers.get(IDEMPOTENT_REPLAYED_HEADER) === 'true') replayed++;
+            },
+          }),
+        ),
+      );
+      const bodies = answers.map((answer) => toJsonString(AuthorizePaymentResponseSchema, answer));
+      expect(new Set(bodies).size, bodies.join('\n')).toBe(1);
+      // One replica made the payment; the other two replayed its stored answer.
+      expect(replayed).toBe(REPLICAS - 1);
+    }
+    const made = await ledger.rows<{ n: number }>(
+      sql`select count(*)::int as n from payments where payer_account_id = ${payer} group by description`,
+    );
+    expect(made).toEqual(Array.from({ length: rounds }, () => ({ n: 1 })));
+    expect((await balanceOf(clients[2]!, payer)).available).toBe(10_000n - BigInt(rounds) * 7n);
+    expect(await ledger.violations()).toEqual([]);
+  },
+  TEST_TIMEOUT_MS,
+);
+
+it(
+  'settlement runs and hold sweeps on every replica at once apply each payment and each expiry once',
+  async () => {
+    const merchants = await Promise.all(clients.map((replicaClients) => merchantAccount(replicaClients)));
+    const payers = await Promise.all(clients.map((replicaClients) => fundedAccount(replicaClients, 100_000n)));
+    const paymentsPerReplica = 12;
+    const holdsPerReplica = 5;
+    // Payments and holds through every replica while all three also run settlement on demand.
+    const work = clients.map(async (replicaClients, index) => {
+      for (let n = 0; n < paymentsPerReplica; n++) {
+        await replicaClients.payments.authorizePayment({
+          idempotencyKey: key('settle'),
+          payerAccountId: payers[index]!,
+          payeeAccountId: merchants[n % merchants.length]!,
+          amount: { amountMinor: BigInt(100 + n), currency: 'USD' },
+        });
+        if (n < holdsPerReplica) {
+          await replicaClients.payments.authorizePayment({
+            idempotencyKey: key('hold'),
+            payerAccountId: payers[index]!,
+            payeeAccountId: merchants[(n + 1) % merchants.length]!,
+            amount: { amountMinor: 50n, currency: 'USD' },
+            captureMode: CaptureMode.MANUAL,
+            holdDuration: { seconds: 1n, nanos: 0 },
+          });
+        }
+        if (n % 4 === 0) await replicaClients.settlements.runSettlement({});
+      }
+    });
+    await Promise.all(work);
+    // All three run settlement at the same moment, once more.
+    await Promise.all(clients.map((replicaClients) => replicaClients.settlements.runSettlement({})));
+
+    const merchantList = sql.join(
+      merchants.map((id) => sql`${id}`),
+      sql`, `,
+    );
+    const ours = sql`payee_account_id in (${merchantList})`;
+    const count = async (where: ReturnType<typeof sql>) =>
+      (await ledger.rows<{ n: number }>(sql`select count(*)::int as n from payments where ${ours} and ${where}`))[0]!.n;
+    // The replicas' own schedules expire the holds and settle whatever the on-demand runs left.
+    await waitUntil(
+      async () =>
+        (await count(sql`status = 'AUTHORIZED'`)) === 0 &&
+        (await count(sql`awaits_settlement and settlement_id is null`)) === 0,
+      'every hold expired and every payment settled',
+      WAIT_MS,
+    );
+
+    expect(await ledger.violations()).toEqual([]);
+    const captured = REPLICAS * paymentsPerReplica;
+    expect(await count(sql`status = 'COMPLETED' and settlement_id is not null`)).toBe(captured);
+    expect(await count(sql`status = 'EXPIRED'`)).toBe(REPLICAS * holdsPerReplica);
+    // Each settlement covers exactly the payments that name it, and they add up to its gross.
+    const settled = await ledger.rows<{ id: string; count: number; gross: string; covered: number; sum: string }>(sql`
+    select s.id, s.payment_count as count, s.gross_minor::text as gross,
+           (select count(*)::int from payments p where p.settlement_id = s.id) as covered,
+           (select coalesce(sum(p.captured_minor), 0)::text from payments p where p.settlement_id = s.id) as sum
+    from settlements s where s.account_id in (${merchantList})`);
+    expect(settled.reduce((total, row) => total + row.count, 0)).toBe(captured);
+    for (const row of settled)
+      expect({ covered: row.covered, sum: row.sum }).toEqual({ covered: row.count, sum: row.gross });
+    // One expiry event per hold, one completion event per settlement.
+    const expiries = await ledger.rows<{ n: number }>(sql`
+    select count(*)::int as n from outbox_events e join payments p on p.id = e.aggregate_id
+    where e.event_type = 'PaymentExpired' and ${ours} group by e.aggregate_id`);
+    expect(expiries).toEqual(Array.from({ length: REPLICAS * holdsPerReplica }, () => ({ n: 1 })));
+    const settlementEvents = await ledger.rows<{ n: number }>(sql`
+    select count(*)::int as n from outbox_events
+    where event_type = 'SettlementCompleted' and aggregate_id in (${merchantList})`);
+    expect(settlementEvents[0]!.n).toBe(settled.length);
+    // The merchants hold exactly what was captured, all of it settled to available.
+    const balances = await Promise.all(merchants.map((merchant) => balanceOf(clients[0]!, merchant)));
+    expect(balances.map((balance) => balance.pending)).toEqual(merchants.map(() => 0n));
+    expect(balances.reduce((total, balance) => total + balance.available, 0n)).toBe(
+      BigInt(REPLICAS) * BigInt(Array.from({ length: paymentsPerReplica }, (_, n) => 100 + n).reduce((a, b) => a + b)),
+    );
+  },
+  TEST_TIMEOUT_MS,
+);
+
+describe('rate limit across replicas', () => {
+  const capacity = 12;
+  const prefix = `test-replicas-ratelimit:${randomUUID()}:`;
+  let limited: ServerProcess[] = [];
+  let redis: Redis;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    const env = postgresProcessEnv(database.url, {
+      RATE_LIMIT_ENABLED: 'true',
+      REDIS_URL,
+      RATE_LIMIT_KEY_PREFIX: prefix,
+      RATE_LIMIT_WRITE_CAPACITY: String(capacity),
+      // Never refills: the count is exact whatever the timing.
+      RATE_LIMIT_WRITE_REFILL_PER_SECOND: '0',
+      // A busy machine must not push decisions off Redis into per-process memory.
+      RATE_LIMIT_REDIS_TIMEOUT_MS: '2000',
+    });
+    const started = await Promise.allSettled(Array.from({ length: REPLICAS }, () => startServerProcess(env)));
+    limited = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+  }, TEST_TIMEOUT_MS);
+
+  afterAll(async () => {
+    for (const replica of limited) replica.kill();
+    const keys = (await redis?.keys(`${prefix}*`)) ?? [];
+    if (keys.length > 0) await redis.del(...keys);
+    redis?.disconnect();
+  });
+
+  it(
+    'a principal gets exactly its capacity of writes, spread over three replicas',
+    async () => {
+      // A principal of its own: a fresh key, valid on every replica.
+      const apiKey = await createBackendKey(database.url);
+      const ownerRef = `user:limited-${randomUUID()}`;
+      const perReplica = limited.map((replica, index) =>
+        clientsFor(PROTOCOLS[index % PROTOCOLS.length]!, replica.url, { apiKey }),
+      );
+      const attempts = capacity * 3;
+      const results = await Promise.allSettled(
+        Array.from({ length: attempts }, (_, n) =>
+          perReplica[n % REPLICAS]!.accounts.createAccount({ idempotencyKey: key('rl'), ownerRef, currency: 'USD' }),
+        ),
+      );
+      const codes = results.map((result) =>
+        result.status === 'fulfilled' ? 'OK' : Code[ConnectError.from(result.reason).code],
+      );
+      expect(codes.filter((code) => code === 'OK').length).toBe(capacity);
+      expect(codes.filter((code) => code !== 'OK')).toEqual(
+        Array.from({ length: attempts - capacity }, () => Code[Code.ResourceExhausted]),
+      );
+      const created = await ledger.rows<{ n: number }>(
+        sql`select count(*)::int as n from accounts where owner_ref = ${ownerRef}`,
+      );
+      expect(created[0]!.n).toBe(capacity);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+/** Each live replica's outbox role, from its /readyz. */
+async function roles(): Promise<{ index: number; role: string }[]> {
+  return Promise.all(
+    alive().map(async ({ replica, index }) => {
+      const { body } = await getJson(`${replica.url}/readyz`);
+      return { index, role: (body as { outbox?: { role?: string } }).outbox?.role ?? 'unknown' };
+    }),
+  );
+}
+
+/** pg_locks is cluster-wide: only this test's database counts. */
+async function lockHolders(): Promise<number> {
+  const rows = await ledger.rows<{ n: number }>(sql`
+    select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = ${OUTBOX_LOCK_KEY} and granted
+      and database = (select oid from pg_database where datname = current_database())`);
+  return rows[0]!.n;
+}
+
+async function oneLeader(): Promise<number> {
+  let leader = -1;
+  await waitUntil(
+    async () => {
+      const now = await roles();
+      const leaders = now.filter(({ role }) => role === 'leader');
+      const standbys = now.filter(({ role }) => role === 'standby');
+      if (leaders.length !== 1 || standbys.length !== now.length - 1 || (await lockHolders()) !== 1) return false;
+      leader = leaders[0]!.index;
+      return true;
+    },
+    'exactly one outbox leader, the others standing by',
+    WAIT_MS,
+  );
+  return leader;
+}
+
+it(
+  'exactly one outbox leader; SIGKILLed under load, another takes over, nothing lost, order kept',
+  async () => {
+    const leader = await oneLeader();
+    // Requests go round-robin to the live replicas; a failed attempt is retried, same key, on the next one.
+    let next = 0;
+    const anyReplica = () => {
+      const live = alive();
+      return clients[live[next++ % live.length]!.index]!;
+    };
+    const workers = 4;
+    const accounts = await Promise.all(
+      Array.from({ length: workers }, async (_, index) => ({
+        payer: await fundedAccount(clients[index % REPLICAS]!, 1_000_000n),
+        payee: await openAccount(clients[(index + 1) % REPLICAS]!),
+      })),
+    );
+    const acknowledgedPayments: string[] = [];
+    let rounds = 0;
+    let stopping = false;
+    const retry = <T>(what: string, call: (replicaClients: Clients) => Promise<T>) =>
+      untilAnswered(anyReplica, WAIT_MS, what, call).then(({ value }) => value);
+    // Each worker: a deposit (an account event), a hold and its capture (two events of one payment), repeated.
+    const stream = Promise.all(
+      accounts.map(async ({ payer, payee }) => {
+        for (let round = 0; round < 40 && !stopping; round++) {
+          const depositKey = key('deposit');
+          await retry(depositKey, (c) =>
+            c.accounts.depositFunds({
+              idempotencyKey: depositKey,
+              accountId: payer,
+              amount: { amountMinor: 3n, currency: 'USD' },
+            }),
+          );
+          const holdKey = key('hold');
+          const hold = await retry(holdKey, (c) =>
+            c.payments.authorizePayment({
+              idempotencyKey: holdKey,
+              payerAccountId: payer,
+              payeeAccountId: payee,
+              amount: { amountMinor: 2n, currency: 'USD' },
+              captureMode: CaptureMode.MANUAL,
+            }),
+          );
+          const paymentId = hold.payment!.id;
+          acknowledgedPayments.push(paymentId);
+          const captureKey = key('capture');
+          await retry(captureKey, (c) => c.payments.capturePayment({ idempotencyKey: captureKey, paymentId }));
+          rounds++;
+        }
+      }),
+    );
+    stream.catch(() => {}); // awaited below
+    try {
+      await waitUntil(() => rounds >= 12, 'writes flowing before the kill', WAIT_MS);
+      await replicas[leader]!.stop('SIGKILL', PROCESS_EXIT_TIMEOUT_MS);
+      const newLeader = await oneLeader();
+      expect(newLeader).not.toBe(leader);
+      const roundsAtTakeover = rounds;
+      await waitUntil(() => rounds >= roundsAtTakeover + 12, 'writes flowing after the takeover', WAIT_MS);
+    } finally {
+      stopping = true;
+      await stream;
+    }
+
+    // Every event the database holds reaches Kafka, including every event of every acknowledged payment.
+    const rows = await ledger.rows<{ event_id: string; aggregate_id: string }>(
+      sql`select event_id, aggregate_id from outbox_events`,
+    );
+    const expected = new Set(rows.map((row) => row.event_id));
+    const delivered = () => new Set(events.messages.map((message) => message.headers[HEADER.eventId]));
+    await events.waitFor(
+      () => [...expected].every((eventId) => delivered().has(eventId)),
+      `all ${expected.size} outbox events delivered`,
+      WAIT_MS,
+    );
+    const perPayment = new Map<string, number>();
+    for (const row of rows) perPayment.set(row.aggregate_id, (perPayment.get(row.aggregate_id) ?? 0) + 1);
+    // Authorized then captured: two events each, none missing.
+    expect(acknowledgedPayments.filter((id) => perPayment.get(id) !== 2)).toEqual([]);
+    expect(new Set(firstDeliveries(events.messages).map((message) => message.headers[HEADER.eventId]))).toEqual(
+      expected,
+    );
+    expect(orderViolations(events.messages)).toEqual([]);
+    await waitUntil(
+      async () => (await ledger.rows(sql`select 1 from outbox_events where published_at is null`)).length === 0,
+      'every outbox row marked published',
+      WAIT_MS,
+    );
+    expect(await ledger.violations()).toEqual([]);
+  },
+  TEST_TIMEOUT_MS,
+);
