@@ -15,6 +15,7 @@ import type { Credentials } from './support/credentials.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { fundedAccount, openAccount } from './support/fixtures.js';
 import { waitUntil } from './support/kafka.js';
+import { getJson } from './support/outbox.js';
 import {
   LOAD_AMOUNT_MINOR,
   type PaymentPair,
@@ -186,6 +187,20 @@ it(
     const ledger = readPostgresLedger(databaseUrl);
     try {
       await expectExactlyOnce(ledger, logs, pairs);
+      // The outbox publisher took its leadership back after losing its session, and published everything.
+      await waitUntil(
+        async () => {
+          const { status, body } = await getJson(`${service.server.url}/readyz`);
+          const unpublished = await ledger.rows(sql`select 1 from outbox_events where published_at is null limit 1`);
+          return (
+            status === 200 &&
+            (body as { outbox?: { role?: string } }).outbox?.role === 'leader' &&
+            unpublished.length === 0
+          );
+        },
+        'the outbox leading again with nothing left unpublished',
+        RETRY_FOR_MS,
+      );
     } finally {
       await ledger.close();
     }

@@ -318,6 +318,8 @@ it(
       })),
     );
     const acknowledgedPayments: string[] = [];
+    /** Deposits asked for per account (each answered before the next), besides its opening deposit. */
+    const depositsMade = new Map<string, number>();
     let rounds = 0;
     let stopping = false;
     const retry = <T>(what: string, call: (replicaClients: Clients) => Promise<T>) =>
@@ -327,6 +329,7 @@ it(
       accounts.map(async ({ payer, payee }) => {
         for (let round = 0; round < 40 && !stopping; round++) {
           const depositKey = key('deposit');
+          depositsMade.set(payer, (depositsMade.get(payer) ?? 0) + 1);
           await retry(depositKey, (c) =>
             c.accounts.depositFunds({
               idempotencyKey: depositKey,
@@ -384,6 +387,14 @@ it(
       expected,
     );
     expect(orderViolations(events.messages)).toEqual([]);
+    // Each deposit, retried on another replica when its first one died, was made once.
+    const deposits = await ledger.rows<{ account: string; n: number }>(sql`
+      select account_id as account, count(*)::int - 1 as n from deposits
+      where account_id in (${sql.join(
+        [...depositsMade.keys()].map((id) => sql`${id}`),
+        sql`, `,
+      )}) group by account_id`);
+    expect(Object.fromEntries(deposits.map((row) => [row.account, row.n]))).toEqual(Object.fromEntries(depositsMade));
     await waitUntil(
       async () => (await ledger.rows(sql`select 1 from outbox_events where published_at is null`)).length === 0,
       'every outbox row marked published',
