@@ -17,18 +17,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 
-export const PG_BIN = process.env.TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
-const STEP_TIMEOUT_SECONDS = 30;
+export const PG_BIN = process.env.PG_BIN_DIR ?? '/usr/lib/postgresql/15/bin';
+// Generous: initdb and a start on a loaded 2-core machine.
+const STEP_TIMEOUT_SECONDS = 90;
 
 export type StopMode = 'smart' | 'fast' | 'immediate';
 
 export interface PrivatePostgres {
   port: number;
-  /** postgres://postgres@127.0.0.1:PORT/postgres */
-  adminUrl: string;
+  /** postgres://postgres@127.0.0.1:PORT/postgres (trust authentication). */
+  url: string;
+  /** The cluster's data directory. */
+  dataDir: string;
   /** Creates a database and returns its URL. */
   createDatabase(name: string): Promise<string>;
-  stop(mode: StopMode): Promise<void>;
+  /** pg_ctl stop: `fast` ends sessions and checkpoints; `immediate` is a crash (recovery on next start). */
+  stop(mode?: StopMode): Promise<void>;
+  /** pg_ctl start, waiting until it accepts connections. */
   start(): Promise<void>;
   /** stop(mode) then start(): 'immediate' is a crash as far as the database is concerned. */
   restart(mode: StopMode): Promise<void>;
@@ -56,7 +61,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+/** initdb's a fresh cluster and starts it; `settings` are extra server settings (`-c name=value`). */
+export async function startPrivatePostgres(settings: Record<string, string> = {}): Promise<PrivatePostgres> {
   const user = runAs();
   const root = mkdtempSync(join(tmpdir(), 'ledger-private-pg-'));
   const dataDir = join(root, 'data');
@@ -77,13 +83,21 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   await run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
   // Small and quiet: the machine is shared. Unix sockets go to our directory, not /var/run/postgresql.
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${root} -c max_connections=60 -c shared_buffers=16MB`;
+  const options = [
+    `-p ${port}`,
+    `-k ${root}`,
+    '-c listen_addresses=127.0.0.1',
+    ...Object.entries({ max_connections: '60', shared_buffers: '16MB', ...settings }).map(
+      ([name, value]) => `-c ${name}=${value}`,
+    ),
+  ].join(' ');
   const logFile = join(root, 'postgres.log');
   const cluster: PrivatePostgres = {
     port,
-    adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    dataDir,
     async createDatabase(name) {
-      const client = new pg.Client({ connectionString: cluster.adminUrl });
+      const client = new pg.Client({ connectionString: cluster.url });
       await client.connect();
       try {
         await client.query(`create database ${name}`);
@@ -106,7 +120,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
         options,
       ]);
     },
-    async stop(mode) {
+    async stop(mode = 'fast') {
       await run('pg_ctl', ['stop', '-D', dataDir, '-w', '-t', String(STEP_TIMEOUT_SECONDS), '-m', mode]);
     },
     async restart(mode) {
