@@ -147,6 +147,7 @@ it(
     } finally {
       await ledger.close();
     }
+    expect(await service.server.stop('SIGTERM', PROCESS_EXIT_TIMEOUT_MS)).toBe(0);
   },
   TEST_TIMEOUT_MS,
 );
@@ -204,6 +205,8 @@ it(
     } finally {
       await ledger.close();
     }
+    // And it still shuts down cleanly: nothing it reopened after the restarts holds it up.
+    expect(await service.server.stop('SIGTERM', PROCESS_EXIT_TIMEOUT_MS)).toBe(0);
   },
   TEST_TIMEOUT_MS,
 );
