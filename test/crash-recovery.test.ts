@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterEach, expect, it } from 'vitest';
 import { type Clients, clientsFor } from './support/clients.js';
-import type { Credentials } from './support/credentials.js';
+import { type Credentials, signToken } from './support/credentials.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { fundedAccount, openAccount } from './support/fixtures.js';
 import { waitUntil } from './support/kafka.js';
@@ -36,6 +36,10 @@ import {
 } from './support/server-processes.js';
 
 const PAIRS = 4;
+/** Owner of the payers' accounts (fixtures.ts opens them for it), and the subject of the payers' token. */
+const PAYER_OWNER = 'user:test';
+/** Codes that tell a client "may or may not have happened: retry with the same key". */
+const RETRY_CODES = new Set(['Unavailable', 'DeadlineExceeded', 'Aborted', 'Canceled']);
 const PAYER_FUNDS_MINOR = 10_000n;
 /** Long enough for a restart on a loaded machine; a request unanswered after this fails the test. */
 const RETRY_FOR_MS = 60_000;
@@ -160,9 +164,11 @@ it(
     const databaseUrl = await cluster.createDatabase('ledger');
     const env = postgresProcessEnv(databaseUrl);
     const server = track(await startServerProcess(env));
-    const credentials = { apiKey: await createBackendKey(databaseUrl) };
-    const service = new Restartable(server, env, credentials);
-    const pairs = await paymentPairs(service.clients());
+    const backend = clientsFor('grpc', server.url, { apiKey: await createBackendKey(databaseUrl) });
+    const pairs = await paymentPairs(backend);
+    // The payers' owner pays, with a token: authenticating it needs no database, so every failure below is
+    // the handler's own answer to the database going away.
+    const service = new Restartable(server, env, { token: await signToken(PAYER_OWNER) });
 
     let answered = 0;
     const load = runPaymentLoad({
@@ -183,6 +189,13 @@ it(
     const logs = await load;
 
     expect(logs.filter((log) => !log.acknowledgedFirstTime).length).toBeGreaterThan(0);
+    // What failed said so in a way clients retry (an INTERNAL would claim nothing happened, and a commit
+    // whose acknowledgement was lost did happen), and without internals.
+    const failures = logs.flatMap((log) => log.failures);
+    expect(failures.filter((failure) => !RETRY_CODES.has(failure.code))).toEqual([]);
+    expect(failures.filter((failure) => /select|insert|update|postgres|\bat \/|\.ts:/i.test(failure.message))).toEqual(
+      [],
+    );
     // The same process served throughout: it recovered by itself.
     expect(service.server.child.exitCode).toBeNull();
     const ledger = readPostgresLedger(databaseUrl);

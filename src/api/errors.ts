@@ -6,7 +6,8 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { ErrorDetailSchema } from '../../gen/payment/v1/errors_pb.js';
-import { DomainError, type DomainErrorKind } from '../domain/errors.js';
+import { isConnectionFailure } from '../db/errors.js';
+import { DomainError, type DomainErrorKind, databaseUnavailable } from '../domain/errors.js';
 
 const CODE_OF: Record<DomainErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -38,6 +39,8 @@ export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
       if (error instanceof DomainError) throw toConnectError(error);
       // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
       if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) throw error;
+      // Reads reach the database outside the ledger core: an outage there is retryable too, not a bug.
+      if (isConnectionFailure(error)) throw toConnectError(databaseUnavailable());
       logger.error({ err: error, procedure: request.url }, 'request failed with an internal error');
       throw new ConnectError('internal error', Code.Internal);
     }

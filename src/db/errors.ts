@@ -28,3 +28,48 @@ export function isRetryable(error: unknown): boolean {
   const state = sqlStateOf(error);
   return state === SqlState.serializationFailure || state === SqlState.deadlockDetected;
 }
+
+// Node's socket errors when the database cannot be reached or drops the connection.
+const CONNECTION_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+// SQLSTATEs of a server that is down, starting, shutting down or out of connection slots.
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+// node-postgres reports a lost or never-made connection by message only.
+const CONNECTION_MESSAGES = [
+  /connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /connection timeout/i,
+  // A client whose connection broke mid-transaction refuses the ROLLBACK that follows with this.
+  /client has encountered a connection error/i,
+];
+
+/**
+ * True when `error` (or one of its causes) says the database is unreachable rather than that a query was
+ * wrong: callers answer UNAVAILABLE, which clients retry, instead of INTERNAL.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH && current; depth++) {
+    const { code, message, errors } = current as { code?: unknown; message?: unknown; errors?: unknown };
+    if (typeof code === 'string' && (CONNECTION_ERRNOS.has(code) || UNAVAILABLE_SQLSTATES.has(code))) return true;
+    if (typeof code === 'string' && /^08[0-9A-Z]{3}$/.test(code)) return true;
+    if (typeof message === 'string' && CONNECTION_MESSAGES.some((pattern) => pattern.test(message))) return true;
+    // An AggregateError from trying several addresses (IPv4 and IPv6).
+    if (
+      Array.isArray(errors) &&
+      errors.some((inner) => CONNECTION_ERRNOS.has((inner as { code?: string })?.code ?? ''))
+    ) {
+      return true;
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}

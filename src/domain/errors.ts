@@ -73,6 +73,14 @@ export function serviceUnavailable(reason: string, message: string): DomainError
   return new DomainError('unavailable', reason, message);
 }
 
+/** The database could not be reached, or dropped the connection, while serving the request. */
+export function databaseUnavailable(): DomainError {
+  return serviceUnavailable(
+    'DATABASE_UNAVAILABLE',
+    'the database is unavailable; retry (a mutation with the same idempotency key)',
+  );
+}
+
 /** Missing or unusable credentials. The message names which credential, never why it failed. */
 export function unauthenticated(reason: string, message: string): DomainError {
   return new DomainError('unauthenticated', reason, message);

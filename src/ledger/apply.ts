@@ -10,11 +10,12 @@
  * A command that fails (e.g. NOT_FOUND) writes nothing and gives its key back; the others still commit.
  */
 import type { LedgerDb, LedgerTx } from '../db/client.js';
-import { isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
+import { isConnectionFailure, isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
 import {
   concurrentRequest,
   DomainError,
+  databaseUnavailable,
   idempotencyKeyReused,
   lockWaitTimedOut,
   serviceUnavailable,
@@ -212,6 +213,8 @@ export function translateDatabaseError(error: unknown): unknown {
     case SqlState.deadlockDetected:
       return serviceUnavailable('LEDGER_CONTENDED', 'the ledger is contended; retry with the same idempotency key');
     default:
-      return error;
+      // The connection died or the database is going down: the transaction may even have committed (its
+      // COMMIT sent, the answer lost), so the client must not be told it failed, only to retry with its key.
+      return isConnectionFailure(error) ? databaseUnavailable() : error;
   }
 }

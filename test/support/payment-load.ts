@@ -5,6 +5,7 @@
  * after retries, made exactly one payment, and the one its answer named.
  */
 import { randomUUID } from 'node:crypto';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { sql } from 'drizzle-orm';
 import type { Clients } from './clients.js';
 import type { LedgerReader } from './server-processes.js';
@@ -24,7 +25,17 @@ export interface PaymentRequestLog {
   attempts: number;
   /** The payment id of the final answer. */
   paymentId: string;
+  /** How the failed attempts failed (at most MAX_FAILURES_KEPT, the first ones). */
+  failures: Failure[];
 }
+
+/** A failed attempt: the code a client acts on, and the message it was given. */
+export interface Failure {
+  code: string;
+  message: string;
+}
+
+const MAX_FAILURES_KEPT = 20;
 
 export interface PaymentLoadOptions {
   /** Where to send the next attempt: may change (a restarted server listens on a new port). */
@@ -64,26 +75,25 @@ async function payUntilAnswered(
   key: string,
   pair: PaymentPair,
 ): Promise<PaymentRequestLog> {
-  const { value: payment, attempts } = await untilAnswered(
-    options.clients,
-    options.retryForMs,
-    key,
-    async (clients) => {
-      const { payment } = await clients.payments.authorizePayment(
-        {
-          idempotencyKey: key,
-          payerAccountId: pair.payer,
-          payeeAccountId: pair.payee,
-          amount: { amountMinor: LOAD_AMOUNT_MINOR, currency: 'USD' },
-          description: key,
-        },
-        { timeoutMs: CALL_TIMEOUT_MS },
-      );
-      if (!payment) throw new Error('AuthorizePayment answered without a payment');
-      return payment;
-    },
-  );
-  return { key, acknowledgedFirstTime: attempts === 1, attempts, paymentId: payment.id };
+  const {
+    value: payment,
+    attempts,
+    failures,
+  } = await untilAnswered(options.clients, options.retryForMs, key, async (clients) => {
+    const { payment } = await clients.payments.authorizePayment(
+      {
+        idempotencyKey: key,
+        payerAccountId: pair.payer,
+        payeeAccountId: pair.payee,
+        amount: { amountMinor: LOAD_AMOUNT_MINOR, currency: 'USD' },
+        description: key,
+      },
+      { timeoutMs: CALL_TIMEOUT_MS },
+    );
+    if (!payment) throw new Error('AuthorizePayment answered without a payment');
+    return payment;
+  });
+  return { key, acknowledgedFirstTime: attempts === 1, attempts, paymentId: payment.id, failures };
 }
 
 /** Bounds one attempt, so that a request lost with its connection is retried rather than awaited forever. */
@@ -99,13 +109,18 @@ export async function untilAnswered<T>(
   retryForMs: number,
   what: string,
   call: (clients: Clients) => Promise<T>,
-): Promise<{ value: T; attempts: number }> {
+): Promise<{ value: T; attempts: number; failures: Failure[] }> {
   const started = Date.now();
   const errors: string[] = [];
+  const failures: Failure[] = [];
   for (let attempt = 1; ; attempt++) {
     try {
-      return { value: await call(clients()), attempts: attempt };
+      return { value: await call(clients()), attempts: attempt, failures };
     } catch (error) {
+      const connectError = ConnectError.from(error);
+      if (failures.length < MAX_FAILURES_KEPT) {
+        failures.push({ code: Code[connectError.code], message: connectError.rawMessage });
+      }
       // The latest few say why it is still failing.
       errors.push(String(error));
       if (errors.length > 3) errors.shift();
