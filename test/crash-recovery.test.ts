@@ -112,6 +112,19 @@ async function expectExactlyOnce(ledger: LedgerReader, logs: PaymentRequestLog[]
   expect(Object.fromEntries(paid.map((row) => [row.payer, row.total]))).toEqual(expected);
 }
 
+/**
+ * Some requests failed (the fault hit the load), and every failure said so in a way clients retry: an
+ * INTERNAL would claim nothing happened, yet a commit whose answer was lost did happen. No internals either.
+ */
+function expectRetryableFailures(logs: PaymentRequestLog[]): void {
+  expect(logs.filter((log) => !log.acknowledgedFirstTime).length).toBeGreaterThan(0);
+  const failures = logs.flatMap((log) => log.failures);
+  expect(failures.filter((failure) => !RETRY_CODES.has(failure.code))).toEqual([]);
+  expect(failures.filter((failure) => /select|insert|update|postgres|\bat \/|\.ts:/i.test(failure.message))).toEqual(
+    [],
+  );
+}
+
 /** Resolves once `count()` reaches `target`; the load keeps running meanwhile. */
 const reached = (count: () => number, target: number, what: string) =>
   waitUntil(() => count() >= target, what, RETRY_FOR_MS);
@@ -144,7 +157,7 @@ it(
     const logs = await load;
 
     // The kill hit requests in flight (eight were at every moment), and they were retried to an answer.
-    expect(logs.filter((log) => !log.acknowledgedFirstTime).length).toBeGreaterThan(0);
+    expectRetryableFailures(logs);
     const ledger = readPostgresLedger(database.url);
     try {
       await expectExactlyOnce(ledger, logs, pairs);
@@ -188,14 +201,7 @@ it(
     await cluster.restart('immediate');
     const logs = await load;
 
-    expect(logs.filter((log) => !log.acknowledgedFirstTime).length).toBeGreaterThan(0);
-    // What failed said so in a way clients retry (an INTERNAL would claim nothing happened, and a commit
-    // whose acknowledgement was lost did happen), and without internals.
-    const failures = logs.flatMap((log) => log.failures);
-    expect(failures.filter((failure) => !RETRY_CODES.has(failure.code))).toEqual([]);
-    expect(failures.filter((failure) => /select|insert|update|postgres|\bat \/|\.ts:/i.test(failure.message))).toEqual(
-      [],
-    );
+    expectRetryableFailures(logs);
     // The same process served throughout: it recovered by itself.
     expect(service.server.child.exitCode).toBeNull();
     const ledger = readPostgresLedger(databaseUrl);
@@ -249,7 +255,7 @@ it(
     await reached(() => answered, 40, '40 payments answered before the kill');
     await service.killAndRestart();
     const logs = await load;
-    expect(logs.filter((log) => !log.acknowledgedFirstTime).length).toBeGreaterThan(0);
+    expectRetryableFailures(logs);
 
     // Stopped cleanly, so that the test may open the directory itself.
     expect(await service.server.stop('SIGTERM', PROCESS_EXIT_TIMEOUT_MS)).toBe(0);
