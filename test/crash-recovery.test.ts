@@ -21,6 +21,7 @@ import {
   type PaymentPair,
   type PaymentRequestLog,
   paymentLoadProblems,
+  RETRY_CODES,
   runPaymentLoad,
 } from './support/payment-load.js';
 import { type PrivatePostgres, startPrivatePostgres } from './support/private-postgres.js';
@@ -38,8 +39,6 @@ import {
 const PAIRS = 4;
 /** Owner of the payers' accounts (fixtures.ts opens them for it), and the subject of the payers' token. */
 const PAYER_OWNER = 'user:test';
-/** Codes that tell a client "may or may not have happened: retry with the same key". */
-const RETRY_CODES = new Set(['Unavailable', 'DeadlineExceeded', 'Aborted', 'Canceled']);
 const PAYER_FUNDS_MINOR = 10_000n;
 /** Long enough for a restart on a loaded machine; a request unanswered after this fails the test. */
 const RETRY_FOR_MS = 60_000;

@@ -23,7 +23,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { balanceOf, fundedAccount, key, merchantAccount, openAccount } from './support/fixtures.js';
 import { collectEvents, type EventCollector, type MockKafka, startMockKafka, waitUntil } from './support/kafka.js';
 import { firstDeliveries, getJson, orderViolations, TOPICS } from './support/outbox.js';
-import { untilAnswered } from './support/payment-load.js';
+import { type Failure, RETRY_CODES, untilAnswered } from './support/payment-load.js';
 import { REDIS_URL } from './support/rate-limit.js';
 import {
   createBackendKey,
@@ -322,8 +322,12 @@ it(
     const depositsMade = new Map<string, number>();
     let rounds = 0;
     let stopping = false;
+    const failures: Failure[] = [];
     const retry = <T>(what: string, call: (replicaClients: Clients) => Promise<T>) =>
-      untilAnswered(anyReplica, WAIT_MS, what, call).then(({ value }) => value);
+      untilAnswered(anyReplica, WAIT_MS, what, call).then((answered) => {
+        failures.push(...answered.failures);
+        return answered.value;
+      });
     // Each worker: a deposit (an account event), a hold and its capture (two events of one payment), repeated.
     const stream = Promise.all(
       accounts.map(async ({ payer, payee }) => {
@@ -387,6 +391,8 @@ it(
       expected,
     );
     expect(orderViolations(events.messages)).toEqual([]);
+    // What the kill cut off failed in ways clients retry (refused, reset, cancelled), never INTERNAL.
+    expect(failures.filter((failure) => !RETRY_CODES.has(failure.code))).toEqual([]);
     // Each deposit, retried on another replica when its first one died, was made once.
     const deposits = await ledger.rows<{ account: string; n: number }>(sql`
       select account_id as account, count(*)::int - 1 as n from deposits

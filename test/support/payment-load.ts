@@ -37,6 +37,13 @@ export interface Failure {
 
 const MAX_FAILURES_KEPT = 20;
 
+/**
+ * Codes that tell a client "may or may not have happened: retry with the same key". Transport failures land
+ * here too: connect-node reports a refused connection as UNAVAILABLE, a reset HTTP/1.1 socket as ABORTED and
+ * a cut HTTP/2 stream as CANCELED.
+ */
+export const RETRY_CODES: ReadonlySet<string> = new Set(['Unavailable', 'DeadlineExceeded', 'Aborted', 'Canceled']);
+
 export interface PaymentLoadOptions {
   /** Where to send the next attempt: may change (a restarted server listens on a new port). */
   clients: () => Clients;
