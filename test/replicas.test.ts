@@ -132,23 +132,21 @@ it(
   TEST_TIMEOUT_MS,
 );
 
-it(
-  'settlement runs and hold sweeps on every replica at once apply each payment and each expiry once',
-  async () => {
-    const merchants = await Promise.all(clients.map((replicaClients) => merchantAccount(replicaClients)));
-    const payers = await Promise.all(clients.map((replicaClients) => fundedAccount(replicaClients, 100_000n)));
-    const paymentsPerReplica = 12;
-    const holdsPerReplica = 5;
-    // Payments and holds through every replica while all three also run settlement on demand.
-    const work = clients.map(async (replicaClients, index) => {
-      for (let n = 0; n < paymentsPerReplica; n++) {
+const PAYMENTS_PER_REPLICA = 12;
+const HOLDS_PER_REPLICA = 5;
+
+/** Payments and one-second holds to the merchants through every replica, each also settling on demand. */
+async function settleWhilePaying(merchants: string[], payers: string[]): Promise<void> {
+  await Promise.all(
+    clients.map(async (replicaClients, index) => {
+      for (let n = 0; n < PAYMENTS_PER_REPLICA; n++) {
         await replicaClients.payments.authorizePayment({
           idempotencyKey: key('settle'),
           payerAccountId: payers[index]!,
           payeeAccountId: merchants[n % merchants.length]!,
           amount: { amountMinor: BigInt(100 + n), currency: 'USD' },
         });
-        if (n < holdsPerReplica) {
+        if (n < HOLDS_PER_REPLICA) {
           await replicaClients.payments.authorizePayment({
             idempotencyKey: key('hold'),
             payerAccountId: payers[index]!,
@@ -160,16 +158,44 @@ it(
         }
         if (n % 4 === 0) await replicaClients.settlements.runSettlement({});
       }
-    });
-    await Promise.all(work);
-    // All three run settlement at the same moment, once more.
-    await Promise.all(clients.map((replicaClients) => replicaClients.settlements.runSettlement({})));
+    }),
+  );
+  // All three run settlement at the same moment, once more.
+  await Promise.all(clients.map((replicaClients) => replicaClients.settlements.runSettlement({})));
+}
 
-    const merchantList = sql.join(
-      merchants.map((id) => sql`${id}`),
-      sql`, `,
-    );
-    const ours = sql`payee_account_id in (${merchantList})`;
+/** `id in (…)` for a list of ids. */
+const inList = (ids: string[]) =>
+  sql`(${sql.join(
+    ids.map((id) => sql`${id}`),
+    sql`, `,
+  )})`;
+
+/** Each settlement covers exactly the payments that name it, they add up to its gross, and one event each. */
+async function expectSettlementsExact(merchants: string[], captured: number): Promise<void> {
+  const settled = await ledger.rows<{ count: number; gross: string; covered: number; sum: string }>(sql`
+    select s.payment_count as count, s.gross_minor::text as gross,
+           (select count(*)::int from payments p where p.settlement_id = s.id) as covered,
+           (select coalesce(sum(p.captured_minor), 0)::text from payments p where p.settlement_id = s.id) as sum
+    from settlements s where s.account_id in ${inList(merchants)}`);
+  expect(settled.reduce((total, row) => total + row.count, 0)).toBe(captured);
+  for (const row of settled) {
+    expect({ covered: row.covered, sum: row.sum }).toEqual({ covered: row.count, sum: row.gross });
+  }
+  const events = await ledger.rows<{ n: number }>(sql`
+    select count(*)::int as n from outbox_events
+    where event_type = 'SettlementCompleted' and aggregate_id in ${inList(merchants)}`);
+  expect(events[0]!.n).toBe(settled.length);
+}
+
+it(
+  'settlement runs and hold sweeps on every replica at once apply each payment and each expiry once',
+  async () => {
+    const merchants = await Promise.all(clients.map((replicaClients) => merchantAccount(replicaClients)));
+    const payers = await Promise.all(clients.map((replicaClients) => fundedAccount(replicaClients, 100_000n)));
+    await settleWhilePaying(merchants, payers);
+
+    const ours = sql`payee_account_id in ${inList(merchants)}`;
     const count = async (where: ReturnType<typeof sql>) =>
       (await ledger.rows<{ n: number }>(sql`select count(*)::int as n from payments where ${ours} and ${where}`))[0]!.n;
     // The replicas' own schedules expire the holds and settle whatever the on-demand runs left.
@@ -182,32 +208,21 @@ it(
     );
 
     expect(await ledger.violations()).toEqual([]);
-    const captured = REPLICAS * paymentsPerReplica;
+    const captured = REPLICAS * PAYMENTS_PER_REPLICA;
     expect(await count(sql`status = 'COMPLETED' and settlement_id is not null`)).toBe(captured);
-    expect(await count(sql`status = 'EXPIRED'`)).toBe(REPLICAS * holdsPerReplica);
-    // Each settlement covers exactly the payments that name it, and they add up to its gross.
-    const settled = await ledger.rows<{ id: string; count: number; gross: string; covered: number; sum: string }>(sql`
-    select s.id, s.payment_count as count, s.gross_minor::text as gross,
-           (select count(*)::int from payments p where p.settlement_id = s.id) as covered,
-           (select coalesce(sum(p.captured_minor), 0)::text from payments p where p.settlement_id = s.id) as sum
-    from settlements s where s.account_id in (${merchantList})`);
-    expect(settled.reduce((total, row) => total + row.count, 0)).toBe(captured);
-    for (const row of settled)
-      expect({ covered: row.covered, sum: row.sum }).toEqual({ covered: row.count, sum: row.gross });
-    // One expiry event per hold, one completion event per settlement.
+    expect(await count(sql`status = 'EXPIRED'`)).toBe(REPLICAS * HOLDS_PER_REPLICA);
+    await expectSettlementsExact(merchants, captured);
+    // One expiry event per hold.
     const expiries = await ledger.rows<{ n: number }>(sql`
-    select count(*)::int as n from outbox_events e join payments p on p.id = e.aggregate_id
-    where e.event_type = 'PaymentExpired' and ${ours} group by e.aggregate_id`);
-    expect(expiries).toEqual(Array.from({ length: REPLICAS * holdsPerReplica }, () => ({ n: 1 })));
-    const settlementEvents = await ledger.rows<{ n: number }>(sql`
-    select count(*)::int as n from outbox_events
-    where event_type = 'SettlementCompleted' and aggregate_id in (${merchantList})`);
-    expect(settlementEvents[0]!.n).toBe(settled.length);
+      select count(*)::int as n from outbox_events e join payments p on p.id = e.aggregate_id
+      where e.event_type = 'PaymentExpired' and ${ours} group by e.aggregate_id`);
+    expect(expiries).toEqual(Array.from({ length: REPLICAS * HOLDS_PER_REPLICA }, () => ({ n: 1 })));
     // The merchants hold exactly what was captured, all of it settled to available.
     const balances = await Promise.all(merchants.map((merchant) => balanceOf(clients[0]!, merchant)));
     expect(balances.map((balance) => balance.pending)).toEqual(merchants.map(() => 0n));
+    const paidPerReplica = Array.from({ length: PAYMENTS_PER_REPLICA }, (_, n) => BigInt(100 + n));
     expect(balances.reduce((total, balance) => total + balance.available, 0n)).toBe(
-      BigInt(REPLICAS) * BigInt(Array.from({ length: paymentsPerReplica }, (_, n) => 100 + n).reduce((a, b) => a + b)),
+      BigInt(REPLICAS) * paidPerReplica.reduce((a, b) => a + b),
     );
   },
   TEST_TIMEOUT_MS,
@@ -310,111 +325,121 @@ async function oneLeader(): Promise<number> {
   return leader;
 }
 
+/**
+ * Writes through the live replicas until stopped: per worker a deposit (an account event), then a hold and
+ * its capture (two events of one payment), each retried under its key on the next replica when it fails.
+ */
+function writeStream(accounts: { payer: string; payee: string }[], maxRounds: number) {
+  let next = 0;
+  const anyReplica = () => {
+    const live = alive();
+    return clients[live[next++ % live.length]!.index]!;
+  };
+  const acknowledgedPayments: string[] = [];
+  /** Deposits asked for per account (each answered before the next), besides its opening deposit. */
+  const depositsMade = new Map<string, number>();
+  const failures: Failure[] = [];
+  let rounds = 0;
+  let stopping = false;
+  const retry = <T>(what: string, call: (replicaClients: Clients) => Promise<T>) =>
+    untilAnswered(anyReplica, WAIT_MS, what, call).then((answered) => {
+      failures.push(...answered.failures);
+      return answered.value;
+    });
+  const worker = async ({ payer, payee }: { payer: string; payee: string }) => {
+    for (let round = 0; round < maxRounds && !stopping; round++) {
+      const depositKey = key('deposit');
+      depositsMade.set(payer, (depositsMade.get(payer) ?? 0) + 1);
+      const amount = { amountMinor: 3n, currency: 'USD' };
+      await retry(depositKey, (c) => c.accounts.depositFunds({ idempotencyKey: depositKey, accountId: payer, amount }));
+      const holdKey = key('hold');
+      const hold = await retry(holdKey, (c) =>
+        c.payments.authorizePayment({
+          idempotencyKey: holdKey,
+          payerAccountId: payer,
+          payeeAccountId: payee,
+          amount: { amountMinor: 2n, currency: 'USD' },
+          captureMode: CaptureMode.MANUAL,
+        }),
+      );
+      const paymentId = hold.payment!.id;
+      acknowledgedPayments.push(paymentId);
+      const captureKey = key('capture');
+      await retry(captureKey, (c) => c.payments.capturePayment({ idempotencyKey: captureKey, paymentId }));
+      rounds++;
+    }
+  };
+  const done = Promise.all(accounts.map(worker));
+  done.catch(() => {}); // surfaced by stop()
+  return {
+    acknowledgedPayments,
+    depositsMade,
+    failures,
+    rounds: () => rounds,
+    stop: async () => {
+      stopping = true;
+      await done;
+    },
+  };
+}
+
+/** Every event the database holds reaches Kafka (de-duplicated), in order per aggregate, and is marked. */
+async function expectOutboxDelivered(): Promise<{ aggregate_id: string }[]> {
+  const rows = await ledger.rows<{ event_id: string; aggregate_id: string }>(
+    sql`select event_id, aggregate_id from outbox_events`,
+  );
+  const expected = new Set(rows.map((row) => row.event_id));
+  const delivered = () => new Set(events.messages.map((message) => message.headers[HEADER.eventId]));
+  await events.waitFor(
+    () => [...expected].every((eventId) => delivered().has(eventId)),
+    `all ${expected.size} outbox events delivered`,
+    WAIT_MS,
+  );
+  const firstOnes = firstDeliveries(events.messages).map((message) => message.headers[HEADER.eventId]);
+  expect(new Set(firstOnes)).toEqual(expected);
+  expect(orderViolations(events.messages)).toEqual([]);
+  await waitUntil(
+    async () => (await ledger.rows(sql`select 1 from outbox_events where published_at is null`)).length === 0,
+    'every outbox row marked published',
+    WAIT_MS,
+  );
+  return rows;
+}
+
 it(
   'exactly one outbox leader; SIGKILLed under load, another takes over, nothing lost, order kept',
   async () => {
     const leader = await oneLeader();
-    // Requests go round-robin to the live replicas; a failed attempt is retried, same key, on the next one.
-    let next = 0;
-    const anyReplica = () => {
-      const live = alive();
-      return clients[live[next++ % live.length]!.index]!;
-    };
-    const workers = 4;
     const accounts = await Promise.all(
-      Array.from({ length: workers }, async (_, index) => ({
+      Array.from({ length: 4 }, async (_, index) => ({
         payer: await fundedAccount(clients[index % REPLICAS]!, 1_000_000n),
         payee: await openAccount(clients[(index + 1) % REPLICAS]!),
       })),
     );
-    const acknowledgedPayments: string[] = [];
-    /** Deposits asked for per account (each answered before the next), besides its opening deposit. */
-    const depositsMade = new Map<string, number>();
-    let rounds = 0;
-    let stopping = false;
-    const failures: Failure[] = [];
-    const retry = <T>(what: string, call: (replicaClients: Clients) => Promise<T>) =>
-      untilAnswered(anyReplica, WAIT_MS, what, call).then((answered) => {
-        failures.push(...answered.failures);
-        return answered.value;
-      });
-    // Each worker: a deposit (an account event), a hold and its capture (two events of one payment), repeated.
-    const stream = Promise.all(
-      accounts.map(async ({ payer, payee }) => {
-        for (let round = 0; round < 40 && !stopping; round++) {
-          const depositKey = key('deposit');
-          depositsMade.set(payer, (depositsMade.get(payer) ?? 0) + 1);
-          await retry(depositKey, (c) =>
-            c.accounts.depositFunds({
-              idempotencyKey: depositKey,
-              accountId: payer,
-              amount: { amountMinor: 3n, currency: 'USD' },
-            }),
-          );
-          const holdKey = key('hold');
-          const hold = await retry(holdKey, (c) =>
-            c.payments.authorizePayment({
-              idempotencyKey: holdKey,
-              payerAccountId: payer,
-              payeeAccountId: payee,
-              amount: { amountMinor: 2n, currency: 'USD' },
-              captureMode: CaptureMode.MANUAL,
-            }),
-          );
-          const paymentId = hold.payment!.id;
-          acknowledgedPayments.push(paymentId);
-          const captureKey = key('capture');
-          await retry(captureKey, (c) => c.payments.capturePayment({ idempotencyKey: captureKey, paymentId }));
-          rounds++;
-        }
-      }),
-    );
-    stream.catch(() => {}); // awaited below
+    const stream = writeStream(accounts, 40);
     try {
-      await waitUntil(() => rounds >= 12, 'writes flowing before the kill', WAIT_MS);
+      await waitUntil(() => stream.rounds() >= 12, 'writes flowing before the kill', WAIT_MS);
       await replicas[leader]!.stop('SIGKILL', PROCESS_EXIT_TIMEOUT_MS);
-      const newLeader = await oneLeader();
-      expect(newLeader).not.toBe(leader);
-      const roundsAtTakeover = rounds;
-      await waitUntil(() => rounds >= roundsAtTakeover + 12, 'writes flowing after the takeover', WAIT_MS);
+      expect(await oneLeader()).not.toBe(leader);
+      const roundsAtTakeover = stream.rounds();
+      await waitUntil(() => stream.rounds() >= roundsAtTakeover + 12, 'writes flowing after the takeover', WAIT_MS);
     } finally {
-      stopping = true;
-      await stream;
+      await stream.stop();
     }
 
-    // Every event the database holds reaches Kafka, including every event of every acknowledged payment.
-    const rows = await ledger.rows<{ event_id: string; aggregate_id: string }>(
-      sql`select event_id, aggregate_id from outbox_events`,
-    );
-    const expected = new Set(rows.map((row) => row.event_id));
-    const delivered = () => new Set(events.messages.map((message) => message.headers[HEADER.eventId]));
-    await events.waitFor(
-      () => [...expected].every((eventId) => delivered().has(eventId)),
-      `all ${expected.size} outbox events delivered`,
-      WAIT_MS,
-    );
+    const rows = await expectOutboxDelivered();
+    // Every acknowledged payment's events are among them: authorized then captured, two each.
     const perPayment = new Map<string, number>();
     for (const row of rows) perPayment.set(row.aggregate_id, (perPayment.get(row.aggregate_id) ?? 0) + 1);
-    // Authorized then captured: two events each, none missing.
-    expect(acknowledgedPayments.filter((id) => perPayment.get(id) !== 2)).toEqual([]);
-    expect(new Set(firstDeliveries(events.messages).map((message) => message.headers[HEADER.eventId]))).toEqual(
-      expected,
-    );
-    expect(orderViolations(events.messages)).toEqual([]);
+    expect(stream.acknowledgedPayments.filter((id) => perPayment.get(id) !== 2)).toEqual([]);
     // What the kill cut off failed in ways clients retry (refused, reset, cancelled), never INTERNAL.
-    expect(failures.filter((failure) => !RETRY_CODES.has(failure.code))).toEqual([]);
-    // Each deposit, retried on another replica when its first one died, was made once.
+    expect(stream.failures.filter((failure) => !RETRY_CODES.has(failure.code))).toEqual([]);
+    // Each deposit, retried on another replica when its first attempt died with the leader, was made once.
     const deposits = await ledger.rows<{ account: string; n: number }>(sql`
       select account_id as account, count(*)::int - 1 as n from deposits
-      where account_id in (${sql.join(
-        [...depositsMade.keys()].map((id) => sql`${id}`),
-        sql`, `,
-      )}) group by account_id`);
-    expect(Object.fromEntries(deposits.map((row) => [row.account, row.n]))).toEqual(Object.fromEntries(depositsMade));
-    await waitUntil(
-      async () => (await ledger.rows(sql`select 1 from outbox_events where published_at is null`)).length === 0,
-      'every outbox row marked published',
-      WAIT_MS,
+      where account_id in ${inList([...stream.depositsMade.keys()])} group by account_id`);
+    expect(Object.fromEntries(deposits.map((row) => [row.account, row.n]))).toEqual(
+      Object.fromEntries(stream.depositsMade),
     );
     expect(await ledger.violations()).toEqual([]);
   },
