@@ -124,9 +124,26 @@ function expectRetryableFailures(logs: PaymentRequestLog[]): void {
   );
 }
 
-/** Resolves once `count()` reaches `target`; the load keeps running meanwhile. */
-const reached = (count: () => number, target: number, what: string) =>
-  waitUntil(() => count() >= target, what, RETRY_FOR_MS);
+/** The load, started in the background: `reached(n)` resolves once n requests are answered, `done` at the end. */
+function startLoad(service: Restartable, pairs: PaymentPair[], total: number, concurrency: number) {
+  let answered = 0;
+  const done = runPaymentLoad({
+    clients: service.clients,
+    pairs,
+    total,
+    concurrency,
+    retryForMs: RETRY_FOR_MS,
+    onAnswered: (count) => {
+      answered = count;
+    },
+  });
+  done.catch(() => {}); // awaited by the test
+  return {
+    done,
+    reached: (target: number) =>
+      waitUntil(() => answered >= target, `${target} of ${total} payments answered`, RETRY_FOR_MS),
+  };
+}
 
 it(
   'SIGKILL of the server mid-load: after a restart, every request made exactly one payment',
@@ -139,21 +156,10 @@ it(
     const service = new Restartable(server, env, credentials);
     const pairs = await paymentPairs(service.clients());
 
-    let answered = 0;
-    const load = runPaymentLoad({
-      clients: service.clients,
-      pairs,
-      total: 200,
-      concurrency: 8,
-      retryForMs: RETRY_FOR_MS,
-      onAnswered: (count) => {
-        answered = count;
-      },
-    });
-    load.catch(() => {}); // awaited below
-    await reached(() => answered, 60, '60 payments answered before the kill');
+    const load = startLoad(service, pairs, 200, 8);
+    await load.reached(60);
     await service.killAndRestart();
-    const logs = await load;
+    const logs = await load.done;
 
     // The kill hit requests in flight (eight were at every moment), and they were retried to an answer.
     expectRetryableFailures(logs);
@@ -182,23 +188,12 @@ it(
     // the handler's own answer to the database going away.
     const service = new Restartable(server, env, { token: await signToken(PAYER_OWNER) });
 
-    let answered = 0;
-    const load = runPaymentLoad({
-      clients: service.clients,
-      pairs,
-      total: 200,
-      concurrency: 8,
-      retryForMs: RETRY_FOR_MS,
-      onAnswered: (count) => {
-        answered = count;
-      },
-    });
-    load.catch(() => {});
-    await reached(() => answered, 40, '40 payments answered before the first restart');
+    const load = startLoad(service, pairs, 200, 8);
+    await load.reached(40);
     await cluster.restart('fast');
-    await reached(() => answered, 110, '110 payments answered before the second restart');
+    await load.reached(110);
     await cluster.restart('immediate');
-    const logs = await load;
+    const logs = await load.done;
 
     expectRetryableFailures(logs);
     // The same process served throughout: it recovered by itself.
@@ -239,21 +234,10 @@ it(
     const service = new Restartable(server, env, await bannerKey(server), bannerKey);
     const pairs = await paymentPairs(service.clients());
 
-    let answered = 0;
-    const load = runPaymentLoad({
-      clients: service.clients,
-      pairs,
-      total: 120,
-      concurrency: 6,
-      retryForMs: RETRY_FOR_MS,
-      onAnswered: (count) => {
-        answered = count;
-      },
-    });
-    load.catch(() => {});
-    await reached(() => answered, 40, '40 payments answered before the kill');
+    const load = startLoad(service, pairs, 120, 6);
+    await load.reached(40);
     await service.killAndRestart();
-    const logs = await load;
+    const logs = await load.done;
     expectRetryableFailures(logs);
 
     // Stopped cleanly, so that the test may open the directory itself.
