@@ -128,13 +128,30 @@ export async function startPrivatePostgres(settings: Record<string, string> = {}
       await cluster.start();
     },
     async destroy() {
+      process.off('exit', stopAtExit);
       await cluster.stop('immediate').catch(() => {});
       rmSync(root, { recursive: true, force: true });
     },
   };
+  // pg_ctl detaches the server: if the test process ends without destroy() (a crash, a timed-out worker),
+  // stop the cluster on the way out rather than leave it running on the shared machine.
+  const stopAtExit = () => {
+    try {
+      execFileSync(join(PG_BIN, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '10'], {
+        ...user,
+        stdio: 'ignore',
+        timeout: 15_000,
+      });
+    } catch {
+      // Already stopped.
+    }
+    rmSync(root, { recursive: true, force: true });
+  };
+  process.once('exit', stopAtExit);
   try {
     await cluster.start();
   } catch (error) {
+    process.off('exit', stopAtExit);
     rmSync(root, { recursive: true, force: true });
     throw error;
   }
