@@ -23,6 +23,10 @@ export interface ServerProcess extends ServiceProcess {
 /** Starts `node src/main.ts` with `env` and resolves once it listens. Kills it if it does not. */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
   const running = startServiceProcess({ HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env });
+  // A test worker that ends abruptly must not leave servers running on the shared machine.
+  const killAtExit = () => running.kill();
+  process.once('exit', killAtExit);
+  running.child.once('exit', () => process.off('exit', killAtExit));
   try {
     const [, url] = await running.waitForStdout(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/, PROCESS_START_TIMEOUT_MS);
     return Object.assign(running, { url: url! });
