@@ -27,6 +27,7 @@ import {
 import { type PrivatePostgres, startPrivatePostgres } from './support/private-postgres.js';
 import {
   createBackendKey,
+  createEmbeddedBackendKey,
   type LedgerReader,
   PROCESS_EXIT_TIMEOUT_MS,
   postgresProcessEnv,
@@ -66,16 +67,15 @@ async function paymentPairs(clients: Clients): Promise<PaymentPair[]> {
 }
 
 /**
- * A server whose clients follow it across restarts: it listens on a new port each time, and in embedded
- * mode prints a new demo backend key each time (revoking the previous one).
+ * A server whose clients follow it across restarts (it listens on a new port each time), always with the same
+ * credentials: a retry must come from the same principal, since idempotency keys are per principal.
  */
 class Restartable {
   private clientsNow: Clients;
   constructor(
     public server: ServerProcess,
     private readonly env: Record<string, string>,
-    private credentials: Credentials,
-    private readonly credentialsOf?: (server: ServerProcess) => Promise<Credentials>,
+    private readonly credentials: Credentials,
   ) {
     this.clientsNow = clientsFor('grpc', server.url, credentials);
   }
@@ -83,15 +83,8 @@ class Restartable {
   async killAndRestart(): Promise<void> {
     await this.server.stop('SIGKILL', PROCESS_EXIT_TIMEOUT_MS);
     this.server = track(await startServerProcess(this.env));
-    if (this.credentialsOf) this.credentials = await this.credentialsOf(this.server);
     this.clientsNow = clientsFor('grpc', this.server.url, this.credentials);
   }
-}
-
-/** The backend key an embedded server's demo banner prints. */
-async function bannerKey(server: ServerProcess): Promise<Credentials> {
-  const [, apiKey] = await server.waitForStdout(/x-api-key: (plk_\S+)/, 30_000);
-  return { apiKey: apiKey! };
 }
 
 /** The load's answers checked against the database, and the books against their entries. */
@@ -229,9 +222,11 @@ it(
   async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'ledger-crash-'));
     cleanUps.push(() => rm(dataDir, { recursive: true, force: true }));
-    const env = { DATA_DIR: dataDir, RATE_LIMIT_ENABLED: 'false', SHUTDOWN_GRACE_MS: '2000' };
-    const server = track(await startServerProcess(env));
-    const service = new Restartable(server, env, await bannerKey(server), bannerKey);
+    // Not the demo banner's backend key: each start replaces it, and a retry under a new key is another
+    // principal, whose idempotency keys are its own (the retry would pay again).
+    const apiKey = await createEmbeddedBackendKey(dataDir);
+    const env = { DATA_DIR: dataDir, SEED_DEMO_DATA: 'false', RATE_LIMIT_ENABLED: 'false', SHUTDOWN_GRACE_MS: '2000' };
+    const service = new Restartable(track(await startServerProcess(env)), env, { apiKey });
     const pairs = await paymentPairs(service.clients());
 
     const load = startLoad(service, pairs, 120, 6);

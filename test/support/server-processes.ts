@@ -59,6 +59,21 @@ export async function createBackendKey(databaseUrl: string): Promise<string> {
   }
 }
 
+/**
+ * A backend API key with every scope in an embedded data directory, made before any server opens it (as an
+ * operator would with `npm run apikey -- create`). Unlike the demo banner's key, which each start replaces,
+ * it stays valid, and stays one principal, across restarts: idempotency keys are per principal.
+ */
+export async function createEmbeddedBackendKey(dataDir: string): Promise<string> {
+  const database = await openPglite(dataDir);
+  try {
+    await database.migrate();
+    return (await createApiKey(database.db, 'test-backend', [...SCOPES])).key;
+  } finally {
+    await database.close();
+  }
+}
+
 export interface LedgerReader {
   /** Rows of a read-only SQL query. */
   rows<Row>(query: ReturnType<typeof sql>): Promise<Row[]>;
