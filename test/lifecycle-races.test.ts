@@ -115,11 +115,13 @@ it('an expired hold cannot be captured or voided even before the sweeper runs; t
   ]);
   if (!result?.ok || result.outcome.kind !== 'payment') throw new Error('hold was not placed');
   const paymentId = result.outcome.payment.id;
+  // One after the other, each started only when awaited: a second call already failing while the first is
+  // awaited would be an unhandled rejection.
   for (const call of [
-    clients.payments.capturePayment({ idempotencyKey: key(), paymentId }),
-    clients.payments.voidPayment({ idempotencyKey: key(), paymentId }),
+    () => clients.payments.capturePayment({ idempotencyKey: key(), paymentId }),
+    () => clients.payments.voidPayment({ idempotencyKey: key(), paymentId }),
   ]) {
-    const error = await call.then(
+    const error = await call().then(
       () => undefined,
       (caught: unknown) => ConnectError.from(caught),
     );

@@ -6,8 +6,8 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { ErrorDetailSchema } from '../../gen/payment/v1/errors_pb.js';
-import { isPoolWaitTimeout } from '../db/errors.js';
-import { DomainError, type DomainErrorKind, databasePoolExhausted } from '../domain/errors.js';
+import { isConnectionFailure, isPoolWaitTimeout } from '../db/errors.js';
+import { DomainError, type DomainErrorKind, databasePoolExhausted, databaseUnavailable } from '../domain/errors.js';
 import { currentRequest } from '../observability/request-context.js';
 
 const CODE_OF: Record<DomainErrorKind, Code> = {
@@ -41,6 +41,8 @@ export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
     if (isPoolWaitTimeout(error)) return toConnectError(databasePoolExhausted());
     // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
     if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
+    // Reads reach the database outside the ledger core: an outage there is retryable too, not a bug.
+    if (isConnectionFailure(error)) return toConnectError(databaseUnavailable());
     // The request's own logger carries request id, principal and procedure; the root one needs them said.
     const requestLog = currentRequest()?.log;
     if (requestLog) requestLog.error({ err: error }, 'request failed with an internal error');

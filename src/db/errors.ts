@@ -47,6 +47,8 @@ const CONNECTION_MESSAGES = [
   /connection terminated/i,
   /timeout exceeded when trying to connect/i,
   /connection timeout/i,
+  // A client whose connection broke mid-transaction refuses the ROLLBACK that follows with this.
+  /client has encountered a connection error/i,
 ];
 
 /**

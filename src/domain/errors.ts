@@ -110,6 +110,14 @@ export function databasePoolExhausted(): DomainError {
   return serviceUnavailable('DB_POOL_EXHAUSTED', 'the ledger is busy; retry with the same idempotency key');
 }
 
+/** The database could not be reached, or dropped the connection, while serving the request. */
+export function databaseUnavailable(): DomainError {
+  return serviceUnavailable(
+    'DATABASE_UNAVAILABLE',
+    'the database is unavailable; retry (a mutation with the same idempotency key)',
+  );
+}
+
 /**
  * Missing or unusable credentials. The message names which credential, never why it failed; `field` names
  * the header that carries it ("authorization", "x-api-key").

@@ -11,12 +11,13 @@
  */
 import { inArray } from 'drizzle-orm';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
-import { isPoolWaitTimeout, isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
+import { isConnectionFailure, isPoolWaitTimeout, isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
 import {
   concurrentRequest,
   DomainError,
   databasePoolExhausted,
+  databaseUnavailable,
   deadlineExceeded,
   idempotencyKeyReused,
   lockWaitTimedOut,
@@ -370,6 +371,8 @@ export function translateDatabaseError(error: unknown): unknown {
     case SqlState.deadlockDetected:
       return serviceUnavailable('LEDGER_CONTENDED', 'the ledger is contended; retry with the same idempotency key');
     default:
-      return error;
+      // The connection died or the database is going down: the transaction may even have committed (its
+      // COMMIT sent, the answer lost), so the client must not be told it failed, only to retry with its key.
+      return isConnectionFailure(error) ? databaseUnavailable() : error;
   }
 }
