@@ -31,6 +31,9 @@ COPY src ./src
 # The operator commands run inside the image too (first API key, ledger check): see README "With Docker Compose".
 COPY scripts/apikey.ts scripts/dev-keys.ts scripts/ledger-check.ts ./scripts/
 RUN npm run build
+# The browser wallet (served at /wallet/ in embedded mode, SERVE_WALLET): static files built by Vite.
+COPY wallet ./wallet
+RUN npm run wallet:build
 
 # ---------------------------------------------------------------------------------------------------------------
 # Runtime dependencies only, in their own stage so this layer is reused until package-lock.json changes,
@@ -55,6 +58,8 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY drizzle ./drizzle
 COPY --from=build /app/dist ./dist
+# src/server/wallet.ts looks for the wallet two folders above itself: dist/wallet/dist once compiled.
+COPY --from=build /app/wallet/dist ./dist/wallet/dist
 
 # Embedded PGlite writes here when DATABASE_URL is unset. Owned by node so a fresh named volume, which Docker
 # seeds from this directory, is writable by the service user too.
