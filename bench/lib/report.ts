@@ -82,7 +82,7 @@ function pgbenchRow(run: PgbenchRun): string[] {
 export function renderTable(report: BenchReport): string {
   const { options, target } = report;
   const lines: string[] = [
-    `gRPC (h2c, pre-encoded frames) → ${target.url} [server: ${target.mode}${
+    `gRPC (h2c, pre-encoded frames) → ${target.url} [server: ${target.mode === 'child' ? 'child, compiled dist/' : target.mode}${
       target.serverPid ? `, pid ${target.serverPid}` : ''
     }${target.mode === 'target' ? '' : `, rate limiter: ${options.rateLimit}`}]${options.quick ? ' --quick' : ''}`,
     `${report.setup.accounts} funded USD accounts + 1 merchant (seeded through the ${report.setup.how} in ` +

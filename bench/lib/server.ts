@@ -3,7 +3,7 @@
  * compete with the server's), the service started in this process, or a server that is already running.
  * Local servers get a fresh PostgreSQL database, dropped when the benchmark ends.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
@@ -144,6 +144,22 @@ async function startInProcess(
   };
 }
 
+const BUILD_TIMEOUT_MS = 180_000;
+
+/** `npm run build` (tsc to dist/); throws with tsc's output when it fails. */
+function buildServer(): void {
+  const result = spawnSync(
+    process.execPath,
+    [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: BUILD_TIMEOUT_MS,
+    },
+  );
+  if (result.status !== 0) throw new Error(`building the server (tsc) failed:\n${result.stdout}${result.stderr}`);
+}
+
 async function startChild(
   database: TestDatabase,
   limiter: Record<string, string>,
@@ -162,11 +178,14 @@ async function startChild(
   // An inherited TLS setting would make the server speak HTTPS to a cleartext client.
   delete env.TLS_CERT_FILE;
   delete env.TLS_KEY_FILE;
-  // `node --import tsx` rather than `npx tsx`: the pid we hold is then the server itself, not a wrapper.
+  // The server as it is deployed (Dockerfile, `npm run start:dist`): compiled JavaScript, so that neither tsx's
+  // loader nor its transform cache is counted in the server's CPU and memory. `node` itself rather than a
+  // wrapper: the pid we hold is then the server.
+  buildServer();
   // --cpu-prof: V8 writes the profile when the server exits, which it does cleanly on SIGTERM (stopChild).
   const cpuProfileDir = cpuProfile ? mkdtempSync(join(tmpdir(), 'bench-cpu-prof-')) : undefined;
   const profileArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
-  const child = spawn(process.execPath, [...profileArgs, '--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...profileArgs, 'dist/src/main.js'], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
