@@ -15,10 +15,9 @@ import { SettlementsApp } from '../app/settlements-app.js';
 import { API_KEY_REVOKED_CHANNEL } from '../auth/api-keys.js';
 import type { DevKeyPair } from '../auth/dev-keys.js';
 import { setUpAuthentication } from '../auth/setup.js';
-import { type DatabaseSettings, explainDatabaseError } from '../config/database.js';
 import type { Config } from '../config.js';
-import { type Database, openPglite, openPostgres } from '../db/client.js';
-import { minorUnitExponent } from '../domain/currency.js';
+import { type Database, openDatabase } from '../db/client.js';
+import { maxPaymentMinorFor } from '../domain/currency.js';
 import { HealthStatusBoard, ServingStatus } from '../grpc/health.js';
 import { Ledger } from '../ledger/apply.js';
 import { CommandBatcher } from '../ledger/batcher.js';
@@ -55,43 +54,6 @@ export interface RunningService {
 }
 
 const POOL_LOG_INTERVAL_MS = 10_000;
-
-export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) => bigint {
-  const cache = new Map<string, bigint>();
-  return (currency) => {
-    let max = cache.get(currency);
-    if (max === undefined) {
-      max = maxMajorUnits * 10n ** BigInt(minorUnitExponent(currency) ?? 2);
-      cache.set(currency, max);
-    }
-    return max;
-  };
-}
-
-/**
- * Opens and migrates the database; an unreachable DATABASE_URL is a ConfigError naming it.
- * `onPoolWaitTimeout`: called once per request that waited too long for a pool connection.
- */
-export async function openDatabase(
-  config: DatabaseSettings & { dbPoolWaitMs?: number },
-  onPoolWaitTimeout?: () => void,
-): Promise<Database> {
-  const database = config.databaseUrl
-    ? openPostgres({
-        url: config.databaseUrl,
-        poolSize: config.dbPoolSize,
-        poolWaitMs: config.dbPoolWaitMs,
-        onPoolWaitTimeout,
-      })
-    : await openPglite(config.dataDir);
-  try {
-    await database.migrate();
-  } catch (error) {
-    await database.close().catch(() => {});
-    throw explainDatabaseError(config, error);
-  }
-  return database;
-}
 
 export interface ServiceOptions {
   /** Where log lines go instead of stdout (tests read them). */

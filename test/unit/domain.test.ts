@@ -2,11 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { decodePageToken, encodePageToken } from '../../src/app/page-token.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { isKnownCurrency, minorUnitExponent } from '../../src/domain/currency.js';
+import { isKnownCurrency, maxPaymentMinorFor, minorUnitExponent } from '../../src/domain/currency.js';
 import { hasIdShape, newId } from '../../src/domain/ids.js';
 import { firstDifference, idempotencyParams } from '../../src/ledger/commands.js';
 import { decodeOutcome, encodeOutcome } from '../../src/ledger/stored-outcome.js';
-import { maxPaymentMinorFor } from '../../src/server/service.js';
 
 describe('currencies', () => {
   it('knows the minor-unit exponent of each currency', () => {
