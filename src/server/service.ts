@@ -5,17 +5,13 @@
 import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { FastifyInstance } from 'fastify';
-import { AccountService } from '../../gen/payment/v1/account_pb.js';
-import { AdminService } from '../../gen/payment/v1/admin_pb.js';
-import { ApiKeyService } from '../../gen/payment/v1/api_keys_pb.js';
-import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
-import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
 import { API_KEY_REVOKED_CHANNEL } from '../auth/api-keys.js';
 import type { DevKeyPair } from '../auth/dev-keys.js';
 import { setUpAuthentication } from '../auth/setup.js';
 import type { Config } from '../config.js';
+import { LEDGER_SERVICES } from '../contract.js';
 import { type Database, openDatabase } from '../db/client.js';
 import { maxPaymentMinorFor } from '../domain/currency.js';
 import { HealthStatusBoard, ServingStatus } from '../grpc/health.js';
@@ -87,7 +83,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
   // Probes may ask about one service by name as well as about the server as a whole ("").
-  for (const service of [PaymentService, AccountService, SettlementService, AdminService, ApiKeyService]) {
+  for (const service of LEDGER_SERVICES) {
     health.set(service.typeName, ServingStatus.SERVING);
   }
   const shutdown = new AbortController();
