@@ -1,5 +1,5 @@
 /**
- * Renders the README's table of RPCs (who may call each, how the rate limiter counts it) from src/contract.ts,
+ * Renders the table of RPCs in docs/security.md (who may call each, how the rate limiter counts it) from src/contract.ts,
  * and writes it between the `<!-- rpc-table -->` markers: `npm run docs:rpc-table`.
  * test/unit/contract.test.ts fails while the file and the contract disagree.
  */
@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { RPCS, type RpcRule } from '../src/contract.js';
 
 /** The Markdown file holding the table, relative to the repository root. */
-export const RPC_TABLE_FILE = 'README.md';
+export const RPC_TABLE_FILE = 'docs/security.md';
 export const RPC_TABLE_BEGIN = '<!-- rpc-table -->';
 export const RPC_TABLE_END = '<!-- /rpc-table -->';
 

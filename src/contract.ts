@@ -1,8 +1,8 @@
 /**
  * The service's contract with its clients, described once: the services served, the scopes a backend's
  * credentials can hold, and for every RPC who may call it and how the rate limiter counts it. Auth
- * (src/auth/policy.ts), the rate limiter (src/ratelimit/policy.ts), health, reflection and the README's RPC
- * table (scripts/rpc-table.ts) are derived from it. Adding an RPC means one entry in RPCS plus its handler;
+ * (src/auth/policy.ts), the rate limiter (src/ratelimit/policy.ts), health, reflection and the RPC table of
+ * docs/security.md (scripts/rpc-table.ts) are derived from it. Adding an RPC means one entry in RPCS plus its handler;
  * test/unit/contract.test.ts fails for an RPC of gen/ missing here.
  * A leaf module (it imports only generated code), so every layer may read it.
  */
@@ -101,7 +101,7 @@ const PAYER_OR_PAYEE = 'as payer or payee';
 /**
  * Every RPC served, by `<package>.<Service>/<Method>`. A method missing here is refused by auth (closed until
  * someone decides who may call it). Entries with the same service, scope, users and write sit together: the
- * README's table groups them in this order.
+ * table in docs/security.md groups them in this order.
  */
 export const RPCS: Readonly<Record<string, RpcRule>> = {
   'payment.v1.PaymentService/AuthorizePayment': {

@@ -17,7 +17,7 @@ export type DomainErrorKind =
 
 /**
  * Every reason an error can carry, by kind: a closed set. The client contract (the `reason` of
- * payment.v1.ErrorDetail, listed in proto/payment/v1/errors.proto) and the README's error table list exactly
+ * payment.v1.ErrorDetail, listed in proto/payment/v1/errors.proto) and the error table of docs/errors.md list exactly
  * these; test/unit/error-reasons.test.ts keeps the three in agreement.
  */
 export const ERROR_REASONS = {

@@ -1,4 +1,4 @@
-/** The one description of every RPC (src/contract.ts) covers what gen/ defines, and the README shows it. */
+/** The one description of every RPC (src/contract.ts) covers what gen/ defines, and docs/security.md shows it. */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';

@@ -1,6 +1,6 @@
 /**
  * Error reasons are one closed set (ERROR_REASONS in src/domain/errors.ts): every reason src/ raises is in it,
- * each one is raised somewhere, and the README's error table and the proto's ErrorDetail comment list exactly
+ * each one is raised somewhere, and the error table of docs/errors.md and the proto's ErrorDetail comment list exactly
  * it, under the code each reason is sent with.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { type DomainErrorKind, ERROR_REASONS } from '../../src/domain/errors.js'
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Where the error table lives. */
-const ERROR_TABLE_FILE = 'README.md';
+const ERROR_TABLE_FILE = 'docs/errors.md';
 const REASON_SHAPE = /^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$/;
 /** The functions and the class that take a reason (src/domain/errors.ts). */
 const RAISERS = new Set([
