@@ -8,6 +8,7 @@
 import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { BalanceBucket, DeclineReason, PaymentRecord, RefundRecord } from '../domain/records.js';
+import type { PaymentEventType } from '../events/domain-events.js';
 import type {
   AuthorizePaymentCommand,
   CapturePaymentCommand,
@@ -52,13 +53,7 @@ function declineReasonFor(
 
 function paymentEvent(
   context: PlanContext,
-  type:
-    | 'PaymentCompleted'
-    | 'PaymentDeclined'
-    | 'PaymentAuthorized'
-    | 'PaymentCaptured'
-    | 'PaymentVoided'
-    | 'PaymentExpired',
+  type: PaymentEventType,
   payment: PaymentRecord,
 ) {
   context.effects.events.push({
