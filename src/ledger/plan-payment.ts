@@ -51,11 +51,7 @@ function declineReasonFor(
   return null;
 }
 
-function paymentEvent(
-  context: PlanContext,
-  type: PaymentEventType,
-  payment: PaymentRecord,
-) {
+function paymentEvent(context: PlanContext, type: PaymentEventType, payment: PaymentRecord) {
   context.effects.events.push({
     ...eventBase('payment', payment.id, BigInt(payment.version), context.now),
     type,
