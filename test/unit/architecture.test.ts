@@ -1,6 +1,6 @@
 /**
  * Dependencies point down: a module of src/ may import its own folder and the folders below it in LAYERS,
- * never one above. The order is written here once; the README's architecture section describes it.
+ * never one above. The order is written here once; a test below keeps the README's statement of it equal.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -94,6 +94,12 @@ describe('import direction', () => {
     expect(files.length).toBeGreaterThan(50);
     const violations = files.flatMap((file) => violationsOf(file, readFileSync(file, 'utf8')));
     expect(violations).toEqual([]);
+  });
+
+  it('is the order the README states', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const stated = /\*\*Dependencies point down\*\*: `([^`]+)`/.exec(readme.replace(/\s*\n\s*/g, ' '))?.[1];
+    expect(stated?.split(' → ')).toEqual([...LAYERS]);
   });
 
   it('flags an upward import, a dynamic one and one leaving src/', () => {
