@@ -71,7 +71,14 @@ export const ERROR_REASONS = {
   concurrent_request: ['REQUEST_IN_PROGRESS', 'LOCK_WAIT_TIMEOUT'],
   unauthenticated: ['CREDENTIALS_MISSING', 'CREDENTIALS_INVALID'],
   permission_denied: ['METHOD_NOT_ALLOWED', 'BACKEND_ONLY', 'SCOPE_MISSING'],
-  unavailable: ['LEDGER_OVERLOADED', 'DB_POOL_EXHAUSTED', 'LEDGER_BUSY', 'LEDGER_CONTENDED', 'AUTH_KEYS_UNAVAILABLE'],
+  unavailable: [
+    'DATABASE_UNAVAILABLE',
+    'LEDGER_OVERLOADED',
+    'DB_POOL_EXHAUSTED',
+    'LEDGER_BUSY',
+    'LEDGER_CONTENDED',
+    'AUTH_KEYS_UNAVAILABLE',
+  ],
   deadline_exceeded: ['DEADLINE_EXCEEDED'],
 } as const satisfies Record<DomainErrorKind, readonly string[]>;
 
@@ -173,6 +180,14 @@ export function deadlineExceeded(): DomainError {
 /** No database connection came free in time: nothing ran, so the same request may safely come again. */
 export function databasePoolExhausted(): DomainError {
   return serviceUnavailable('DB_POOL_EXHAUSTED', 'the ledger is busy; retry with the same idempotency key');
+}
+
+/** The database could not be reached, or dropped the connection, while serving the request. */
+export function databaseUnavailable(): DomainError {
+  return serviceUnavailable(
+    'DATABASE_UNAVAILABLE',
+    'the database is unavailable; retry (a mutation with the same idempotency key)',
+  );
 }
 
 /**
