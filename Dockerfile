@@ -2,7 +2,7 @@
 #
 # Payment ledger image. Build: docker build -t payment-ledger .
 # Run alone (embedded PGlite in the /data volume): docker run -p 8080:8080 -v ledger-data:/data payment-ledger
-# With PostgreSQL, Redis and Redpanda: docker compose up --build (README "With Docker Compose")
+# With PostgreSQL, Redis and Redpanda: docker compose up --build (docs/configuration.md, "With Docker Compose")
 # Operator commands in a container: node dist/scripts/apikey.js …, node dist/scripts/ledger-check.js
 
 ARG NODE_IMAGE=node:20-bookworm-slim
@@ -28,7 +28,7 @@ RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY gen ./gen
 COPY src ./src
-# The operator commands run inside the image too (first API key, ledger check): see README "With Docker Compose".
+# The operator commands run inside the image too (first API key, ledger check): see docs/configuration.md, "With Docker Compose".
 COPY scripts/apikey.ts scripts/dev-keys.ts scripts/ledger-check.ts ./scripts/
 RUN npm run build
 # The browser wallet (served at /wallet/ in embedded mode, SERVE_WALLET): static files built by Vite.

@@ -18,7 +18,7 @@ import { ApiKeyService } from '../gen/payment/v1/api_keys_pb.js';
 import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../src/auth/api-keys.js';
 import { isScope, SCOPES, type Scope } from '../src/auth/caller.js';
 import { type DatabaseSettings, loadDatabaseSettings } from '../src/config/database.js';
-import { openDatabase } from '../src/server/service.js';
+import { openDatabase } from '../src/db/client.js';
 
 const USAGE = `usage: npm run apikey -- [--server <url>] [--admin-key <key>] create --name <name> --scopes <scope,...> | list | revoke <id>
 scopes: ${SCOPES.join(', ')}

@@ -3,8 +3,8 @@
  * prints what it checked. Exits 1 on any violation, 2 if it could not run.
  */
 import { loadDatabaseSettings } from '../src/config/database.js';
+import { openDatabase } from '../src/db/client.js';
 import { checkLedger } from '../src/ledger/check.js';
-import { openDatabase } from '../src/server/service.js';
 
 async function main(): Promise<number> {
   const database = await openDatabase(loadDatabaseSettings());

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openPglite, openPostgres } from '../src/db/client.js';
+import { maxPaymentMinorFor } from '../src/domain/currency.js';
 import { Ledger } from '../src/ledger/apply.js';
 import { CommandBatcher } from '../src/ledger/batcher.js';
 import { checkLedger } from '../src/ledger/check.js';
 import type { CommandResult, LedgerCommand } from '../src/ledger/commands.js';
-import { maxPaymentMinorFor } from '../src/server/service.js';
 import { createTestDatabase } from './support/database.js';
 
 const PRINCIPAL = 'apikey:batch-test';

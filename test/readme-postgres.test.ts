@@ -1,5 +1,5 @@
 /**
- * The README's "Against a real PostgreSQL" path, run as written: the commands of its first block in one
+ * The "Against a real PostgreSQL" path of docs/configuration.md, run as written: the commands of its first block in one
  * bash, then the curl of the second against the started server. The only substitutions are what a test
  * must not share: the database name, the key directory and the port. Then SIGTERM to `npm start` stops the
  * server itself (no orphan), and bad settings are reported all at once, each naming its variable.
@@ -19,9 +19,9 @@ import { REPO_ROOT, serviceEnv } from './support/service-process.js';
 import { within } from './support/waits.js';
 
 const run = promisify(execFile);
-const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+const readme = readFileSync(join(REPO_ROOT, 'docs/configuration.md'), 'utf8');
 
-/** The shell blocks of the README section `heading`, in order. */
+/** The shell blocks of the docs/configuration.md section `heading`, in order. */
 function shellBlocks(heading: string): string[] {
   const start = readme.indexOf(heading);
   const end = readme.indexOf('\n## ', start + heading.length);
@@ -49,7 +49,7 @@ afterAll(async () => {
 
 describe('README: against a real PostgreSQL', () => {
   it('runs as written, ends with a successful call, and SIGTERM to npm start stops the server', async () => {
-    const [setup, call] = shellBlocks('### Against a real PostgreSQL');
+    const [setup, call] = shellBlocks('## Against a real PostgreSQL');
     expect(setup).toContain('npm start');
     const port = await freePort();
     const localize = (text: string) =>

@@ -2,7 +2,7 @@
  * The browser wallet in a real browser: Debian's Chromium driven by playwright-core, against a real server
  * serving the built wallet at /wallet/ and the API over gRPC-Web. Signs in with a token, pays, sees the
  * balance change without a reload (WatchAccount), pages through history, sees a decline reason, and as a
- * merchant captures a hold. `WALLET_SCREENSHOT=docs/wallet.png` refreshes the README's screenshot.
+ * merchant captures a hold. `WALLET_SCREENSHOT=docs/wallet.png` refreshes the screenshot in docs/wallet.md.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -129,7 +129,7 @@ describe('the browser wallet', () => {
     await page.getByRole('button', { name: 'Newest' }).click();
     await expect.poll(() => rows.allTextContents(), { timeout: UI_WAIT_MS }).toEqual(firstPage);
 
-    // WALLET_SCREENSHOT=docs/wallet.png refreshes the README's picture; otherwise it stays out of the tree.
+    // WALLET_SCREENSHOT=docs/wallet.png refreshes docs/wallet.md's picture; otherwise it stays out of the tree.
     await page.screenshot({ path: process.env.WALLET_SCREENSHOT ?? join(userDataDir, 'wallet.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
   });

@@ -10,7 +10,8 @@ import { isConnectionFailure, isPoolWaitTimeout } from '../db/errors.js';
 import { DomainError, type DomainErrorKind, databasePoolExhausted, databaseUnavailable } from '../domain/errors.js';
 import { currentRequest } from '../observability/request-context.js';
 
-const CODE_OF: Record<DomainErrorKind, Code> = {
+/** The protocol code of each kind of domain error. */
+export const CODE_OF: Readonly<Record<DomainErrorKind, Code>> = {
   invalid_argument: Code.InvalidArgument,
   not_found: Code.NotFound,
   // A key reused for a different request is a conflict with something that already exists.

@@ -18,7 +18,7 @@ import type { Caller } from '../auth/caller.js';
 import type { WatchConfig } from '../config/watch.js';
 import type { LedgerDb } from '../db/client.js';
 import { invalidArgument, resourceExhausted } from '../domain/errors.js';
-import type { AccountStatus, BalanceRecord, LedgerEntryRecord } from '../domain/records.js';
+import type { BalanceRecord, WatchUpdate } from '../domain/records.js';
 import { findAccount, findBalance } from '../ledger/queries.js';
 import { balanceVersionsOf, entriesBetween } from '../ledger/watch-queries.js';
 import type { PaymentsApp } from './payments-app.js';
@@ -28,14 +28,6 @@ export const MAX_ENTRIES_PER_UPDATE = 100;
 /** Wake-ups a watcher may leave unconsumed before it is dropped as too slow. */
 export const MAX_PENDING_WAKEUPS = 64;
 export const HEARTBEAT_INTERVAL_MS = 20_000;
-
-export interface WatchUpdate {
-  kind: 'SNAPSHOT' | 'CATCH_UP' | 'CHANGE' | 'HEARTBEAT';
-  balance?: BalanceRecord;
-  status?: AccountStatus;
-  /** Oldest first. */
-  entries: LedgerEntryRecord[];
-}
 
 /** One open stream, as the hub sees it. */
 export class Watcher {

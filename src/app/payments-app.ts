@@ -18,7 +18,7 @@ import type {
   PayoutRecord,
   RefundRecord,
 } from '../domain/records.js';
-import type { ApplyOptions, CommandResult, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
+import type { CommandRunner, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
 import { commandOrigin } from '../observability/request-context.js';
 import { AccountWatches } from './account-watch.js';
@@ -52,15 +52,6 @@ export interface Mutation<T> {
 export interface EntriesPage {
   entries: LedgerEntryRecord[];
   nextPageToken: string;
-}
-
-/**
- * Applies commands to the ledger; a batcher (src/ledger/batcher.ts) can stand in for the ledger itself.
- * `options.signal` carries the caller's deadline: a command whose signal aborted before it was written answers
- * DEADLINE_EXCEEDED.
- */
-export interface CommandRunner {
-  apply(commands: LedgerCommand[], options?: ApplyOptions): Promise<CommandResult[]>;
 }
 
 /** How long a MANUAL payment's hold may last: the default, and the bounds a request may choose within. */

@@ -2,30 +2,12 @@
  * Who is calling, once authenticated. Wallet users (a JWT's subject) act on the accounts they own; backends
  * (an API key or a client certificate) act on any account within the scopes they hold.
  */
-export const SCOPES = [
-  /** AuthorizePayment on any payer's behalf. */
-  'payments:write',
-  /** CapturePayment and VoidPayment. */
-  'payments:capture',
-  /** RefundPayment. */
-  'payments:refund',
-  /** Every read: accounts, balances, entries, payments, settlements. */
-  'payments:read',
-  /** CreateAccount and DepositFunds. */
-  'accounts:admin',
-  /** RunSettlement. */
-  'settlements:run',
-  /** AdminService.CheckLedger. */
-  'ledger:check',
-  /** ApiKeyService: create, list and revoke backends' API keys. */
-  'admin:keys',
-] as const;
+import type { Scope } from '../contract.js';
 
-export type Scope = (typeof SCOPES)[number];
+export { isScope, SCOPES, type Scope } from '../contract.js';
 
-export function isScope(value: string): value is Scope {
-  return (SCOPES as readonly string[]).includes(value);
-}
+/** The principal of a request without credentials (public endpoints, or one about to be refused). */
+export const ANONYMOUS_PRINCIPAL = 'anonymous';
 
 export type Caller =
   | {

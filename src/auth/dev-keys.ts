@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
-import type { JsonWebKeyLike } from './jwt.js';
+import type { JsonWebKeyLike } from '../config/security.js';
 
 export const DEV_ISSUER = 'payment-ledger-dev';
 export const DEV_AUDIENCE = 'payment-ledger';

@@ -6,13 +6,13 @@
 import { createContextKey, type Interceptor } from '@connectrpc/connect';
 import { permissionDenied, unauthenticated } from '../domain/errors.js';
 import type { AuthResult } from './authenticate.js';
-import type { Caller } from './caller.js';
+import { ANONYMOUS_PRINCIPAL, type Caller } from './caller.js';
 import { METHOD_RULES, PUBLIC_SERVICES } from './policy.js';
 
 /** What the authentication hook found; set per request from the Fastify request. */
 export const authResultKey = createContextKey<AuthResult>({ status: 'anonymous' }, { description: 'auth result' });
 
-const NO_CALLER: Caller = { kind: 'service', principal: 'anonymous', scopes: new Set() };
+const NO_CALLER: Caller = { kind: 'service', principal: ANONYMOUS_PRINCIPAL, scopes: new Set() };
 /** The authenticated caller; handlers of non-public methods always find a real one here. */
 export const callerKey = createContextKey<Caller>(NO_CALLER, { description: 'authenticated caller' });
 

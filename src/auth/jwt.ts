@@ -13,21 +13,8 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
+import type { JwtKeySource } from '../config/security.js';
 import { serviceUnavailable } from '../domain/errors.js';
-
-export type JwtKeySource =
-  | { kind: 'jwks-file'; path: string }
-  | { kind: 'jwks-url'; url: string }
-  | { kind: 'public-key-file'; path: string; algorithm: string }
-  /** Symmetric: only when explicitly configured, since anyone who can verify can also sign. */
-  | { kind: 'hs256'; secret: string }
-  /** The embedded mode's generated key (src/auth/dev-keys.ts). */
-  | { kind: 'dev-key'; publicJwk: JsonWebKeyLike };
-
-export interface JsonWebKeyLike {
-  kty: string;
-  [parameter: string]: unknown;
-}
 
 export interface JwtSettings {
   source: JwtKeySource;

@@ -6,8 +6,7 @@
 import { createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { isScope, type Scope } from '../auth/caller.js';
-import type { JwtKeySource } from '../auth/jwt.js';
+import { isScope, type Scope } from '../contract.js';
 import { ConfigError, type Env, readBool, readInt, readUrl, reportConfigError } from './env.js';
 
 export interface TlsConfig {
@@ -212,4 +211,19 @@ export function readLimits(env: Env): RequestLimits {
     headersTimeoutMs: readInt(env, 'HEADERS_TIMEOUT_MS', 5_000, 100, 300_000),
     requestBodyTimeoutMs: readInt(env, 'REQUEST_BODY_TIMEOUT_MS', 10_000, 100, 600_000),
   };
+}
+
+/** Where the JWT verification key comes from (JWT_JWKS_FILE, JWT_JWKS_URL, JWT_PUBLIC_KEY_FILE, JWT_HS256_SECRET or the dev key). */
+export type JwtKeySource =
+  | { kind: 'jwks-file'; path: string }
+  | { kind: 'jwks-url'; url: string }
+  | { kind: 'public-key-file'; path: string; algorithm: string }
+  /** Symmetric: only when explicitly configured, since anyone who can verify can also sign. */
+  | { kind: 'hs256'; secret: string }
+  /** The embedded mode's generated key (src/auth/dev-keys.ts). */
+  | { kind: 'dev-key'; publicJwk: JsonWebKeyLike };
+
+export interface JsonWebKeyLike {
+  kty: string;
+  [parameter: string]: unknown;
 }

@@ -1,4 +1,4 @@
-/** WatchAccount's bounds and how often the watchers' balances are polled (README, "Live balance updates"). */
+/** WatchAccount's bounds and how often the watchers' balances are polled (docs/api.md, "Live balance updates"). */
 import { type Env, readInt } from './env.js';
 
 export interface WatchConfig {

@@ -10,6 +10,7 @@ import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
+import { type DatabaseSettings, explainDatabaseError } from '../config/database.js';
 import { tracePgliteQueries, traceQueries } from '../observability/db-tracing.js';
 import { metrics } from '../observability/metrics.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -217,4 +218,29 @@ export async function openPglite(dataDir: string): Promise<Database> {
       }
     },
   };
+}
+
+/**
+ * Opens and migrates the database; an unreachable DATABASE_URL is a ConfigError naming it.
+ * `onPoolWaitTimeout`: called once per request that waited too long for a pool connection.
+ */
+export async function openDatabase(
+  config: DatabaseSettings & { dbPoolWaitMs?: number },
+  onPoolWaitTimeout?: () => void,
+): Promise<Database> {
+  const database = config.databaseUrl
+    ? openPostgres({
+        url: config.databaseUrl,
+        poolSize: config.dbPoolSize,
+        poolWaitMs: config.dbPoolWaitMs,
+        onPoolWaitTimeout,
+      })
+    : await openPglite(config.dataDir);
+  try {
+    await database.migrate();
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw explainDatabaseError(config, error);
+  }
+  return database;
 }

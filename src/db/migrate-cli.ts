@@ -5,7 +5,7 @@
 
 import { loadDatabaseSettings } from '../config/database.js';
 import { ConfigError } from '../config/env.js';
-import { openDatabase } from '../server/service.js';
+import { openDatabase } from './client.js';
 
 try {
   const settings = loadDatabaseSettings();

@@ -110,7 +110,7 @@ Development credentials (embedded mode only; tokens last 24 h, a new set is prin
 ${[...(credentials?.tokens ?? new Map<string, string>())].map(([name, token]) => `  ${name.padEnd(12)} Authorization: Bearer ${token}`).join('\n')}
   backend key  x-api-key: ${credentials?.adminApiKey ?? '<npm run apikey -- create …>'}   (every scope)
 
-Browser wallet (signs in as the demo user; see README "Browser wallet"):
+Browser wallet (signs in as the demo user; see docs/wallet.md):
 ${[...(credentials?.tokens ?? new Map<string, string>())].map(([name, token]) => `  ${name.padEnd(12)} ${baseUrl}/wallet/#token=${token}`).join('\n')}
 
 Pay 12.50 from alice to bob as alice (Connect JSON over HTTP/1.1):

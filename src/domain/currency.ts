@@ -33,3 +33,19 @@ export function minorUnitExponent(code: string): number | undefined {
 export function knownCurrencies(): string[] {
   return [...EXPONENTS.keys()].sort();
 }
+
+/**
+ * The largest amount in minor units per currency for a limit given in major units (2 decimals when the
+ * currency is unknown); memoised per currency.
+ */
+export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) => bigint {
+  const cache = new Map<string, bigint>();
+  return (currency) => {
+    let max = cache.get(currency);
+    if (max === undefined) {
+      max = maxMajorUnits * 10n ** BigInt(minorUnitExponent(currency) ?? 2);
+      cache.set(currency, max);
+    }
+    return max;
+  };
+}

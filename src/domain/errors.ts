@@ -15,11 +15,83 @@ export type DomainErrorKind =
   | 'permission_denied'
   | 'resource_exhausted';
 
+/**
+ * Every reason an error can carry, by kind: a closed set. The client contract (the `reason` of
+ * payment.v1.ErrorDetail, listed in proto/payment/v1/errors.proto) and the error table of docs/errors.md list exactly
+ * these; test/unit/error-reasons.test.ts keeps the three in agreement.
+ */
+export const ERROR_REASONS = {
+  invalid_argument: [
+    'IDEMPOTENCY_KEY_MISSING',
+    'IDEMPOTENCY_KEY_INVALID',
+    'FIELD_REQUIRED',
+    'FIELD_TOO_LONG',
+    'FIELD_INVALID',
+    'AMOUNT_REQUIRED',
+    'AMOUNT_NOT_POSITIVE',
+    'AMOUNT_ABOVE_LIMIT',
+    'CURRENCY_REQUIRED',
+    'CURRENCY_UNKNOWN',
+    'SAME_ACCOUNT',
+    'HOLD_DURATION_WITHOUT_HOLD',
+    'HOLD_DURATION_OUT_OF_RANGE',
+    'PAGE_SIZE_INVALID',
+    'PAGE_TOKEN_INVALID',
+    'STATUS_UNKNOWN',
+    'TOO_MANY_STATUSES',
+    'TIME_RANGE_EMPTY',
+    'AFTER_VERSION_INVALID',
+    'SCOPE_UNKNOWN',
+  ],
+  not_found: [
+    'ACCOUNT_NOT_FOUND',
+    'PAYMENT_NOT_FOUND',
+    'REFUND_NOT_FOUND',
+    'SETTLEMENT_NOT_FOUND',
+    'OWNER_NOT_FOUND',
+    'API_KEY_NOT_FOUND',
+  ],
+  idempotency_key_reused: ['IDEMPOTENCY_KEY_REUSED'],
+  failed_precondition: [
+    'PAYMENT_NOT_AUTHORIZED',
+    'HOLD_EXPIRED',
+    'AMOUNT_EXCEEDS_AUTHORIZED',
+    'REFUND_EXCEEDS_CAPTURED',
+    'PAYMENT_NOT_REFUNDABLE',
+    'PAYEE_ACCOUNT_INACTIVE',
+    'ACCOUNT_INACTIVE',
+    'CURRENCY_MISMATCH',
+    'BALANCE_LIMIT_EXCEEDED',
+    'ACCOUNT_NOT_EMPTY',
+    'ACCOUNT_CLOSED',
+    'INSUFFICIENT_FUNDS',
+    'HOLD_NOT_EXPIRED',
+  ],
+  resource_exhausted: ['TOO_MANY_WATCHERS_FOR_CALLER', 'TOO_MANY_WATCHERS', 'WATCHER_TOO_SLOW', 'SHUTTING_DOWN'],
+  concurrent_request: ['REQUEST_IN_PROGRESS', 'LOCK_WAIT_TIMEOUT'],
+  unauthenticated: ['CREDENTIALS_MISSING', 'CREDENTIALS_INVALID'],
+  permission_denied: ['METHOD_NOT_ALLOWED', 'BACKEND_ONLY', 'SCOPE_MISSING'],
+  unavailable: [
+    'DATABASE_UNAVAILABLE',
+    'LEDGER_OVERLOADED',
+    'DB_POOL_EXHAUSTED',
+    'LEDGER_BUSY',
+    'LEDGER_CONTENDED',
+    'AUTH_KEYS_UNAVAILABLE',
+  ],
+  deadline_exceeded: ['DEADLINE_EXCEEDED'],
+} as const satisfies Record<DomainErrorKind, readonly string[]>;
+
+/** The reasons an error of kind `K` may carry. */
+export type ReasonOf<K extends DomainErrorKind> = (typeof ERROR_REASONS)[K][number];
+/** Every reason: what `payment.v1.ErrorDetail.reason` can hold. */
+export type ErrorReason = ReasonOf<DomainErrorKind>;
+
 export class DomainError extends Error {
   constructor(
     readonly kind: DomainErrorKind,
-    /** Stable, machine-readable, e.g. "INVALID_AMOUNT". */
-    readonly reason: string,
+    /** Stable, machine-readable, e.g. "AMOUNT_NOT_POSITIVE"; one of ERROR_REASONS[kind]. */
+    readonly reason: ErrorReason,
     message: string,
     /** The request field at fault, when there is one. */
     readonly field: string = '',
@@ -29,7 +101,7 @@ export class DomainError extends Error {
   }
 }
 
-export function invalidArgument(field: string, reason: string, message: string): DomainError {
+export function invalidArgument(field: string, reason: ReasonOf<'invalid_argument'>, message: string): DomainError {
   return new DomainError('invalid_argument', reason, message, field);
 }
 
@@ -42,17 +114,17 @@ export function echoed(input: string): string {
 }
 
 /** `field` names the request field that held the id ("payer_account_id"), so a client can tell which. */
-export function notFound(
-  resource: 'account' | 'payment' | 'settlement' | 'api_key' | 'refund' | 'owner',
-  id: string,
-  field: string,
-): DomainError {
-  return new DomainError(
-    'not_found',
-    `${resource.toUpperCase()}_NOT_FOUND`,
-    `${resource} ${echoed(id)} not found`,
-    field,
-  );
+const NOT_FOUND_REASON = {
+  account: 'ACCOUNT_NOT_FOUND',
+  payment: 'PAYMENT_NOT_FOUND',
+  settlement: 'SETTLEMENT_NOT_FOUND',
+  api_key: 'API_KEY_NOT_FOUND',
+  refund: 'REFUND_NOT_FOUND',
+  owner: 'OWNER_NOT_FOUND',
+} as const satisfies Record<string, ReasonOf<'not_found'>>;
+
+export function notFound(resource: keyof typeof NOT_FOUND_REASON, id: string, field: string): DomainError {
+  return new DomainError('not_found', NOT_FOUND_REASON[resource], `${resource} ${echoed(id)} not found`, field);
 }
 
 export function idempotencyKeyReused(field: string): DomainError {
@@ -65,7 +137,7 @@ export function idempotencyKeyReused(field: string): DomainError {
   );
 }
 
-export function failedPrecondition(reason: string, message: string, field = ''): DomainError {
+export function failedPrecondition(reason: ReasonOf<'failed_precondition'>, message: string, field = ''): DomainError {
   return new DomainError('failed_precondition', reason, message, field);
 }
 
@@ -89,7 +161,7 @@ export function lockWaitTimedOut(): DomainError {
   );
 }
 
-export function serviceUnavailable(reason: string, message: string): DomainError {
+export function serviceUnavailable(reason: ReasonOf<'unavailable'>, message: string): DomainError {
   return new DomainError('unavailable', reason, message);
 }
 
@@ -122,15 +194,15 @@ export function databaseUnavailable(): DomainError {
  * Missing or unusable credentials. The message names which credential, never why it failed; `field` names
  * the header that carries it ("authorization", "x-api-key").
  */
-export function unauthenticated(reason: string, message: string, field = ''): DomainError {
+export function unauthenticated(reason: ReasonOf<'unauthenticated'>, message: string, field = ''): DomainError {
   return new DomainError('unauthenticated', reason, message, field);
 }
 
-export function permissionDenied(reason: string, message: string): DomainError {
+export function permissionDenied(reason: ReasonOf<'permission_denied'>, message: string): DomainError {
   return new DomainError('permission_denied', reason, message);
 }
 
 /** A bounded resource (e.g. open watch streams) is used up; retrying later may succeed. */
-export function resourceExhausted(reason: string, message: string): DomainError {
+export function resourceExhausted(reason: ReasonOf<'resource_exhausted'>, message: string): DomainError {
   return new DomainError('resource_exhausted', reason, message);
 }

@@ -121,3 +121,12 @@ export interface LedgerEntryRecord {
   accountVersion: bigint;
   createdAt: Date;
 }
+
+/** One message of an account watch (WatchAccount): a snapshot, entries caught up or changed, or a heartbeat. */
+export interface WatchUpdate {
+  kind: 'SNAPSHOT' | 'CATCH_UP' | 'CHANGE' | 'HEARTBEAT';
+  balance?: BalanceRecord;
+  status?: AccountStatus;
+  /** Oldest first. */
+  entries: LedgerEntryRecord[];
+}

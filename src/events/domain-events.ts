@@ -45,22 +45,22 @@ interface EventBase {
   origin?: CommandOrigin | undefined;
 }
 
+/** The events that carry a payment alone, each naming the state it reached. */
+export type PaymentEventType =
+  | 'PaymentCompleted'
+  | 'PaymentDeclined'
+  | 'PaymentAuthorized'
+  | 'PaymentCaptured'
+  | 'PaymentVoided'
+  | 'PaymentExpired';
+
 export type DomainEvent = EventBase &
   (
     | { type: 'AccountCreated'; account: AccountRecord }
     | { type: 'AccountFrozen' | 'AccountUnfrozen' | 'AccountClosed'; account: AccountRecord; reason: string }
     | { type: 'FundsPaidOut'; payout: PayoutRecord; balance: BalanceRecord }
     | { type: 'FundsDeposited'; deposit: DepositRecord; balance: BalanceRecord }
-    | {
-        type:
-          | 'PaymentCompleted'
-          | 'PaymentDeclined'
-          | 'PaymentAuthorized'
-          | 'PaymentCaptured'
-          | 'PaymentVoided'
-          | 'PaymentExpired';
-        payment: PaymentRecord;
-      }
+    | { type: PaymentEventType; payment: PaymentRecord }
     | { type: 'PaymentRefunded' | 'RefundDeclined'; refund: RefundRecord; payment: PaymentRecord }
     | { type: 'SettlementCompleted'; settlement: SettlementRecord }
   );

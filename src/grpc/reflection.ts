@@ -167,7 +167,7 @@ async function* answerReflectionStream<Request extends ReflectionRequest>(
  * descriptors of every service the router serves, plus the health and reflection files themselves).
  * Their imports are found through `DescFile.dependencies`, so they need not be listed.
  */
-export function registerReflectionServices(router: ConnectRouter, files: DescFile[]): void {
+export function registerReflectionServices(router: ConnectRouter, files: readonly DescFile[]): void {
   const index = new DescriptorIndex(files);
   router.service(ServerReflectionV1, {
     serverReflectionInfo: (requests, context) => answerReflectionStream(index, requests, context),

@@ -197,3 +197,12 @@ export function firstDifference(stored: Record<string, string>, incoming: Record
   }
   return undefined;
 }
+
+/**
+ * Applies commands to the ledger; a batcher (src/ledger/batcher.ts) can stand in for the ledger itself.
+ * `options.signal` carries the caller's deadline: a command whose signal aborted before it was written answers
+ * DEADLINE_EXCEEDED.
+ */
+export interface CommandRunner {
+  apply(commands: LedgerCommand[], options?: ApplyOptions): Promise<CommandResult[]>;
+}

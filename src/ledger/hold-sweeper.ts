@@ -5,9 +5,9 @@
  * Capture and void check the expiry time themselves, so correctness never waits for the sweeper.
  */
 import { and, asc, eq, lte } from 'drizzle-orm';
-import type { CommandRunner } from '../app/payments-app.js';
 import type { LedgerDb } from '../db/client.js';
 import { payments } from '../db/schema.js';
+import type { CommandRunner } from './commands.js';
 
 export const SWEEPER_PRINCIPAL = 'system:hold-sweeper';
 const BATCH_SIZE = 100;

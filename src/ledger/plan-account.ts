@@ -1,7 +1,7 @@
 /**
  * Account status and payouts, as pure decisions over locked state (like plan.ts).
  *
- * What each status allows (README, "Account status"):
+ * What each status allows (docs/api.md, "Listing, account status, payouts and live updates"):
  *   ACTIVE  everything.
  *   FROZEN  no new payment from or to it (recorded as DECLINED, PAYER/PAYEE_ACCOUNT_INACTIVE), no deposit,
  *           no payout, no refund from or to it (DECLINED). Still allowed, because they only finish what was

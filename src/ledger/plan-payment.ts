@@ -8,6 +8,7 @@
 import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { BalanceBucket, DeclineReason, PaymentRecord, RefundRecord } from '../domain/records.js';
+import type { PaymentEventType } from '../events/domain-events.js';
 import type {
   AuthorizePaymentCommand,
   CapturePaymentCommand,
@@ -50,17 +51,7 @@ function declineReasonFor(
   return null;
 }
 
-function paymentEvent(
-  context: PlanContext,
-  type:
-    | 'PaymentCompleted'
-    | 'PaymentDeclined'
-    | 'PaymentAuthorized'
-    | 'PaymentCaptured'
-    | 'PaymentVoided'
-    | 'PaymentExpired',
-  payment: PaymentRecord,
-) {
+function paymentEvent(context: PlanContext, type: PaymentEventType, payment: PaymentRecord) {
   context.effects.events.push({
     ...eventBase('payment', payment.id, BigInt(payment.version), context.now),
     type,

@@ -7,7 +7,6 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config.js';
-import type { OutboxStatus } from '../outbox/index.js';
 import { metrics, scrape } from './metrics.js';
 import { installTracing } from './tracing.js';
 
@@ -17,9 +16,19 @@ export interface RunningObservability {
   close(): Promise<void>;
 }
 
+/**
+ * The part of the outbox publisher's status the gauges read (src/outbox/publisher.ts `OutboxStatus` has it);
+ * declared here so observability, which the database layer uses, does not import the outbox above it.
+ */
+export interface OutboxGaugeReading {
+  role: string;
+  unpublished: number | null;
+  oldestAgeMs: number | null;
+}
+
 export async function startObservability(
   config: Config,
-  outboxStatus: () => Promise<OutboxStatus>,
+  outboxStatus: () => Promise<OutboxGaugeReading>,
 ): Promise<RunningObservability> {
   const { otlpEndpoint, serviceName } = config.observability.tracing;
   const tracing = otlpEndpoint ? installTracing({ otlpEndpoint, serviceName }) : undefined;

@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import type { FastifyRequest } from 'fastify';
-import { ANONYMOUS_PRINCIPAL } from '../api/principal.js';
+import { ANONYMOUS_PRINCIPAL } from '../auth/caller.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

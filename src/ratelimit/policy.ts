@@ -1,9 +1,10 @@
 /**
  * Which bucket a request draws from. Every RPC is `/<package>.<Service>/<Method>`; the ones that move money
- * or create state are listed in WRITE_PROCEDURES (the one table to extend when an RPC is added), every other
- * route is a read. Health checks, reflection and CORS preflights are never limited.
+ * or create state are marked `write` in src/contract.ts (the one table to extend when an RPC is added), every
+ * other route is a read. Health checks, reflection and CORS preflights are never limited.
  */
 import type { RateLimitConfig } from '../config.js';
+import { PUBLIC_SERVICE_DESCRIPTORS, RPCS } from '../contract.js';
 
 export type PolicyName = 'writes' | 'reads';
 
@@ -15,26 +16,14 @@ export interface BucketPolicy {
   refillPerSecond: number;
 }
 
-/** Money-moving and state-creating RPCs. A new mutating RPC must be added here, or it is limited as a read. */
-export const WRITE_PROCEDURES: ReadonlySet<string> = new Set([
-  '/payment.v1.PaymentService/AuthorizePayment',
-  '/payment.v1.PaymentService/CapturePayment',
-  '/payment.v1.PaymentService/VoidPayment',
-  '/payment.v1.PaymentService/RefundPayment',
-  '/payment.v1.AccountService/CreateAccount',
-  '/payment.v1.AccountService/DepositFunds',
-  '/payment.v1.AccountService/PayoutFunds',
-  '/payment.v1.AccountService/FreezeAccount',
-  '/payment.v1.AccountService/UnfreezeAccount',
-  '/payment.v1.AccountService/CloseAccount',
-  '/payment.v1.SettlementService/RunSettlement',
-  '/payment.v1.ApiKeyService/CreateApiKey',
-  '/payment.v1.ApiKeyService/RevokeApiKey',
-]);
+/** Money-moving and state-creating RPCs (`write` in src/contract.ts); any other route is a read. */
+export const WRITE_PROCEDURES: ReadonlySet<string> = new Set(
+  Object.entries(RPCS).flatMap(([procedure, rule]) => (!rule.public && rule.write ? [`/${procedure}`] : [])),
+);
 
 /** Liveness/readiness, metrics scrapes and the gRPC infrastructure services: probes and tooling must never be throttled. */
 const EXEMPT_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
-const EXEMPT_PREFIXES = ['/grpc.health.v1.', '/grpc.reflection.'];
+const EXEMPT_PREFIXES = PUBLIC_SERVICE_DESCRIPTORS.map((service) => `/${service.typeName}/`);
 
 /**
  * A bucket that never refills (refill 0) is forgotten after this long without an allowed request, so that

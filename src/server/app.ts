@@ -8,14 +8,6 @@ import { cors as connectCors } from '@connectrpc/connect';
 import fastifyCors from '@fastify/cors';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Redis } from 'ioredis';
-import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.js';
-import { file_grpc_reflection_v1_reflection } from '../../gen/grpc/reflection/v1/reflection_pb.js';
-import { file_grpc_reflection_v1alpha_reflection } from '../../gen/grpc/reflection/v1alpha/reflection_pb.js';
-import { file_payment_v1_account } from '../../gen/payment/v1/account_pb.js';
-import { file_payment_v1_admin } from '../../gen/payment/v1/admin_pb.js';
-import { file_payment_v1_api_keys } from '../../gen/payment/v1/api_keys_pb.js';
-import { file_payment_v1_payment } from '../../gen/payment/v1/payment_pb.js';
-import { file_payment_v1_settlement } from '../../gen/payment/v1/settlement_pb.js';
 import { registerApiKeyService } from '../api/api-key-handlers.js';
 import { errorMappingInterceptor } from '../api/errors.js';
 import { registerLedgerServices } from '../api/handlers.js';
@@ -30,6 +22,7 @@ import type { Authenticator } from '../auth/authenticate.js';
 import { authContextValues, registerAuthentication } from '../auth/hook.js';
 import { authInterceptor } from '../auth/interceptor.js';
 import type { Config } from '../config.js';
+import { SERVED_FILES } from '../contract.js';
 import type { Database } from '../db/client.js';
 import { type HealthStatusBoard, registerHealthService } from '../grpc/health.js';
 import { registerReflectionServices } from '../grpc/reflection.js';
@@ -154,16 +147,7 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
       registerOperatorServices(router, deps.settlementsApp);
       registerApiKeyService(router, new ApiKeysApp(deps.database.db));
       registerHealthService(router, deps.health);
-      registerReflectionServices(router, [
-        file_payment_v1_payment,
-        file_payment_v1_account,
-        file_payment_v1_settlement,
-        file_payment_v1_admin,
-        file_payment_v1_api_keys,
-        file_grpc_health_v1_health,
-        file_grpc_reflection_v1_reflection,
-        file_grpc_reflection_v1alpha_reflection,
-      ]);
+      registerReflectionServices(router, SERVED_FILES);
     },
   });
 

@@ -5,20 +5,15 @@
 import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { FastifyInstance } from 'fastify';
-import { AccountService } from '../../gen/payment/v1/account_pb.js';
-import { AdminService } from '../../gen/payment/v1/admin_pb.js';
-import { ApiKeyService } from '../../gen/payment/v1/api_keys_pb.js';
-import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
-import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
 import { API_KEY_REVOKED_CHANNEL } from '../auth/api-keys.js';
 import type { DevKeyPair } from '../auth/dev-keys.js';
 import { setUpAuthentication } from '../auth/setup.js';
-import { type DatabaseSettings, explainDatabaseError } from '../config/database.js';
 import type { Config } from '../config.js';
-import { type Database, openPglite, openPostgres } from '../db/client.js';
-import { minorUnitExponent } from '../domain/currency.js';
+import { LEDGER_SERVICES } from '../contract.js';
+import { type Database, openDatabase } from '../db/client.js';
+import { maxPaymentMinorFor } from '../domain/currency.js';
 import { HealthStatusBoard, ServingStatus } from '../grpc/health.js';
 import { Ledger } from '../ledger/apply.js';
 import { CommandBatcher } from '../ledger/batcher.js';
@@ -56,43 +51,6 @@ export interface RunningService {
 
 const POOL_LOG_INTERVAL_MS = 10_000;
 
-export function maxPaymentMinorFor(maxMajorUnits: bigint): (currency: string) => bigint {
-  const cache = new Map<string, bigint>();
-  return (currency) => {
-    let max = cache.get(currency);
-    if (max === undefined) {
-      max = maxMajorUnits * 10n ** BigInt(minorUnitExponent(currency) ?? 2);
-      cache.set(currency, max);
-    }
-    return max;
-  };
-}
-
-/**
- * Opens and migrates the database; an unreachable DATABASE_URL is a ConfigError naming it.
- * `onPoolWaitTimeout`: called once per request that waited too long for a pool connection.
- */
-export async function openDatabase(
-  config: DatabaseSettings & { dbPoolWaitMs?: number },
-  onPoolWaitTimeout?: () => void,
-): Promise<Database> {
-  const database = config.databaseUrl
-    ? openPostgres({
-        url: config.databaseUrl,
-        poolSize: config.dbPoolSize,
-        poolWaitMs: config.dbPoolWaitMs,
-        onPoolWaitTimeout,
-      })
-    : await openPglite(config.dataDir);
-  try {
-    await database.migrate();
-  } catch (error) {
-    await database.close().catch(() => {});
-    throw explainDatabaseError(config, error);
-  }
-  return database;
-}
-
 export interface ServiceOptions {
   /** Where log lines go instead of stdout (tests read them). */
   logStream?: { write(line: string): void };
@@ -125,7 +83,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   const settlementsApp = new SettlementsApp(database.db);
   const health = new HealthStatusBoard();
   // Probes may ask about one service by name as well as about the server as a whole ("").
-  for (const service of [PaymentService, AccountService, SettlementService, AdminService, ApiKeyService]) {
+  for (const service of LEDGER_SERVICES) {
     health.set(service.typeName, ServingStatus.SERVING);
   }
   const shutdown = new AbortController();

@@ -35,7 +35,6 @@ import {
   WatchUpdateKind,
 } from '../../gen/payment/v1/payment_pb.js';
 import { type Settlement, SettlementSchema } from '../../gen/payment/v1/settlement_pb.js';
-import type { WatchUpdate } from '../app/account-watch.js';
 import type {
   AccountRecord,
   BalanceRecord,
@@ -46,6 +45,7 @@ import type {
   PayoutRecord,
   RefundRecord,
   SettlementRecord,
+  WatchUpdate,
 } from '../domain/records.js';
 
 export function toMoney(amountMinor: bigint, currency: string): Money {

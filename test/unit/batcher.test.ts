@@ -4,7 +4,7 @@
  * failures, and results in order.
  */
 import { describe, expect, it } from 'vitest';
-import { DomainError, serviceUnavailable } from '../../src/domain/errors.js';
+import { DomainError, type ErrorReason, serviceUnavailable } from '../../src/domain/errors.js';
 import { type BatcherOptions, CommandBatcher, type ListApplier } from '../../src/ledger/batcher.js';
 import type { CommandResult, LedgerCommand } from '../../src/ledger/commands.js';
 
@@ -36,7 +36,8 @@ class ScriptedLedger implements ListApplier {
     this.inFlight--;
     const failure = this.fail(keys);
     if (failure) throw failure;
-    return keys.map((key) => ({ ok: false, error: new DomainError('not_found', key, key) }));
+    // The fake echoes each key as its reason, so a test can tell the results apart.
+    return keys.map((key) => ({ ok: false, error: new DomainError('not_found', key as ErrorReason, key) }));
   }
 }
 

@@ -1,9 +1,9 @@
 /**
  * The container files, checked without a Docker engine (none runs here): what compose publishes and how
  * its services refer to each other, and a small hadolint-like lint of the Dockerfile, including that the
- * image carries the commands the README runs in it.
+ * image carries the commands the README and docs/ run in it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -112,7 +112,13 @@ describe('Dockerfile', () => {
       for (const source of sources) expect(existsSync(join(root, source)), copy).toBe(true);
     }
     const build = JSON.parse(read('tsconfig.build.json')) as { include: string[] };
-    const readme = read('README.md');
+    // The README and the reference pages it links (docs/configuration.md runs the image's commands).
+    const readme = [
+      read('README.md'),
+      ...readdirSync(join(root, 'docs'))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => read(join('docs', name))),
+    ].join('\n');
     for (const [, script] of readme.matchAll(/node dist\/(scripts\/[\w-]+)\.js/g)) {
       expect(build.include, script).toContain(`${script}.ts`);
       expect(dockerfile).toContain(`${script}.ts`);

@@ -1,11 +1,8 @@
 /** The rate limiter's pure parts: buckets, client addresses, classification, fallback episodes, headers, config. */
 import type { FastifyRequest } from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { AccountService } from '../../gen/payment/v1/account_pb.js';
-import { AdminService } from '../../gen/payment/v1/admin_pb.js';
-import { PaymentService } from '../../gen/payment/v1/payment_pb.js';
-import { SettlementService } from '../../gen/payment/v1/settlement_pb.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { LEDGER_SERVICES } from '../../src/contract.js';
 import {
   addressKey,
   clientAddress,
@@ -145,9 +142,8 @@ describe('classification', () => {
 
   it('lists every RPC of the contract whose name says it changes something as a write', () => {
     const mutating =
-      /^(Authorize|Capture|Void|Refund|Create|Deposit|Withdraw|Transfer|Run|Update|Delete|Close|Freeze|Unfreeze|Payout)/;
-    const services = [PaymentService, AccountService, SettlementService, AdminService];
-    for (const service of services) {
+      /^(Authorize|Capture|Void|Refund|Create|Deposit|Withdraw|Transfer|Run|Update|Delete|Close|Freeze|Unfreeze|Payout|Revoke)/;
+    for (const service of LEDGER_SERVICES) {
       for (const method of service.methods) {
         const path = `/${service.typeName}/${method.name}`;
         expect(WRITE_PROCEDURES.has(path), path).toBe(mutating.test(method.name));
