@@ -32,6 +32,9 @@ export const MAX_STATUS_FILTERS = 7;
 /** 9999-12-31T23:59:59.999999Z in microseconds: no row of ours is later, and PostgreSQL takes any time up to it. */
 const MAX_CURSOR_MICROS = 253_402_300_799_999_999n;
 
+/** 9999-12-31T23:59:59.999Z: the last millisecond a time filter is compared at. */
+const LAST_QUERY_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 /** A forged position with a time PostgreSQL cannot hold is refused like any other bad token. */
 function cursorInBounds(position: string): boolean {
   return BigInt(position.slice(0, position.indexOf(':'))) <= MAX_CURSOR_MICROS;
@@ -144,5 +147,13 @@ function paymentFilterOf(input: {
   if (input.createdFrom && input.createdBefore && input.createdFrom.getTime() >= input.createdBefore.getTime()) {
     throw invalidArgument('create_time_to', 'TIME_RANGE_EMPTY', 'create_time_to must be after create_time_from');
   }
-  return { statuses, createdFrom: input.createdFrom, createdBefore: input.createdBefore };
+  // A Timestamp's last millisecond rounds up to year 10000 (protobuf-es rounds nanos up), which PostgreSQL
+  // cannot read; no row is that late, so such an upper bound is no bound and such a lower one is the last ms.
+  const createdFrom =
+    input.createdFrom && input.createdFrom.getTime() > LAST_QUERY_TIME_MS
+      ? new Date(LAST_QUERY_TIME_MS)
+      : input.createdFrom;
+  const createdBefore =
+    input.createdBefore && input.createdBefore.getTime() > LAST_QUERY_TIME_MS ? undefined : input.createdBefore;
+  return { statuses, createdFrom, createdBefore };
 }
