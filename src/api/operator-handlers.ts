@@ -8,8 +8,8 @@ import { serveStrictly } from './strict-input.js';
 
 export function registerOperatorServices(router: ConnectRouter, app: SettlementsApp): void {
   serveStrictly(router, SettlementService, {
-    async runSettlement(request) {
-      return { settlements: (await app.runSettlement(request.accountId)).map(toSettlement) };
+    async runSettlement(request, context) {
+      return { settlements: (await app.runSettlement(request.accountId, context.signal)).map(toSettlement) };
     },
     async getSettlement(request) {
       return { settlement: toSettlement(await app.getSettlement(request.settlementId)) };
