@@ -137,11 +137,8 @@ describe('RunSettlement', () => {
 
     const early = await callWithDeadline('payment.v1.SettlementService/RunSettlement', { accountId: merchant }, 1);
     expect(early.code).toBe('deadline_exceeded');
-    const blocked = await whileLocked(
-      'select pg_advisory_xact_lock($1)',
-      [SETTLEMENT_RUN_LOCK],
-      'advisory',
-      () => callWithDeadline('payment.v1.SettlementService/RunSettlement', { accountId: merchant }, DEADLINE_MS),
+    const blocked = await whileLocked('select pg_advisory_xact_lock($1)', [SETTLEMENT_RUN_LOCK], 'advisory', () =>
+      callWithDeadline('payment.v1.SettlementService/RunSettlement', { accountId: merchant }, DEADLINE_MS),
     );
     expect(blocked.code).toBe('deadline_exceeded');
     expect(await pending()).toBe(250n);

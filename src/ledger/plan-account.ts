@@ -40,7 +40,11 @@ const EVENT_TYPE = { FROZEN: 'AccountFrozen', ACTIVE: 'AccountUnfrozen', CLOSED:
 
 function refusal(account: AccountState, target: AccountStatus): DomainError | undefined {
   if (account.status === 'CLOSED') {
-    return failedPrecondition('ACCOUNT_CLOSED', `account ${account.id} is closed; a closed account stays closed`);
+    return failedPrecondition(
+      'ACCOUNT_CLOSED',
+      `account ${account.id} is closed; a closed account stays closed`,
+      'account_id',
+    );
   }
   if (target === 'ACTIVE' && account.status !== 'FROZEN') return undefined;
   if (
@@ -50,6 +54,7 @@ function refusal(account: AccountState, target: AccountStatus): DomainError | un
     return failedPrecondition(
       'ACCOUNT_NOT_EMPTY',
       `account ${account.id} still holds money (available ${availableOf(account)}, held ${account.heldMinor}, pending settlement ${account.pendingSettlementMinor}); pay it out, release its holds and settle it first`,
+      'account_id',
     );
   }
   return undefined;
@@ -83,7 +88,12 @@ export function planPayout(command: PayoutCommand, context: PlanContext): Ledger
   const account = userAccount(context, command.accountId);
   if (!account) return notFound('account', command.accountId, 'account_id');
   if (account.status !== 'ACTIVE') {
-    return failedPrecondition('ACCOUNT_INACTIVE', `account ${account.id} is ${account.status.toLowerCase()}`);
+    // Named like a deposit's refusal (plan.ts): the client sees which field the refusal is about.
+    return failedPrecondition(
+      'ACCOUNT_INACTIVE',
+      `account ${account.id} is ${account.status.toLowerCase()}`,
+      'account_id',
+    );
   }
   if (account.currency !== command.currency) {
     return failedPrecondition(
