@@ -17,6 +17,7 @@ import { type DomainError, failedPrecondition, notFound } from '../domain/errors
 import { newId } from '../domain/ids.js';
 import type { AccountStatus, PayoutRecord } from '../domain/records.js';
 import type { ChangeAccountStatusCommand, LedgerOutcome, PayoutCommand } from './commands.js';
+import { releaseExpiredHolds, spendableOf } from './plan-payment.js';
 import {
   type AccountState,
   accountOf,
@@ -102,13 +103,16 @@ export function planPayout(command: PayoutCommand, context: PlanContext): Ledger
       'amount.currency',
     );
   }
-  if (availableOf(account) < command.amountMinor) {
+  // Expired holds no longer reserve money, swept or not (as for payments); released only if the payout goes on.
+  const spendable = spendableOf(account, context);
+  if (spendable < command.amountMinor) {
     return failedPrecondition(
       'INSUFFICIENT_FUNDS',
-      `account ${account.id} has ${availableOf(account)} minor units available`,
+      `account ${account.id} has ${spendable} minor units available`,
       'amount.amount_minor',
     );
   }
+  releaseExpiredHolds(account, context);
   // Money in an account came in through a deposit in its currency, so the funding account exists.
   const funding = context.accounts.get(fundingAccountId(command.currency));
   if (!funding) throw new Error(`funding account for ${command.currency} was not locked`);
