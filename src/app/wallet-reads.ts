@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Caller } from '../auth/caller.js';
 import type { LedgerDb } from '../db/client.js';
-import { DomainError, invalidArgument, notFound } from '../domain/errors.js';
+import { DomainError, invalidArgument, notFound, throwIfPastDeadline } from '../domain/errors.js';
 import type { AccountRecord, PaymentRecord, PaymentStatus, RefundRecord } from '../domain/records.js';
 import {
   type Cursor,
@@ -46,6 +46,11 @@ function cursorOf(position: string | undefined): Cursor | undefined {
   return { createdAtMicros: BigInt(micros), id };
 }
 
+/** Reads stop between queries, and answer nothing late, once the caller's deadline (`signal`) has passed. */
+function stopIfPastDeadline(signal: AbortSignal | undefined): void {
+  throwIfPastDeadline(signal, 'retry with a longer deadline');
+}
+
 /** One extra row tells whether another page exists without a count query. */
 function pageOf<T>(rows: Keyed<T>[], pageSize: number, scope: string): Page<T> {
   const items = rows.slice(0, pageSize);
@@ -70,6 +75,7 @@ export class WalletReads {
   async listAccounts(
     caller: Caller,
     input: { ownerRef: string; pageSize: number; pageToken: string },
+    signal?: AbortSignal,
   ): Promise<Page<AccountRecord>> {
     const pageSize = pageSizeOf(input.pageSize);
     const ownerRef =
@@ -80,7 +86,10 @@ export class WalletReads {
     const cursor = cursorOf(decodePageToken(input.pageToken, scope, CURSOR_POSITION, cursorInBounds));
     // Another owner is someone else's data: NOT_FOUND, like any of their accounts would be.
     if (caller.kind === 'user' && ownerRef !== caller.userId) throw notFound('owner', ownerRef, 'owner_ref');
-    return pageOf(await listAccountsOfOwner(this.db, ownerRef, pageSize + 1, cursor), pageSize, scope);
+    stopIfPastDeadline(signal);
+    const rows = await listAccountsOfOwner(this.db, ownerRef, pageSize + 1, cursor);
+    stopIfPastDeadline(signal);
+    return pageOf(rows, pageSize, scope);
   }
 
   async listPayments(
@@ -93,22 +102,26 @@ export class WalletReads {
       createdFrom: Date | undefined;
       createdBefore: Date | undefined;
     },
+    signal?: AbortSignal,
   ): Promise<Page<PaymentRecord>> {
     const pageSize = pageSizeOf(input.pageSize);
     const filter = paymentFilterOf(input);
     const scope = `pay:${digest([input.accountId, ...filter.statuses, String(filter.createdFrom?.getTime()), String(filter.createdBefore?.getTime())])}`;
     const cursor = cursorOf(decodePageToken(input.pageToken, scope, CURSOR_POSITION, cursorInBounds));
-    await this.app.getAccount(caller, input.accountId);
+    await this.app.getAccount(caller, input.accountId, signal);
+    stopIfPastDeadline(signal);
     const rows = await listPaymentsOfAccount(this.db, input.accountId, filter, pageSize + 1, cursor);
+    stopIfPastDeadline(signal);
     return pageOf(rows, pageSize, scope);
   }
 
   /** A refund is visible to whoever may see its payment. */
-  async getRefund(caller: Caller, refundId: string): Promise<RefundRecord> {
+  async getRefund(caller: Caller, refundId: string, signal?: AbortSignal): Promise<RefundRecord> {
+    stopIfPastDeadline(signal);
     const refund = requireId('refund_id', 'ref', refundId) ? await findRefund(this.db, refundId) : undefined;
     if (!refund) throw notFound('refund', refundId, 'refund_id');
     try {
-      await this.app.getPayment(caller, refund.paymentId);
+      await this.app.getPayment(caller, refund.paymentId, signal);
     } catch (error) {
       if (error instanceof DomainError && error.kind === 'not_found') throw notFound('refund', refundId, 'refund_id');
       throw error;
@@ -119,12 +132,16 @@ export class WalletReads {
   async listRefunds(
     caller: Caller,
     input: { paymentId: string; pageSize: number; pageToken: string },
+    signal?: AbortSignal,
   ): Promise<Page<RefundRecord>> {
     const pageSize = pageSizeOf(input.pageSize);
     const scope = `ref:${digest([input.paymentId])}`;
     const cursor = cursorOf(decodePageToken(input.pageToken, scope, CURSOR_POSITION, cursorInBounds));
-    await this.app.getPayment(caller, input.paymentId);
-    return pageOf(await listRefundsOfPayment(this.db, input.paymentId, pageSize + 1, cursor), pageSize, scope);
+    await this.app.getPayment(caller, input.paymentId, signal);
+    stopIfPastDeadline(signal);
+    const rows = await listRefundsOfPayment(this.db, input.paymentId, pageSize + 1, cursor);
+    stopIfPastDeadline(signal);
+    return pageOf(rows, pageSize, scope);
   }
 }
 
