@@ -1,6 +1,6 @@
 /**
  * Deadlines on the mutations outside the ledger core's batcher: RunSettlement, CreateApiKey and RevokeApiKey,
- * and on the wallet's reads (ListAccounts, ListPayments, GetRefund, ListRefunds), which ran on past the
+ * and on the long reads (ListAccounts, ListPayments, GetRefund, ListRefunds, CheckLedger), which ran on past the
  * caller's deadline and answered a page no one waited for (issue 12.1: long reads stop too).
  * They ignored the caller's deadline: with Connect-Timeout-Ms: 1 a key was created (its secret, shown only in
  * the answer, lost to a client that had given up) and a settlement run committed. Now a request past its
@@ -153,7 +153,7 @@ describe('RunSettlement', () => {
   });
 });
 
-describe('wallet reads', () => {
+describe('wallet reads and the ledger check', () => {
   it('stop once the deadline passes while they wait, and answer DEADLINE_EXCEEDED', async () => {
     const shop = await merchantAccount(clients);
     const payer = await fundedAccount(clients, 1_000n);
@@ -174,6 +174,7 @@ describe('wallet reads', () => {
       ['accounts', 'payment.v1.PaymentService/ListPayments', { accountId: payer }],
       ['payments', 'payment.v1.PaymentService/GetRefund', { refundId: refund!.id }],
       ['payments', 'payment.v1.PaymentService/ListRefunds', { paymentId: payment!.id }],
+      ['ledger_entries', 'payment.v1.AdminService/CheckLedger', {}],
     ];
     for (const [table, path, body] of reads) {
       const answer = await whileLocked(`lock table ${table} in access exclusive mode`, [], 'relation', () =>

@@ -25,8 +25,8 @@ export function registerOperatorServices(router: ConnectRouter, app: Settlements
   });
 
   serveStrictly(router, AdminService, {
-    async checkLedger() {
-      const report = await app.checkLedger();
+    async checkLedger(_request, context) {
+      const report = await app.checkLedger(context.signal);
       return { passed: report.passed, checks: report.checks };
     },
   });

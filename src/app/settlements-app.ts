@@ -47,8 +47,9 @@ export class SettlementsApp {
     return { settlements, nextPageToken: rows.length > pageSize && last ? encodePageToken(scope, last.id) : '' };
   }
 
-  checkLedger(): Promise<LedgerCheckReport> {
-    return checkLedger(this.db);
+  /** Past `signal` (the request's deadline) the check stops between its steps: DEADLINE_EXCEEDED. */
+  checkLedger(signal?: AbortSignal): Promise<LedgerCheckReport> {
+    return checkLedger(this.db, signal);
   }
 
   private async requireAccount(accountId: string): Promise<void> {
