@@ -18,15 +18,15 @@ function toApiKey(info: ApiKeyInfo): ApiKey {
 
 export function registerApiKeyService(router: ConnectRouter, app: ApiKeysApp): void {
   router.service(ApiKeyService, {
-    async createApiKey(request) {
-      const { info, key } = await app.create({ name: request.name, scopes: request.scopes });
+    async createApiKey(request, context) {
+      const { info, key } = await app.create({ name: request.name, scopes: request.scopes, signal: context.signal });
       return { apiKey: toApiKey(info), key };
     },
     async listApiKeys() {
       return { apiKeys: (await app.list()).map(toApiKey) };
     },
-    async revokeApiKey(request) {
-      await app.revoke(request.id);
+    async revokeApiKey(request, context) {
+      await app.revoke(request.id, context.signal);
       return {};
     },
   });

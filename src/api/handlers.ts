@@ -122,26 +122,36 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       for await (const update of updates) yield toWatchUpdate(update);
     },
     async listPayments(request, context) {
-      const page = await reads.listPayments(context.values.get(callerKey), {
-        accountId: request.accountId,
-        pageSize: request.pageSize,
-        pageToken: request.pageToken,
-        // An unknown number (a newer client) maps to undefined, which validation refuses.
-        statuses: request.statuses.map((status) => PAYMENT_STATUSES[status as keyof typeof PAYMENT_STATUSES]),
-        createdFrom: request.createTimeFrom ? timestampDate(request.createTimeFrom) : undefined,
-        createdBefore: request.createTimeTo ? timestampDate(request.createTimeTo) : undefined,
-      });
+      const page = await reads.listPayments(
+        context.values.get(callerKey),
+        {
+          accountId: request.accountId,
+          pageSize: request.pageSize,
+          pageToken: request.pageToken,
+          // An unknown number (a newer client) maps to undefined, which validation refuses.
+          statuses: request.statuses.map((status) => PAYMENT_STATUSES[status as keyof typeof PAYMENT_STATUSES]),
+          createdFrom: request.createTimeFrom ? timestampDate(request.createTimeFrom) : undefined,
+          createdBefore: request.createTimeTo ? timestampDate(request.createTimeTo) : undefined,
+        },
+        context.signal,
+      );
       return { payments: page.items.map(toPayment), nextPageToken: page.nextPageToken };
     },
     async getRefund(request, context) {
-      return { refund: toRefund(await reads.getRefund(context.values.get(callerKey), request.refundId)) };
+      return {
+        refund: toRefund(await reads.getRefund(context.values.get(callerKey), request.refundId, context.signal)),
+      };
     },
     async listRefunds(request, context) {
-      const page = await reads.listRefunds(context.values.get(callerKey), {
-        paymentId: request.paymentId,
-        pageSize: request.pageSize,
-        pageToken: request.pageToken,
-      });
+      const page = await reads.listRefunds(
+        context.values.get(callerKey),
+        {
+          paymentId: request.paymentId,
+          pageSize: request.pageSize,
+          pageToken: request.pageToken,
+        },
+        context.signal,
+      );
       return { refunds: page.items.map(toRefund), nextPageToken: page.nextPageToken };
     },
   });
@@ -184,11 +194,15 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       return { entries: page.entries.map(toLedgerEntry), nextPageToken: page.nextPageToken };
     },
     async listAccounts(request, context) {
-      const page = await reads.listAccounts(context.values.get(callerKey), {
-        ownerRef: request.ownerRef,
-        pageSize: request.pageSize,
-        pageToken: request.pageToken,
-      });
+      const page = await reads.listAccounts(
+        context.values.get(callerKey),
+        {
+          ownerRef: request.ownerRef,
+          pageSize: request.pageSize,
+          pageToken: request.pageToken,
+        },
+        context.signal,
+      );
       return { accounts: page.items.map(toAccount), nextPageToken: page.nextPageToken };
     },
     async freezeAccount(request, context) {

@@ -8,8 +8,8 @@ import { serveStrictly } from './strict-input.js';
 
 export function registerOperatorServices(router: ConnectRouter, app: SettlementsApp): void {
   serveStrictly(router, SettlementService, {
-    async runSettlement(request) {
-      return { settlements: (await app.runSettlement(request.accountId)).map(toSettlement) };
+    async runSettlement(request, context) {
+      return { settlements: (await app.runSettlement(request.accountId, context.signal)).map(toSettlement) };
     },
     async getSettlement(request) {
       return { settlement: toSettlement(await app.getSettlement(request.settlementId)) };
@@ -25,8 +25,8 @@ export function registerOperatorServices(router: ConnectRouter, app: Settlements
   });
 
   serveStrictly(router, AdminService, {
-    async checkLedger() {
-      const report = await app.checkLedger();
+    async checkLedger(_request, context) {
+      const report = await app.checkLedger(context.signal);
       return { passed: report.passed, checks: report.checks };
     },
   });

@@ -225,7 +225,33 @@ function checkDecodedValue(field: DescField, value: unknown, path: string, depth
     checkRequestString(path, field.name, value);
   }
   if (kind === 'message' && value && typeof value === 'object') {
+    const typeName = field.message?.typeName;
+    if (typeName === 'google.protobuf.Timestamp' || typeName === 'google.protobuf.Duration') {
+      checkWellKnownTime(path, typeName, value as ReflectMessage);
+    }
     checkDecodedMessage(value as ReflectMessage, `${path}.`, depth + 1);
+  }
+}
+
+// The ranges google/protobuf/timestamp.proto and duration.proto define; binary protobuf carries any int64 and
+// int32, which would reach Date (Invalid Date) or PostgreSQL (out of range) as an internal error.
+const TIMESTAMP_SECONDS = { min: -62_135_596_800n, max: 253_402_300_799n }; // 0001-01-01 .. 9999-12-31
+const DURATION_SECONDS = { min: -315_576_000_000n, max: 315_576_000_000n }; // ±10,000 years
+const MAX_NANOS = 999_999_999;
+
+/** A Timestamp or Duration within the range its definition gives, whatever wire format carried it. */
+function checkWellKnownTime(path: string, typeName: string, value: ReflectMessage): void {
+  const seconds = value.get(value.fields.find((f) => f.name === 'seconds')!) as bigint;
+  const nanos = value.get(value.fields.find((f) => f.name === 'nanos')!) as number;
+  if (typeName === 'google.protobuf.Timestamp') {
+    if (seconds < TIMESTAMP_SECONDS.min || seconds > TIMESTAMP_SECONDS.max || nanos < 0 || nanos > MAX_NANOS) {
+      refuse(path, `${path} must be a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z`);
+    }
+    return;
+  }
+  const mixedSigns = (seconds > 0n && nanos < 0) || (seconds < 0n && nanos > 0);
+  if (seconds < DURATION_SECONDS.min || seconds > DURATION_SECONDS.max || Math.abs(nanos) > MAX_NANOS || mixedSigns) {
+    refuse(path, `${path} must be a duration within ±10,000 years with nanos of the same sign as seconds`);
   }
 }
 

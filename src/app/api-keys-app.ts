@@ -17,7 +17,11 @@ export class ApiKeysApp {
   constructor(private readonly db: LedgerDb) {}
 
   /** A new key; `key` is the secret, returned only here. INVALID_ARGUMENT for a bad name or scope. */
-  async create(input: { name: string; scopes: string[] }): Promise<{ info: ApiKeyInfo; key: string }> {
+  async create(input: {
+    name: string;
+    scopes: string[];
+    signal?: AbortSignal;
+  }): Promise<{ info: ApiKeyInfo; key: string }> {
     const name = requireText('name', input.name.trim(), MAX_NAME_LENGTH, true);
     if (input.scopes.length === 0) throw invalidArgument('scopes', 'FIELD_REQUIRED', 'scopes is required');
     const unknown = input.scopes.filter((scope) => !isScope(scope));
@@ -30,7 +34,7 @@ export class ApiKeysApp {
       );
     }
     const scopes = [...new Set(input.scopes)] as Scope[];
-    const { id, key } = await createApiKey(this.db, name, scopes);
+    const { id, key } = await createApiKey(this.db, name, scopes, input.signal);
     return { info: { id, name, scopes, createdAt: new Date(), revokedAt: null }, key };
   }
 
@@ -39,8 +43,8 @@ export class ApiKeysApp {
   }
 
   /** Revokes an active key at once on every replica; NOT_FOUND if there is no such active key. */
-  async revoke(id: string): Promise<void> {
+  async revoke(id: string, signal?: AbortSignal): Promise<void> {
     if (!KEY_ID_PATTERN.test(id)) throw invalidArgument('id', 'FIELD_INVALID', 'id must be 16 hex characters');
-    if (!(await revokeApiKey(this.db, id))) throw notFound('api_key', id, 'id');
+    if (!(await revokeApiKey(this.db, id, signal))) throw notFound('api_key', id, 'id');
   }
 }

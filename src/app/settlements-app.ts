@@ -19,10 +19,13 @@ const SETTLEMENT_ID = /^stl_[0-9a-z]{26}$/;
 export class SettlementsApp {
   constructor(private readonly db: LedgerDb) {}
 
-  /** Runs now, waiting for a run already in progress; returns the settlements this run made. */
-  async runSettlement(accountId: string): Promise<SettlementRecord[]> {
+  /**
+   * Runs now, waiting for a run already in progress; returns the settlements this run made. Past `signal`
+   * (the request's deadline) nothing is settled: DEADLINE_EXCEEDED.
+   */
+  async runSettlement(accountId: string, signal?: AbortSignal): Promise<SettlementRecord[]> {
     if (accountId !== '') await this.requireAccount(accountId);
-    return (await runSettlement(this.db, { accountId: accountId || undefined, skipIfBusy: false })) ?? [];
+    return (await runSettlement(this.db, { accountId: accountId || undefined, skipIfBusy: false, signal })) ?? [];
   }
 
   async getSettlement(settlementId: string): Promise<SettlementRecord> {
@@ -44,8 +47,9 @@ export class SettlementsApp {
     return { settlements, nextPageToken: rows.length > pageSize && last ? encodePageToken(scope, last.id) : '' };
   }
 
-  checkLedger(): Promise<LedgerCheckReport> {
-    return checkLedger(this.db);
+  /** Past `signal` (the request's deadline) the check stops between its steps: DEADLINE_EXCEEDED. */
+  checkLedger(signal?: AbortSignal): Promise<LedgerCheckReport> {
+    return checkLedger(this.db, signal);
   }
 
   private async requireAccount(accountId: string): Promise<void> {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Caller } from '../auth/caller.js';
 import type { LedgerDb } from '../db/client.js';
-import { DomainError, invalidArgument, notFound } from '../domain/errors.js';
+import { DomainError, invalidArgument, notFound, throwIfPastDeadline } from '../domain/errors.js';
 import type { AccountRecord, PaymentRecord, PaymentStatus, RefundRecord } from '../domain/records.js';
 import {
   type Cursor,
@@ -32,6 +32,9 @@ export const MAX_STATUS_FILTERS = 7;
 /** 9999-12-31T23:59:59.999999Z in microseconds: no row of ours is later, and PostgreSQL takes any time up to it. */
 const MAX_CURSOR_MICROS = 253_402_300_799_999_999n;
 
+/** 9999-12-31T23:59:59.999Z: the last millisecond a time filter is compared at. */
+const LAST_QUERY_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 /** A forged position with a time PostgreSQL cannot hold is refused like any other bad token. */
 function cursorInBounds(position: string): boolean {
   return BigInt(position.slice(0, position.indexOf(':'))) <= MAX_CURSOR_MICROS;
@@ -41,6 +44,11 @@ function cursorOf(position: string | undefined): Cursor | undefined {
   if (position === undefined) return undefined;
   const [micros, id] = position.split(':') as [string, string];
   return { createdAtMicros: BigInt(micros), id };
+}
+
+/** Reads stop between queries, and answer nothing late, once the caller's deadline (`signal`) has passed. */
+function stopIfPastDeadline(signal: AbortSignal | undefined): void {
+  throwIfPastDeadline(signal, 'retry with a longer deadline');
 }
 
 /** One extra row tells whether another page exists without a count query. */
@@ -67,6 +75,7 @@ export class WalletReads {
   async listAccounts(
     caller: Caller,
     input: { ownerRef: string; pageSize: number; pageToken: string },
+    signal?: AbortSignal,
   ): Promise<Page<AccountRecord>> {
     const pageSize = pageSizeOf(input.pageSize);
     const ownerRef =
@@ -77,7 +86,10 @@ export class WalletReads {
     const cursor = cursorOf(decodePageToken(input.pageToken, scope, CURSOR_POSITION, cursorInBounds));
     // Another owner is someone else's data: NOT_FOUND, like any of their accounts would be.
     if (caller.kind === 'user' && ownerRef !== caller.userId) throw notFound('owner', ownerRef, 'owner_ref');
-    return pageOf(await listAccountsOfOwner(this.db, ownerRef, pageSize + 1, cursor), pageSize, scope);
+    stopIfPastDeadline(signal);
+    const rows = await listAccountsOfOwner(this.db, ownerRef, pageSize + 1, cursor);
+    stopIfPastDeadline(signal);
+    return pageOf(rows, pageSize, scope);
   }
 
   async listPayments(
@@ -90,22 +102,26 @@ export class WalletReads {
       createdFrom: Date | undefined;
       createdBefore: Date | undefined;
     },
+    signal?: AbortSignal,
   ): Promise<Page<PaymentRecord>> {
     const pageSize = pageSizeOf(input.pageSize);
     const filter = paymentFilterOf(input);
     const scope = `pay:${digest([input.accountId, ...filter.statuses, String(filter.createdFrom?.getTime()), String(filter.createdBefore?.getTime())])}`;
     const cursor = cursorOf(decodePageToken(input.pageToken, scope, CURSOR_POSITION, cursorInBounds));
-    await this.app.getAccount(caller, input.accountId);
+    await this.app.getAccount(caller, input.accountId, signal);
+    stopIfPastDeadline(signal);
     const rows = await listPaymentsOfAccount(this.db, input.accountId, filter, pageSize + 1, cursor);
+    stopIfPastDeadline(signal);
     return pageOf(rows, pageSize, scope);
   }
 
   /** A refund is visible to whoever may see its payment. */
-  async getRefund(caller: Caller, refundId: string): Promise<RefundRecord> {
+  async getRefund(caller: Caller, refundId: string, signal?: AbortSignal): Promise<RefundRecord> {
+    stopIfPastDeadline(signal);
     const refund = requireId('refund_id', 'ref', refundId) ? await findRefund(this.db, refundId) : undefined;
     if (!refund) throw notFound('refund', refundId, 'refund_id');
     try {
-      await this.app.getPayment(caller, refund.paymentId);
+      await this.app.getPayment(caller, refund.paymentId, signal);
     } catch (error) {
       if (error instanceof DomainError && error.kind === 'not_found') throw notFound('refund', refundId, 'refund_id');
       throw error;
@@ -116,12 +132,16 @@ export class WalletReads {
   async listRefunds(
     caller: Caller,
     input: { paymentId: string; pageSize: number; pageToken: string },
+    signal?: AbortSignal,
   ): Promise<Page<RefundRecord>> {
     const pageSize = pageSizeOf(input.pageSize);
     const scope = `ref:${digest([input.paymentId])}`;
     const cursor = cursorOf(decodePageToken(input.pageToken, scope, CURSOR_POSITION, cursorInBounds));
-    await this.app.getPayment(caller, input.paymentId);
-    return pageOf(await listRefundsOfPayment(this.db, input.paymentId, pageSize + 1, cursor), pageSize, scope);
+    await this.app.getPayment(caller, input.paymentId, signal);
+    stopIfPastDeadline(signal);
+    const rows = await listRefundsOfPayment(this.db, input.paymentId, pageSize + 1, cursor);
+    stopIfPastDeadline(signal);
+    return pageOf(rows, pageSize, scope);
   }
 }
 
@@ -144,5 +164,13 @@ function paymentFilterOf(input: {
   if (input.createdFrom && input.createdBefore && input.createdFrom.getTime() >= input.createdBefore.getTime()) {
     throw invalidArgument('create_time_to', 'TIME_RANGE_EMPTY', 'create_time_to must be after create_time_from');
   }
-  return { statuses, createdFrom: input.createdFrom, createdBefore: input.createdBefore };
+  // A Timestamp's last millisecond rounds up to year 10000 (protobuf-es rounds nanos up), which PostgreSQL
+  // cannot read; no row is that late, so such an upper bound is no bound and such a lower one is the last ms.
+  const createdFrom =
+    input.createdFrom && input.createdFrom.getTime() > LAST_QUERY_TIME_MS
+      ? new Date(LAST_QUERY_TIME_MS)
+      : input.createdFrom;
+  const createdBefore =
+    input.createdBefore && input.createdBefore.getTime() > LAST_QUERY_TIME_MS ? undefined : input.createdBefore;
+  return { statuses, createdFrom, createdBefore };
 }

@@ -7,6 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { LedgerDb } from '../db/client.js';
 import { apiKeys } from '../db/schema.js';
+import { throwIfPastDeadline } from '../domain/errors.js';
 import { type Caller, isScope, type Scope } from './caller.js';
 
 const KEY_PATTERN = /^plk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -23,10 +24,20 @@ export interface ApiKeyInfo {
   revokedAt: Date | null;
 }
 
-export async function createApiKey(db: LedgerDb, name: string, scopes: Scope[]): Promise<{ id: string; key: string }> {
+export async function createApiKey(
+  db: LedgerDb,
+  name: string,
+  scopes: Scope[],
+  signal?: AbortSignal,
+): Promise<{ id: string; key: string }> {
   const id = randomBytes(8).toString('hex');
   const key = `plk_${id}_${randomBytes(32).toString('base64url')}`;
-  await db.insert(apiKeys).values({ id, name, keyHash: hashOf(key).toString('hex'), scopes: [...new Set(scopes)] });
+  throwIfPastDeadline(signal);
+  await db.transaction(async (tx) => {
+    await tx.insert(apiKeys).values({ id, name, keyHash: hashOf(key).toString('hex'), scopes: [...new Set(scopes)] });
+    // The secret is shown once, in the answer: a key whose answer the client gave up on must not exist.
+    throwIfPastDeadline(signal);
+  });
   return { id, key };
 }
 
@@ -38,7 +49,8 @@ export const API_KEY_REVOKED_CHANNEL = 'api_key_revoked';
  * every replica hears of the revocation exactly when it commits. The one revocation path for the CLI, the demo
  * seed and any admin RPC.
  */
-export async function revokeApiKey(db: LedgerDb, id: string): Promise<boolean> {
+export async function revokeApiKey(db: LedgerDb, id: string, signal?: AbortSignal): Promise<boolean> {
+  throwIfPastDeadline(signal);
   return db.transaction(async (tx) => {
     const revoked = await tx
       .update(apiKeys)
@@ -47,6 +59,8 @@ export async function revokeApiKey(db: LedgerDb, id: string): Promise<boolean> {
       .returning({ id: apiKeys.id });
     if (revoked.length === 0) return false;
     await tx.execute(sql`select pg_notify(${API_KEY_REVOKED_CHANNEL}, ${id})`);
+    // Past the deadline the client is told nothing changed, so nothing may (the NOTIFY goes with the rollback).
+    throwIfPastDeadline(signal);
     return true;
   });
 }

@@ -169,12 +169,20 @@ export function serviceUnavailable(reason: ReasonOf<'unavailable'>, message: str
  * The caller's deadline passed (or it gave up) before its command was written. Per gRPC semantics a deadline can
  * also pass in the tiny window after the commit, so a client retries with the same idempotency key either way.
  */
-export function deadlineExceeded(): DomainError {
+export function deadlineExceeded(advice = 'retry with the same idempotency key'): DomainError {
   return new DomainError(
     'deadline_exceeded',
     'DEADLINE_EXCEEDED',
-    'the request deadline passed before it was applied; retry with the same idempotency key',
+    `the request deadline passed before it was applied; ${advice}`,
   );
+}
+
+/**
+ * Throws DEADLINE_EXCEEDED when `signal` (a request's deadline or cancellation) has fired. Called inside a
+ * transaction just before its writes and commit, so a late request rolls back instead of committing unseen.
+ */
+export function throwIfPastDeadline(signal: AbortSignal | undefined, advice = 'nothing was changed'): void {
+  if (signal?.aborted) throw deadlineExceeded(advice);
 }
 
 /** No database connection came free in time: nothing ran, so the same request may safely come again. */

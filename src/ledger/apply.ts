@@ -280,14 +280,16 @@ export class Ledger {
     lockedPayments: Map<string, PaymentState>,
     now: Date,
   ): Promise<void> {
-    // Whoever pays: the payer of a new payment, the payee of a refund.
+    // Whoever pays: the payer of a new payment, the payee of a refund, the account a payout empties.
     const payers = planned.flatMap((command) => {
       const paying =
         command.kind === 'authorizePayment'
           ? command.payerAccountId
           : command.kind === 'refundPayment'
             ? lockedPayments.get(command.paymentId)?.payeeAccountId
-            : undefined;
+            : command.kind === 'payout'
+              ? command.accountId
+              : undefined;
       return paying && (lockedAccounts.get(paying)?.heldMinor ?? 0n) > 0n ? [paying] : [];
     });
     if (payers.length === 0) return;

@@ -4,6 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { LedgerDb } from '../db/client.js';
+import { throwIfPastDeadline } from '../domain/errors.js';
 
 export interface LedgerCheckResult {
   name: string;
@@ -237,16 +238,23 @@ async function closedAccountsEmpty(db: LedgerDb): Promise<LedgerCheckResult> {
   };
 }
 
-export async function checkLedger(db: LedgerDb): Promise<LedgerCheckReport> {
-  const checks = [
-    await entriesSumToZero(db),
-    await balancesEqualEntries(db),
-    await noNegativeCustomerBalance(db),
-    await paymentsMatchEntries(db),
-    await settlementsAddUp(db),
-    await pendingMatchesUnsettled(db),
-    await transfersMatchEntries(db),
-    await closedAccountsEmpty(db),
+export async function checkLedger(db: LedgerDb, signal?: AbortSignal): Promise<LedgerCheckReport> {
+  const steps = [
+    entriesSumToZero,
+    balancesEqualEntries,
+    noNegativeCustomerBalance,
+    paymentsMatchEntries,
+    settlementsAddUp,
+    pendingMatchesUnsettled,
+    transfersMatchEntries,
+    closedAccountsEmpty,
   ];
+  const checks: LedgerCheckResult[] = [];
+  for (const step of steps) {
+    // Each check scans whole tables: past the caller's deadline (`signal`) no one waits for the rest.
+    throwIfPastDeadline(signal, 'retry with a longer deadline');
+    checks.push(await step(db));
+  }
+  throwIfPastDeadline(signal, 'retry with a longer deadline');
   return { passed: checks.every((check) => check.passed), checks };
 }

@@ -17,6 +17,7 @@ import { type DomainError, failedPrecondition, notFound } from '../domain/errors
 import { newId } from '../domain/ids.js';
 import type { AccountStatus, PayoutRecord } from '../domain/records.js';
 import type { ChangeAccountStatusCommand, LedgerOutcome, PayoutCommand } from './commands.js';
+import { releaseExpiredHolds, spendableOf } from './plan-payment.js';
 import {
   type AccountState,
   accountOf,
@@ -40,7 +41,11 @@ const EVENT_TYPE = { FROZEN: 'AccountFrozen', ACTIVE: 'AccountUnfrozen', CLOSED:
 
 function refusal(account: AccountState, target: AccountStatus): DomainError | undefined {
   if (account.status === 'CLOSED') {
-    return failedPrecondition('ACCOUNT_CLOSED', `account ${account.id} is closed; a closed account stays closed`);
+    return failedPrecondition(
+      'ACCOUNT_CLOSED',
+      `account ${account.id} is closed; a closed account stays closed`,
+      'account_id',
+    );
   }
   if (target === 'ACTIVE' && account.status !== 'FROZEN') return undefined;
   if (
@@ -50,6 +55,7 @@ function refusal(account: AccountState, target: AccountStatus): DomainError | un
     return failedPrecondition(
       'ACCOUNT_NOT_EMPTY',
       `account ${account.id} still holds money (available ${availableOf(account)}, held ${account.heldMinor}, pending settlement ${account.pendingSettlementMinor}); pay it out, release its holds and settle it first`,
+      'account_id',
     );
   }
   return undefined;
@@ -83,7 +89,12 @@ export function planPayout(command: PayoutCommand, context: PlanContext): Ledger
   const account = userAccount(context, command.accountId);
   if (!account) return notFound('account', command.accountId, 'account_id');
   if (account.status !== 'ACTIVE') {
-    return failedPrecondition('ACCOUNT_INACTIVE', `account ${account.id} is ${account.status.toLowerCase()}`);
+    // Named like a deposit's refusal (plan.ts): the client sees which field the refusal is about.
+    return failedPrecondition(
+      'ACCOUNT_INACTIVE',
+      `account ${account.id} is ${account.status.toLowerCase()}`,
+      'account_id',
+    );
   }
   if (account.currency !== command.currency) {
     return failedPrecondition(
@@ -92,13 +103,16 @@ export function planPayout(command: PayoutCommand, context: PlanContext): Ledger
       'amount.currency',
     );
   }
-  if (availableOf(account) < command.amountMinor) {
+  // Expired holds no longer reserve money, swept or not (as for payments); released only if the payout goes on.
+  const spendable = spendableOf(account, context);
+  if (spendable < command.amountMinor) {
     return failedPrecondition(
       'INSUFFICIENT_FUNDS',
-      `account ${account.id} has ${availableOf(account)} minor units available`,
+      `account ${account.id} has ${spendable} minor units available`,
       'amount.amount_minor',
     );
   }
+  releaseExpiredHolds(account, context);
   // Money in an account came in through a deposit in its currency, so the funding account exists.
   const funding = context.accounts.get(fundingAccountId(command.currency));
   if (!funding) throw new Error(`funding account for ${command.currency} was not locked`);

@@ -106,15 +106,29 @@ export function planAuthorizePayment(
  * transaction, before a payment (or a refund the account pays) is weighed. Only that account's balance
  * changes, as in planExpireHold.
  */
-function releaseExpiredHolds(payer: AccountState, context: PlanContext): void {
-  for (const payment of context.payments.values()) {
-    if (payment.payerAccountId !== payer.id || payment.status !== 'AUTHORIZED' || !payment.expiresAt) continue;
-    if (context.now.getTime() < payment.expiresAt.getTime()) continue;
+export function releaseExpiredHolds(payer: AccountState, context: PlanContext): void {
+  for (const payment of expiredHoldsOf(payer, context)) {
     const from = { account: payer, bucket: 'HELD' as const };
     post(context, from, { account: payer, bucket: 'AVAILABLE' }, payment.amountMinor, payment.id);
     changePayment(context, payment, { status: 'EXPIRED' });
     paymentEvent(context, 'PaymentExpired', snapshot(payment));
   }
+}
+
+/** The payer's holds past their expiry among the locked payments (those apply.ts locked for it). */
+function expiredHoldsOf(payer: AccountState, context: PlanContext): PaymentState[] {
+  return [...context.payments.values()].filter(
+    (payment) =>
+      payment.payerAccountId === payer.id &&
+      payment.status === 'AUTHORIZED' &&
+      payment.expiresAt !== null &&
+      context.now.getTime() >= payment.expiresAt.getTime(),
+  );
+}
+
+/** What `payer` can spend once its expired holds are released (see releaseExpiredHolds), without releasing. */
+export function spendableOf(payer: AccountState, context: PlanContext): bigint {
+  return expiredHoldsOf(payer, context).reduce((sum, payment) => sum + payment.amountMinor, availableOf(payer));
 }
 
 function ownedBy(account: AccountState, actingOwnerRef: string | undefined): boolean {

@@ -7,6 +7,7 @@
 import { sql } from 'drizzle-orm';
 import { AdvisoryLock } from '../db/advisory-locks.js';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
+import { throwIfPastDeadline } from '../domain/errors.js';
 import type { SettlementRecord } from '../domain/records.js';
 import { inTransaction } from './apply.js';
 import { lockAccounts, lockUnsettledPayments } from './locks.js';
@@ -23,6 +24,8 @@ export interface SettlementRunOptions {
   /** true: give up at once if another run holds the lock (the scheduler); false: wait for it. */
   skipIfBusy: boolean;
   now?: Date;
+  /** A request's deadline: past it, the run is not started, or rolled back before it commits. */
+  signal?: AbortSignal;
 }
 
 /** Returns the settlements made, or undefined when skipIfBusy and another run was in progress. */
@@ -30,6 +33,7 @@ export async function runSettlement(
   db: LedgerDb,
   options: SettlementRunOptions,
 ): Promise<SettlementRecord[] | undefined> {
+  throwIfPastDeadline(options.signal);
   return inTransaction(db, async (tx) => {
     if (!(await takeRunLock(tx, options.skipIfBusy))) return undefined;
     // Payments first, then balances, each in one statement in id order: the same global lock order as every
@@ -56,6 +60,8 @@ export async function runSettlement(
       const settlement = planSettlement(context, merchant, payments);
       if (settlement) made.push(settlement);
     }
+    // Waiting for the run lock can outlast the deadline: the last moment to drop the run is before its writes.
+    throwIfPastDeadline(options.signal);
     await writeEffects(tx, context.effects, accounts);
     return made;
   });

@@ -155,7 +155,10 @@ function connectRoutesPlugin(instance: FastifyInstance, options: ConnectRoutesOp
 }
 
 async function serve(
-  handler: UniversalHandler & { method: { input: DescMessage }; supportedContentType(type: string): boolean },
+  handler: UniversalHandler & {
+    method: { input: DescMessage; methodKind: string };
+    supportedContentType(type: string): boolean;
+  },
   options: ConnectRoutesOptions,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -166,7 +169,7 @@ async function serve(
     !(contentType && (handler.supportedContentType(contentType) || isGrpcWebText(contentType)))
   ) {
     // Connect would answer a bare 415 that no client can read as a status.
-    const { error, httpStatus } = unsupportedContentType(contentType);
+    const { error, httpStatus } = unsupportedContentType(contentType, handler.method.methodKind !== 'unary');
     answerEarly(request, reply, error, { httpStatus });
     return;
   }

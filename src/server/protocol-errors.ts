@@ -23,6 +23,10 @@ const HTTP_UNSUPPORTED_MEDIA_TYPE = 415;
 const HTTP_NOT_FOUND = 404;
 const SUPPORTED_CONTENT_TYPES =
   'application/json or application/proto (Connect), application/grpc, application/grpc-web or application/grpc-web-text';
+// A streaming method takes Connect's enveloped types, never a unary one (told to use what it sent, a client
+// would be stuck).
+const SUPPORTED_STREAMING_CONTENT_TYPES =
+  'application/connect+json or application/connect+proto (Connect streaming), application/grpc, application/grpc-web or application/grpc-web-text';
 
 // Fastify's own client-error statuses, mapped to the code a client should see.
 const CODE_OF_HTTP_STATUS: Record<number, Code> = {
@@ -40,11 +44,18 @@ function echo(text: string): string {
   return text.length > ECHO_MAX_CHARS ? `${text.slice(0, ECHO_MAX_CHARS)}…` : text;
 }
 
-/** The answer to a request whose content type no protocol uses (or that has none): HTTP 415 for Connect. */
-export function unsupportedContentType(contentType: string | undefined): { error: ConnectError; httpStatus: number } {
+/**
+ * The answer to a request whose content type the method's protocols do not use (or that has none): HTTP 415
+ * for Connect. `streaming` (a streaming method) lists Connect's streaming types instead of its unary ones.
+ */
+export function unsupportedContentType(
+  contentType: string | undefined,
+  streaming = false,
+): { error: ConnectError; httpStatus: number } {
+  const supported = streaming ? SUPPORTED_STREAMING_CONTENT_TYPES : SUPPORTED_CONTENT_TYPES;
   const message = contentType
-    ? `unsupported content type "${echo(contentType)}": use ${SUPPORTED_CONTENT_TYPES}`
-    : `missing content type: use ${SUPPORTED_CONTENT_TYPES}`;
+    ? `unsupported content type "${echo(contentType)}": use ${supported}`
+    : `missing content type: use ${supported}`;
   return { error: new ConnectError(message, Code.InvalidArgument), httpStatus: HTTP_UNSUPPORTED_MEDIA_TYPE };
 }
 

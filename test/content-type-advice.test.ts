@@ -1,0 +1,47 @@
+/**
+ * The refusal of a content type tells the client what the METHOD takes. A Connect client posting
+ * application/json to the server-streaming WatchAccount was told: unsupported content type
+ * "application/json": use application/json or ... — advice it had already followed, while the method takes
+ * only Connect's streaming types (application/connect+json, application/connect+proto).
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from './support/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function refusedWith(path: string, contentType: string) {
+  const response = await fetch(`${server.url}/${path}`, {
+    method: 'POST',
+    headers: { 'x-api-key': server.backendKey, 'content-type': contentType, 'connect-protocol-version': '1' },
+    body: Buffer.from('{}'),
+  });
+  return { status: response.status, body: (await response.json()) as { code?: string; message?: string } };
+}
+
+it('a streaming method sent a unary Connect type is told the streaming types', async () => {
+  const { status, body } = await refusedWith('payment.v1.PaymentService/WatchAccount', 'application/json');
+  expect(status).toBe(415);
+  expect(body.code).toBe('invalid_argument');
+  expect(body.message).toContain('application/connect+json');
+  expect(body.message).not.toMatch(/use application\/json/);
+});
+
+it('a unary method sent a streaming Connect type is told the unary types', async () => {
+  const response = await fetch(`${server.url}/payment.v1.PaymentService/GetPayment`, {
+    method: 'POST',
+    headers: {
+      'x-api-key': server.backendKey,
+      'content-type': 'application/connect+json',
+      'connect-protocol-version': '1',
+    },
+    body: Buffer.from('{}'),
+  });
+  // Answered in the protocol the client spoke (a Connect end-of-stream envelope), with the unary advice.
+  expect(await response.text()).toMatch(/use application\/json or application\/proto/);
+});
