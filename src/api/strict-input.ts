@@ -276,7 +276,21 @@ export function strictInputInterceptor(): Interceptor {
   return (next) => async (request) => {
     if (!request.stream) {
       checkDecodedRequest(request.method.input, request.message as Message);
+      return next(request);
     }
-    return next(request);
+    // Streaming requests (WatchAccount, Health/Watch): every message is checked as it is read, before the
+    // handler sees it.
+    const input = request.method.input;
+    return next({ ...request, message: checkedMessages(input, request.message as AsyncIterable<Message>) });
   };
+}
+
+async function* checkedMessages(
+  schema: Parameters<typeof checkDecodedRequest>[0],
+  messages: AsyncIterable<Message>,
+): AsyncIterable<Message> {
+  for await (const message of messages) {
+    checkDecodedRequest(schema, message);
+    yield message;
+  }
 }

@@ -19,8 +19,9 @@ import {
   AuthorizePaymentRequestSchema,
   CaptureMode,
   PaymentService,
+  WatchAccountRequestSchema,
 } from '../../gen/payment/v1/payment_pb.js';
-import { checkDecodedRequest, strictJsonOptionsFor } from '../../src/api/strict-input.js';
+import { checkDecodedRequest, strictInputInterceptor, strictJsonOptionsFor } from '../../src/api/strict-input.js';
 import { DomainError } from '../../src/domain/errors.js';
 
 const INT64_MAX = 2n ** 63n - 1n;
@@ -201,4 +202,30 @@ it('reads JSON enum names and numbers the enum defines, and only those', () => {
   }
   const manual = serialization.parse(encoder.encode('{"captureMode":2}')) as AuthorizePaymentRequest;
   expect(manual.captureMode).toBe(CaptureMode.MANUAL);
+});
+
+it('checks the messages of a streaming request as they are read, like a unary one', async () => {
+  const interceptor = strictInputInterceptor();
+  const read: unknown[] = [];
+  // What Connect's handler does with a streaming request: read its messages.
+  const handler = interceptor((async (request: { message: AsyncIterable<unknown> }) => {
+    for await (const message of request.message) read.push(message);
+    return { stream: true };
+  }) as never);
+  const request = (accountId: string) => ({
+    stream: true,
+    method: PaymentService.method.watchAccount,
+    message: (async function* () {
+      yield create(WatchAccountRequestSchema, { accountId });
+    })(),
+  });
+  await handler(request('acct_01m8mw555a6h0byrphj4tntrft') as never);
+  expect(read).toHaveLength(1);
+  const refused = await handler(request('acct_\u0000') as never).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(refused).toBeInstanceOf(DomainError);
+  expect((refused as DomainError).reason).toBe('FIELD_INVALID');
+  expect(read).toHaveLength(1);
 });
