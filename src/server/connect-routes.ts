@@ -69,7 +69,11 @@ function isByteStream(body: UniversalServerRequest['body']): body is AsyncIterab
 }
 
 /** The request as Connect should see it: text mode decoded, the body checked as it is read. */
-function conformingRequest(request: UniversalServerRequest, input: DescMessage, readMaxBytes: number) {
+function conformingRequest(
+  request: UniversalServerRequest,
+  method: { input: DescMessage; methodKind: string },
+  readMaxBytes: number,
+) {
   let { header, body } = request;
   const text = isGrpcWebText(header.get('content-type'));
   if (text && isByteStream(body)) {
@@ -81,7 +85,8 @@ function conformingRequest(request: UniversalServerRequest, input: DescMessage, 
   const format = request.method === 'POST' ? bodyFormatOf(header.get('content-type') ?? '') : undefined;
   if (format !== undefined && isByteStream(body)) {
     const check: BodyCheck = {
-      input,
+      input: method.input,
+      singleMessage: method.methodKind === 'unary' || method.methodKind === 'server_streaming',
       binary: format.binary,
       enveloped: format.enveloped,
       encoding: header.get(format.encodingHeader),
@@ -180,7 +185,7 @@ async function serve(
       request.body as undefined,
       options.contextValues?.(request),
     );
-    const conforming = conformingRequest(universal, handler.method.input, options.readMaxBytes);
+    const conforming = conformingRequest(universal, handler.method, options.readMaxBytes);
     const response = conformingResponse(await handler(conforming.request), conforming.text);
     // Fastify keeps headers set by hooks (CORS, request id, rate limit) on the reply; Connect writes to the
     // raw response, so copy them across first.

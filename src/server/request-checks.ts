@@ -21,6 +21,8 @@ const END_STREAM_FLAG = 0b0000_0010;
 export interface BodyCheck {
   /** The method's input message type. */
   input: DescMessage;
+  /** The method takes exactly one request message (unary and server-streaming methods). */
+  singleMessage: boolean;
   /** Whether messages are binary protobuf (parsed here) or JSON (left to Connect). */
   binary: boolean;
   /** Enveloped (gRPC, gRPC-Web, Connect streaming) or one bare message (Connect unary). */
@@ -68,6 +70,7 @@ async function checkMessage(check: BodyCheck, data: Uint8Array, compressed: bool
 /** Yields the body's frames unchanged once each is checked; throws INVALID_ARGUMENT at the first bad one. */
 async function* checkedFrames(body: AsyncIterable<Uint8Array>, check: BodyCheck): AsyncGenerator<Uint8Array> {
   let buffered = Buffer.alloc(0);
+  let messages = 0;
   for await (const chunk of body) {
     buffered = buffered.length === 0 ? Buffer.from(chunk) : Buffer.concat([buffered, chunk]);
     while (buffered.length >= FRAME_HEADER_BYTES) {
@@ -78,6 +81,7 @@ async function* checkedFrames(body: AsyncIterable<Uint8Array>, check: BodyCheck)
       const frame = buffered.subarray(0, FRAME_HEADER_BYTES + length);
       buffered = buffered.subarray(FRAME_HEADER_BYTES + length);
       if ((flags & END_STREAM_FLAG) === 0) {
+        if (check.singleMessage && ++messages > 1) throw invalid('this method takes exactly one request message');
         await checkMessage(check, frame.subarray(FRAME_HEADER_BYTES), (flags & COMPRESSED_FLAG) !== 0);
       }
       yield frame;
@@ -86,6 +90,8 @@ async function* checkedFrames(body: AsyncIterable<Uint8Array>, check: BodyCheck)
   if (buffered.length > 0) {
     throw invalid(`incomplete message frame: the request ended ${buffered.length} bytes into a frame`);
   }
+  // Connect would call a request with no message "unimplemented"; it is a malformed request.
+  if (check.singleMessage && messages === 0) throw invalid('the request has no message; this method takes one');
 }
 
 async function* checkedUnary(body: AsyncIterable<Uint8Array>, check: BodyCheck): AsyncGenerator<Uint8Array> {

@@ -73,6 +73,7 @@ describe('request body checks', () => {
   const message = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: 'x' }));
   const check = (overrides: Partial<BodyCheck> = {}): BodyCheck => ({
     input: HealthCheckRequestSchema,
+    singleMessage: false,
     binary: true,
     enveloped: true,
     encoding: null,
@@ -107,6 +108,14 @@ describe('request body checks', () => {
   it('refuses a frame announcing more than the read limit with RESOURCE_EXHAUSTED', async () => {
     const header = Buffer.from([0, 0, 0, 0x10, 0]);
     expect(await codeOf(collect(checkedBody(chunksOf(header), check())))).toBe('ResourceExhausted');
+  });
+
+  it('refuses no message, or more than one, for a method that takes exactly one', async () => {
+    const single = check({ singleMessage: true });
+    expect(await codeOf(collect(checkedBody(chunksOf(frame(message)), single)))).toBe('OK');
+    expect(await codeOf(collect(checkedBody(chunksOf(Buffer.alloc(0)), single)))).toBe('InvalidArgument');
+    const two = Buffer.concat([frame(message), frame(message)]);
+    expect(await codeOf(collect(checkedBody(chunksOf(two), single)))).toBe('InvalidArgument');
   });
 
   it('checks a bare Connect unary message, compressed or not', async () => {
