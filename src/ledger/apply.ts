@@ -58,6 +58,10 @@ const DEFAULT_MAX_ATTEMPTS = 3;
 /** Expired holds released ahead of the sweeper in one transaction, at most; the sweeper does the rest. */
 const MAX_EXPIRED_HOLDS_RELEASED = 100;
 
+type IdempotencyParams = ReturnType<typeof idempotencyParams>;
+type KeyRef = { principal: string; idempotencyKey: string };
+type OutcomeToStore = KeyRef & { outcome: LedgerOutcome };
+
 function depositCurrencies(commands: LedgerCommand[], except: Set<string>): string[] {
   const currencies = commands.flatMap((command) => (command.kind === 'deposit' ? [command.currency] : []));
   return [...new Set(currencies)].filter((currency) => !except.has(currency));
@@ -124,6 +128,7 @@ export class Ledger {
     return results;
   }
 
+  /** The phases of one transaction: claim the keys, lock the rows, plan in memory, write once, fill repeats. */
   private async applyInTransaction(
     tx: LedgerTx,
     commands: LedgerCommand[],
@@ -133,56 +138,19 @@ export class Ledger {
     const results: (CommandResult | undefined)[] = new Array(commands.length);
     const params = commands.map(idempotencyParams);
 
-    // A key repeated inside one list is settled after its first use (see the end of this function).
-    const firstIndexOfKey = new Map<string, number>();
-    commands.forEach((command, index) => {
-      // Past its deadline before the batch starts: not started at all (its key is not even claimed).
-      if (aborted(index)) {
-        results[index] = deadlineResult();
-        return;
-      }
-      const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
-      if (!firstIndexOfKey.has(key)) firstIndexOfKey.set(key, index);
-    });
-    const firstUses = [...firstIndexOfKey.values()];
-
-    const { claimed, existing } = await claimKeys(
-      tx,
-      firstUses.map((index) => ({ ...commands[index]!, params: params[index]! })),
-      now,
-      this.options.idempotencyRetentionMs,
-    );
-
-    const toPlan: number[] = [];
-    for (const index of firstUses) {
-      const command = commands[index]!;
-      const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
-      const stored = existing.get(key);
-      if (claimed.has(key)) toPlan.push(index);
-      else if (!stored) results[index] = { ok: false, error: concurrentRequest() };
-      else results[index] = replayOrMismatch(stored.params, params[index]!, stored.outcome);
-    }
+    // A key repeated inside one list is settled after its first use (fillRepeatedKeys).
+    const firstIndexOfKey = firstIndexPerKey(commands, aborted, results);
+    const toPlan = await this.claimFirstUses(tx, commands, params, [...firstIndexOfKey.values()], results, now);
 
     const planned = toPlan.map((index) => commands[index]!);
     const createdFunding = await this.ensureFundingAccounts(tx, depositCurrencies(planned, this.fundedCurrencies));
-    const lockedPayments = await lockPayments(
-      tx,
-      planned.flatMap((command) => paymentIdOf(command) ?? []),
-    );
-    const lockedAccounts = await lockAccounts(
-      tx,
-      planned.flatMap((command) => {
-        const paymentId = paymentIdOf(command);
-        return accountsToLock(command, paymentId ? lockedPayments.get(paymentId) : undefined);
-      }),
-    );
-    await this.lockExpiredHoldsOfPayers(tx, planned, lockedAccounts, lockedPayments, now);
+    const locked = await this.lockRowsOf(tx, planned, now);
     const { context, outcomesToStore, keysToRelease } = this.planUntilNoneExpired(
       commands,
       toPlan,
       results,
       now,
-      { accounts: lockedAccounts, payments: lockedPayments },
+      locked,
       aborted,
     );
 
@@ -192,30 +160,60 @@ export class Ledger {
       tx,
       createdFunding.filter((currency) => !context.effects.deposits.some((d) => d.currency === currency)),
     );
-
-    if (preparedCanWrite(context.effects)) {
-      // The hot path (payments and their follow-ups): one prepared statement whatever the list's length.
-      await writeEffectsPrepared(tx, context.effects, context.accounts, {
-        outcomes: outcomesToStore,
-        releases: keysToRelease,
-      });
-    } else {
-      const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
-      await writeEffects(
-        tx,
-        context.effects,
-        context.accounts,
-        keyParts.filter((part) => part !== undefined),
-      );
-    }
-
-    commands.forEach((command, index) => {
-      if (results[index]) return;
-      const firstIndex = firstIndexOfKey.get(idempotencyKeyOf(command.principal, command.idempotencyKey))!;
-      const first = results[firstIndex]!;
-      results[index] = first.ok ? replayOrMismatch(params[firstIndex]!, params[index]!, first.outcome) : first;
-    });
+    await writePlan(tx, context, outcomesToStore, keysToRelease);
+    fillRepeatedKeys(commands, params, firstIndexOfKey, results);
     return results as CommandResult[];
+  }
+
+  /**
+   * Claims the idempotency key of each first use; returns the indices to plan. A key held by a transaction
+   * still running gets CONCURRENT_REQUEST, a key already stored its replay (or mismatch), in `results`.
+   */
+  private async claimFirstUses(
+    tx: LedgerTx,
+    commands: LedgerCommand[],
+    params: IdempotencyParams[],
+    firstUses: number[],
+    results: (CommandResult | undefined)[],
+    now: Date,
+  ): Promise<number[]> {
+    const { claimed, existing } = await claimKeys(
+      tx,
+      firstUses.map((index) => ({ ...commands[index]!, params: params[index]! })),
+      now,
+      this.options.idempotencyRetentionMs,
+    );
+    const toPlan: number[] = [];
+    for (const index of firstUses) {
+      const command = commands[index]!;
+      const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
+      const stored = existing.get(key);
+      if (claimed.has(key)) toPlan.push(index);
+      else if (!stored) results[index] = { ok: false, error: concurrentRequest() };
+      else results[index] = replayOrMismatch(stored.params, params[index]!, stored.outcome);
+    }
+    return toPlan;
+  }
+
+  /** Locks the payments, then the accounts, the planned commands touch, plus the expired holds of payers. */
+  private async lockRowsOf(
+    tx: LedgerTx,
+    planned: LedgerCommand[],
+    now: Date,
+  ): Promise<{ accounts: Map<string, AccountState>; payments: Map<string, PaymentState> }> {
+    const payments = await lockPayments(
+      tx,
+      planned.flatMap((command) => paymentIdOf(command) ?? []),
+    );
+    const accounts = await lockAccounts(
+      tx,
+      planned.flatMap((command) => {
+        const paymentId = paymentIdOf(command);
+        return accountsToLock(command, paymentId ? payments.get(paymentId) : undefined);
+      }),
+    );
+    await this.lockExpiredHoldsOfPayers(tx, planned, accounts, payments, now);
+    return { accounts, payments };
   }
 
   /**
@@ -330,6 +328,66 @@ export class Ledger {
  * Records where the events a command just planned came from: its own origin (so that requests batched into
  * one transaction keep theirs), else the current request and span (e.g. a background job's ledger span).
  */
+/**
+ * The index of each key's first use, in input order. A command past its deadline before the batch starts is
+ * not started at all (its key is not even claimed): its result is set here.
+ */
+function firstIndexPerKey(
+  commands: LedgerCommand[],
+  aborted: (index: number) => boolean,
+  results: (CommandResult | undefined)[],
+): Map<string, number> {
+  const firstIndexOfKey = new Map<string, number>();
+  commands.forEach((command, index) => {
+    if (aborted(index)) {
+      results[index] = deadlineResult();
+      return;
+    }
+    const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
+    if (!firstIndexOfKey.has(key)) firstIndexOfKey.set(key, index);
+  });
+  return firstIndexOfKey;
+}
+
+/** Writes the plan's effects, the outcomes to store and the keys to release, in one statement. */
+async function writePlan(
+  tx: LedgerTx,
+  context: PlanContext,
+  outcomesToStore: OutcomeToStore[],
+  keysToRelease: KeyRef[],
+): Promise<void> {
+  if (preparedCanWrite(context.effects)) {
+    // The hot path (payments and their follow-ups): one prepared statement whatever the list's length.
+    await writeEffectsPrepared(tx, context.effects, context.accounts, {
+      outcomes: outcomesToStore,
+      releases: keysToRelease,
+    });
+    return;
+  }
+  const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
+  await writeEffects(
+    tx,
+    context.effects,
+    context.accounts,
+    keyParts.filter((part) => part !== undefined),
+  );
+}
+
+/** A repeated key gets its first use's result: a replay of that outcome (or a mismatch), or the same refusal. */
+function fillRepeatedKeys(
+  commands: LedgerCommand[],
+  params: IdempotencyParams[],
+  firstIndexOfKey: Map<string, number>,
+  results: (CommandResult | undefined)[],
+): void {
+  commands.forEach((command, index) => {
+    if (results[index]) return;
+    const firstIndex = firstIndexOfKey.get(idempotencyKeyOf(command.principal, command.idempotencyKey))!;
+    const first = results[firstIndex]!;
+    results[index] = first.ok ? replayOrMismatch(params[firstIndex]!, params[index]!, first.outcome) : first;
+  });
+}
+
 function tagOrigin(events: DomainEvent[], from: number, origin: CommandOrigin | undefined): void {
   if (events.length === from) return;
   const tag = origin ?? commandOrigin();

@@ -4,7 +4,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
 import { PaymentsApp } from '../app/payments-app.js';
 import { SettlementsApp } from '../app/settlements-app.js';
 import { API_KEY_REVOKED_CHANNEL } from '../auth/api-keys.js';
@@ -56,10 +57,80 @@ export interface ServiceOptions {
   logStream?: { write(line: string): void };
 }
 
+/**
+ * Opens the database, wires ledger, application layer and authentication, builds the server, runs the
+ * optional ledger check, starts the jobs, listens (config.port 0: any free port) and starts the outbox.
+ * A refusal of the start-up ledger check closes what was opened and is rethrown; other steps' errors propagate.
+ */
+// long: the composition root; each step is a line or two that needs the ones before, and their order is the point.
 export async function startService(config: Config, options: ServiceOptions = {}): Promise<RunningService> {
   // Logged where it happens, at most once per interval: an exhausted pool under load is one line, not thousands.
   let logPoolWaitTimeout = () => {};
   const database = await openDatabase(config, () => logPoolWaitTimeout());
+  const { ledger, batcher } = openLedger(config, database);
+  const app = new PaymentsApp(database.db, batcher, config.holds, config.watch, (error) =>
+    fastify.log.warn({ err: error }, 'watch poll failed; retrying at the next tick'),
+  );
+  const { authenticator, devKeyPair, stopListening } = await startAuthentication(config, database);
+  const health = servingHealthBoard();
+  const shutdown = new AbortController();
+  // Every in-flight request listens on this signal; Node's default cap of 10 listeners would warn under load.
+  setMaxListeners(0, shutdown.signal);
+  const rateLimitRedis = await connectRateLimitRedis(config);
+  const fastify = await buildServer({
+    config,
+    database,
+    app,
+    settlementsApp: new SettlementsApp(database.db),
+    health,
+    shutdownSignal: shutdown.signal,
+    outboxStatus: () => outbox.status(),
+    rateLimitRedis,
+    authenticator,
+    logStream: options.logStream,
+  });
+  const log = fastify.log;
+  if (config.ledgerCheckOnStart) {
+    await checkLedgerAtStart(database.db, config.allowUnbalancedLedger, log).catch(async (error: unknown) => {
+      await fastify.close();
+      rateLimitRedis?.disconnect();
+      await database.close();
+      throw error;
+    });
+  }
+  logPoolWaitTimeout = poolWaitLogger(log, database, config.dbPoolSize);
+  const jobs = startJobs(config, database, ledger, log);
+
+  const outbox = createOutboxPublisher(config, database, log.child({ component: 'outbox' }));
+
+  const observability = await startObservability(config, () => outbox.status());
+  const { url, port } = await listen(fastify, config);
+  outbox.start();
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= shutDown({
+      config,
+      fastify,
+      health,
+      app,
+      shutdown,
+      jobs,
+      outbox,
+      rateLimitRedis,
+      stopListening,
+      observability,
+      database,
+    });
+    return closing;
+  };
+
+  const { metricsUrl } = observability;
+  return { fastify, database, app, ledger, batcher, jobs, outbox, devKeyPair, metricsUrl, url, port, close };
+}
+
+/** The ledger and the group-commit batcher in front of it (the app's command runner). */
+function openLedger(config: Config, database: Database): { ledger: Ledger; batcher: CommandBatcher } {
   const ledger = new Ledger(database.db, {
     idempotencyRetentionMs: config.idempotencyRetentionMs,
     maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
@@ -70,9 +141,20 @@ export async function startService(config: Config, options: ServiceOptions = {})
     // Embedded PGlite has one connection: a second transaction would only queue behind the first.
     maxBatchesInFlight: database.kind === 'pglite' ? 1 : config.batch.maxBatchesInFlight,
   });
-  const app = new PaymentsApp(database.db, batcher, config.holds, config.watch, (error) =>
-    fastify.log.warn({ err: error }, 'watch poll failed; retrying at the next tick'),
-  );
+  return { ledger, batcher };
+}
+
+/** Redis for shared rate-limit buckets, when the limiter is on and REDIS_URL is set; undefined otherwise. */
+async function connectRateLimitRedis(config: Config): Promise<Redis | undefined> {
+  if (!config.rateLimit.enabled || !config.redisUrl) return undefined;
+  const redis = createRateLimitRedis(config.redisUrl, config.rateLimit.redisTimeoutMs);
+  // Bounded: a missing Redis delays the start by at most a moment and the limiter serves from memory.
+  await waitForRedis(redis);
+  return redis;
+}
+
+/** The authenticator, with its API key cache kept current by revocation notices from every replica. */
+async function startAuthentication(config: Config, database: Database) {
   const { authenticator, devKeyPair, apiKeyCache } = await setUpAuthentication(config, database.db);
   // Revocations on any replica clear this one's cache at once; while not listening, the cache is bypassed.
   const stopListening = await database.listen(
@@ -80,54 +162,34 @@ export async function startService(config: Config, options: ServiceOptions = {})
     () => apiKeyCache.clear(),
     (listening) => apiKeyCache.setListening(listening),
   );
-  const settlementsApp = new SettlementsApp(database.db);
+  return { authenticator, devKeyPair, stopListening };
+}
+
+/** Probes may ask about one service by name as well as about the server as a whole (""). */
+function servingHealthBoard(): HealthStatusBoard {
   const health = new HealthStatusBoard();
-  // Probes may ask about one service by name as well as about the server as a whole ("").
   for (const service of LEDGER_SERVICES) {
     health.set(service.typeName, ServingStatus.SERVING);
   }
-  const shutdown = new AbortController();
-  // Every in-flight request listens on this signal; Node's default cap of 10 listeners would warn under load.
-  setMaxListeners(0, shutdown.signal);
-  const rateLimitRedis =
-    config.rateLimit.enabled && config.redisUrl
-      ? createRateLimitRedis(config.redisUrl, config.rateLimit.redisTimeoutMs)
-      : undefined;
-  // Bounded: a missing Redis delays the start by at most a moment and the limiter serves from memory.
-  if (rateLimitRedis) await waitForRedis(rateLimitRedis);
-  const fastify = await buildServer({
-    config,
-    database,
-    app,
-    settlementsApp,
-    health,
-    shutdownSignal: shutdown.signal,
-    outboxStatus: () => outbox.status(),
-    rateLimitRedis,
-    authenticator,
-    logStream: options.logStream,
-  });
-  const log = fastify.log;
-  if (config.ledgerCheckOnStart) {
-    try {
-      await checkLedgerAtStart(database.db, config.allowUnbalancedLedger, log);
-    } catch (error) {
-      await fastify.close();
-      rateLimitRedis?.disconnect();
-      await database.close();
-      throw error;
-    }
-  }
+  return health;
+}
+
+/** Logs pool wait timeouts where they happen, at most once per POOL_LOG_INTERVAL_MS. */
+function poolWaitLogger(log: FastifyBaseLogger, database: Database, poolSize: number): () => void {
   let lastPoolLogMs = Number.NEGATIVE_INFINITY;
-  logPoolWaitTimeout = () => {
+  return () => {
     if (Date.now() - lastPoolLogMs < POOL_LOG_INTERVAL_MS) return;
     lastPoolLogMs = Date.now();
     log.warn(
-      { poolWaitTimeouts: database.poolWaitTimeouts(), poolSize: config.dbPoolSize },
+      { poolWaitTimeouts: database.poolWaitTimeouts(), poolSize },
       'requests waited too long for a database connection and were answered UNAVAILABLE',
     );
   };
-  const jobs = {
+}
+
+/** The background jobs, each on its own interval from the configuration. */
+function startJobs(config: Config, database: Database, ledger: Ledger, log: FastifyBaseLogger): RunningService['jobs'] {
+  return {
     keyReaper: startPeriodic(
       'idempotency key reaper',
       config.idempotencyReapIntervalMs,
@@ -156,10 +218,10 @@ export async function startService(config: Config, options: ServiceOptions = {})
       log,
     ),
   };
+}
 
-  const outbox = createOutboxPublisher(config, database, log.child({ component: 'outbox' }));
-
-  const observability = await startObservability(config, () => outbox.status());
+/** Listens on config.host:port; returns the port actually bound (config.port may be 0) and the URL to use. */
+async function listen(fastify: FastifyInstance, config: Config): Promise<{ url: string; port: number }> {
   await fastify.listen({
     host: config.host,
     port: config.port,
@@ -167,43 +229,54 @@ export async function startService(config: Config, options: ServiceOptions = {})
     listenTextResolver: (address) =>
       `Server listening at ${config.tls ? address.replace(/^http:/, 'https:') : address}`,
   });
-  outbox.start();
   const address = fastify.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const url = `${config.tls ? 'https' : 'http'}://${hostForUrl}:${port}`;
+  return { url: `${config.tls ? 'https' : 'http'}://${hostForUrl}:${port}`, port };
+}
 
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
-      health.close();
-      // Open watch streams would otherwise keep the server busy for the whole grace period.
-      app.closeWatches();
-      const listener = listenerOf(fastify);
-      // Past the grace period, whatever is still open is cut so that shutdown is bounded.
-      const deadline = setTimeout(() => {
-        shutdown.abort(
-          new ConnectError('the server is shutting down; retry with the same idempotency key', Code.Unavailable),
-        );
-        listener.destroyAllConnections();
-      }, config.shutdownGraceMs);
-      try {
-        await fastify.close();
-      } finally {
-        clearTimeout(deadline);
-        await Promise.all(Object.values(jobs).map((job) => job.stop()));
-        // Finishes or abandons its in-flight batch (never lost: unmarked rows stay unpublished), releases the
-        // advisory lock and disconnects the producer.
-        await outbox.stop();
-        rateLimitRedis?.disconnect();
-        await stopListening();
-        await observability.close();
-        await database.close();
-      }
-    })();
-    return closing;
-  };
+interface ShutdownParts {
+  config: Config;
+  fastify: FastifyInstance;
+  health: HealthStatusBoard;
+  app: PaymentsApp;
+  shutdown: AbortController;
+  jobs: RunningService['jobs'];
+  outbox: OutboxPublisher;
+  rateLimitRedis: Redis | undefined;
+  stopListening: () => Promise<void>;
+  observability: { close(): Promise<void> };
+  database: Database;
+}
 
-  const { metricsUrl } = observability;
-  return { fastify, database, app, ledger, batcher, jobs, outbox, devKeyPair, metricsUrl, url, port, close };
+/**
+ * Stops accepting, lets in-flight requests finish within config.shutdownGraceMs (then aborts them and cuts
+ * every connection), then stops the jobs and the outbox and releases Redis, observability and the database.
+ */
+async function shutDown(parts: ShutdownParts): Promise<void> {
+  const { config, fastify, shutdown, database } = parts;
+  parts.health.close();
+  // Open watch streams would otherwise keep the server busy for the whole grace period.
+  parts.app.closeWatches();
+  const listener = listenerOf(fastify);
+  // Past the grace period, whatever is still open is cut so that shutdown is bounded.
+  const deadline = setTimeout(() => {
+    shutdown.abort(
+      new ConnectError('the server is shutting down; retry with the same idempotency key', Code.Unavailable),
+    );
+    listener.destroyAllConnections();
+  }, config.shutdownGraceMs);
+  try {
+    await fastify.close();
+  } finally {
+    clearTimeout(deadline);
+    await Promise.all(Object.values(parts.jobs).map((job) => job.stop()));
+    // Finishes or abandons its in-flight batch (never lost: unmarked rows stay unpublished), releases the
+    // advisory lock and disconnects the producer.
+    await parts.outbox.stop();
+    parts.rateLimitRedis?.disconnect();
+    await parts.stopListening();
+    await parts.observability.close();
+    await database.close();
+  }
 }
