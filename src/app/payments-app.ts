@@ -6,6 +6,7 @@
 import { type Caller, ownerConstraintOf } from '../auth/caller.js';
 import type { WatchConfig } from '../config/watch.js';
 import type { LedgerDb } from '../db/client.js';
+import { invariant } from '../domain/assert.js';
 import { type DomainError, deadlineExceeded, invalidArgument, notFound } from '../domain/errors.js';
 import type {
   AccountRecord,
@@ -24,13 +25,13 @@ import { commandOrigin } from '../observability/request-context.js';
 import { AccountWatches } from './account-watch.js';
 import { decodePageToken, encodePageToken, isPositiveInt64 } from './page-token.js';
 import {
+  isWellFormedId,
   MAX_DESCRIPTION_LENGTH,
   MAX_OWNER_REF_LENGTH,
   MAX_REFUND_REASON_LENGTH,
   type MoneyInput,
   pageSizeOf,
   requireCurrency,
-  requireId,
   requireIdempotencyKey,
   requireOptionalPositiveMoney,
   requirePositiveMoney,
@@ -97,7 +98,7 @@ export class PaymentsApp {
       currency: requireCurrency('currency', input.currency),
       type: input.type ?? 'PERSONAL',
     });
-    return { value: expect(outcome.value, 'account').account, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'account').account, replayed: outcome.replayed };
   }
 
   async deposit(
@@ -105,9 +106,9 @@ export class PaymentsApp {
     input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
   ): Promise<Mutation<DepositRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const amount = requirePositiveMoney('amount', input.amount);
-    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
+    if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
     const outcome = await this.run(input.signal, {
       kind: 'deposit',
       principal: caller.principal,
@@ -116,7 +117,7 @@ export class PaymentsApp {
       amountMinor: amount.amountMinor,
       currency: amount.currency,
     });
-    return { value: expect(outcome.value, 'deposit').deposit, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'deposit').deposit, replayed: outcome.replayed };
   }
 
   async authorizePayment(
@@ -133,8 +134,8 @@ export class PaymentsApp {
     } & CallSignal,
   ): Promise<Mutation<PaymentRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    const payerExists = requireId('payer_account_id', 'acct', input.payerAccountId);
-    const payeeExists = requireId('payee_account_id', 'acct', input.payeeAccountId);
+    const payerIdWellFormed = isWellFormedId('payer_account_id', 'acct', input.payerAccountId);
+    const payeeIdWellFormed = isWellFormedId('payee_account_id', 'acct', input.payeeAccountId);
     if (input.payerAccountId === input.payeeAccountId) {
       throw invalidArgument('payee_account_id', 'SAME_ACCOUNT', 'payer_account_id and payee_account_id must differ');
     }
@@ -142,8 +143,8 @@ export class PaymentsApp {
     const description = requireText('description', input.description, MAX_DESCRIPTION_LENGTH, false);
     const captureMode = input.captureMode ?? 'AUTOMATIC';
     const holdDurationMs = this.holdDurationOf(captureMode, input.holdDurationMs);
-    if (!payerExists) throw notFound('account', input.payerAccountId, 'payer_account_id');
-    if (!payeeExists) throw notFound('account', input.payeeAccountId, 'payee_account_id');
+    if (!payerIdWellFormed) throw notFound('account', input.payerAccountId, 'payer_account_id');
+    if (!payeeIdWellFormed) throw notFound('account', input.payeeAccountId, 'payee_account_id');
     const outcome = await this.run(input.signal, {
       kind: 'authorizePayment',
       principal: caller.principal,
@@ -157,7 +158,7 @@ export class PaymentsApp {
       captureMode,
       holdDurationMs,
     });
-    return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
   async capturePayment(
@@ -172,7 +173,7 @@ export class PaymentsApp {
       ...command,
       amount,
     });
-    return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
   async voidPayment(
@@ -184,7 +185,7 @@ export class PaymentsApp {
       ...this.actingAs(caller),
       ...this.paymentCommand(input),
     });
-    return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
   async refundPayment(
@@ -201,7 +202,7 @@ export class PaymentsApp {
       amount,
       reason,
     });
-    const { refund, payment } = expect(outcome.value, 'refund');
+    const { refund, payment } = outcomeOfKind(outcome.value, 'refund');
     return { value: { refund, payment }, replayed: outcome.replayed };
   }
 
@@ -212,9 +213,9 @@ export class PaymentsApp {
     input: { idempotencyKey: string; accountId: string; reason: string } & CallSignal,
   ): Promise<Mutation<AccountRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
-    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
+    if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
     const outcome = await this.run(input.signal, {
       kind: 'changeAccountStatus',
       principal: caller.principal,
@@ -223,7 +224,7 @@ export class PaymentsApp {
       action,
       reason,
     });
-    return { value: expect(outcome.value, 'account').account, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'account').account, replayed: outcome.replayed };
   }
 
   /** Available money out of the ledger: the mirror of deposit(). */
@@ -232,9 +233,9 @@ export class PaymentsApp {
     input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
   ): Promise<Mutation<PayoutRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const amount = requirePositiveMoney('amount', input.amount);
-    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
+    if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
     const outcome = await this.run(input.signal, {
       kind: 'payout',
       principal: caller.principal,
@@ -243,7 +244,7 @@ export class PaymentsApp {
       amountMinor: amount.amountMinor,
       currency: amount.currency,
     });
-    return { value: expect(outcome.value, 'payout').payout, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'payout').payout, replayed: outcome.replayed };
   }
 
   private actingAs(caller: Caller) {
@@ -253,7 +254,7 @@ export class PaymentsApp {
   /** The key and payment id every command on an existing payment carries, validated. */
   private paymentCommand(input: { idempotencyKey: string; paymentId: string }) {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    if (!requireId('payment_id', 'pay', input.paymentId)) throw notFound('payment', input.paymentId, 'payment_id');
+    if (!isWellFormedId('payment_id', 'pay', input.paymentId)) throw notFound('payment', input.paymentId, 'payment_id');
     return { idempotencyKey, paymentId: input.paymentId };
   }
 
@@ -287,14 +288,14 @@ export class PaymentsApp {
   /** Someone else's account answers NOT_FOUND exactly as a missing one would: no existence oracle. */
   async getAccount(caller: Caller, accountId: string, signal?: AbortSignal): Promise<AccountRecord> {
     stopIfAborted(signal);
-    const account = requireId('account_id', 'acct', accountId) ? await findAccount(this.db, accountId) : undefined;
+    const account = isWellFormedId('account_id', 'acct', accountId) ? await findAccount(this.db, accountId) : undefined;
     if (!account || !visibleTo(caller, [account.ownerRef])) throw notFound('account', accountId, 'account_id');
     return account;
   }
 
   async getBalance(caller: Caller, accountId: string, signal?: AbortSignal): Promise<BalanceRecord> {
     stopIfAborted(signal);
-    const balance = requireId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
+    const balance = isWellFormedId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
     if (!balance || !visibleTo(caller, [balance.ownerRef])) throw notFound('account', accountId, 'account_id');
     return balance;
   }
@@ -302,7 +303,7 @@ export class PaymentsApp {
   /** A user sees payments they made or received. */
   async getPayment(caller: Caller, paymentId: string, signal?: AbortSignal): Promise<PaymentRecord> {
     stopIfAborted(signal);
-    const payment = requireId('payment_id', 'pay', paymentId) ? await findPayment(this.db, paymentId) : undefined;
+    const payment = isWellFormedId('payment_id', 'pay', paymentId) ? await findPayment(this.db, paymentId) : undefined;
     stopIfAborted(signal);
     const owners =
       payment && caller.kind === 'user'
@@ -349,12 +350,16 @@ function stopIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw deadlineExceeded();
 }
 
-/** Services see everything their scopes allow; a user only what one of `ownerRefs` says they own. */
+/** Backends see everything their scopes allow; a user only what one of `ownerRefs` says they own. */
 function visibleTo(caller: Caller, ownerRefs: string[]): boolean {
-  return caller.kind === 'service' || ownerRefs.includes(caller.userId);
+  return caller.kind === 'backend' || ownerRefs.includes(caller.userId);
 }
 
-function expect<K extends LedgerOutcome['kind']>(outcome: LedgerOutcome, kind: K): Extract<LedgerOutcome, { kind: K }> {
-  if (outcome.kind !== kind) throw new Error(`ledger answered ${outcome.kind} where ${kind} was expected`);
+/** The ledger's outcome for a command of a known kind; any other kind is a programmer error. */
+function outcomeOfKind<K extends LedgerOutcome['kind']>(
+  outcome: LedgerOutcome,
+  kind: K,
+): Extract<LedgerOutcome, { kind: K }> {
+  invariant(outcome.kind === kind, `ledger answered ${outcome.kind} where ${kind} was expected`);
   return outcome as Extract<LedgerOutcome, { kind: K }>;
 }

@@ -304,7 +304,7 @@ export class Ledger {
           ownerRef: 'system:funding',
           currency,
           status: 'ACTIVE' as const,
-          kind: 'SYSTEM' as const,
+          ledgerRole: 'SYSTEM' as const,
         })),
       )
       .onConflictDoNothing()

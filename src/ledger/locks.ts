@@ -9,7 +9,7 @@ import type { LedgerTx } from '../db/client.js';
 import { type PreparedShape, runPrepared, toBigInt, toDate } from '../db/prepared.js';
 import { payments } from '../db/schema.js';
 import type { DeclineReason } from '../domain/records.js';
-import type { AccountState, PaymentState } from './state.js';
+import type { AccountState, LedgerRole, PaymentState } from './state.js';
 
 const LOCK_ACCOUNTS: PreparedShape = {
   name: 'ledger_lock_accounts',
@@ -27,7 +27,7 @@ interface AccountRow {
   currency: string;
   status: AccountState['status'];
   type: AccountState['type'];
-  kind: AccountState['kind'];
+  kind: LedgerRole;
   created_at: unknown;
   posted_minor: unknown;
   held_minor: unknown;
@@ -48,7 +48,7 @@ export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<str
       currency: row.currency,
       status: row.status,
       type: row.type,
-      kind: row.kind,
+      ledgerRole: row.kind,
       createdAt: toDate(row.created_at),
       postedMinor: toBigInt(row.posted_minor),
       heldMinor: toBigInt(row.held_minor),

@@ -22,12 +22,12 @@ import {
   accountOf,
   availableOf,
   balanceOf,
+  customerAccount,
   eventBase,
   fundingAccountId,
   type PlanContext,
   post,
   touchAccount,
-  userAccount,
 } from './state.js';
 
 const TARGET: Record<ChangeAccountStatusCommand['action'], AccountStatus> = {
@@ -59,7 +59,7 @@ export function planChangeAccountStatus(
   command: ChangeAccountStatusCommand,
   context: PlanContext,
 ): LedgerOutcome | DomainError {
-  const account = userAccount(context, command.accountId);
+  const account = customerAccount(context, command.accountId);
   if (!account) return notFound('account', command.accountId, 'account_id');
   const target = TARGET[command.action];
   if (account.status === target) return { kind: 'account', account: accountOf(account) };
@@ -80,7 +80,7 @@ export function planChangeAccountStatus(
 }
 
 export function planPayout(command: PayoutCommand, context: PlanContext): LedgerOutcome | DomainError {
-  const account = userAccount(context, command.accountId);
+  const account = customerAccount(context, command.accountId);
   if (!account) return notFound('account', command.accountId, 'account_id');
   if (account.status !== 'ACTIVE') {
     return failedPrecondition('ACCOUNT_INACTIVE', `account ${account.id} is ${account.status.toLowerCase()}`);

@@ -23,12 +23,12 @@ import {
   availableOf,
   bucketBalance,
   changePayment,
+  customerAccount,
   eventBase,
   type PaymentState,
   type PlanContext,
   post,
   snapshot,
-  userAccount,
 } from './state.js';
 
 /** Where money captured to a payee lands: merchants wait for settlement, people can spend it at once. */
@@ -63,10 +63,10 @@ export function planAuthorizePayment(
   command: AuthorizePaymentCommand,
   context: PlanContext,
 ): LedgerOutcome | DomainError {
-  const payer = userAccount(context, command.payerAccountId);
+  const payer = customerAccount(context, command.payerAccountId);
   if (!payer || !ownedBy(payer, command.actingOwnerRef))
     return notFound('account', command.payerAccountId, 'payer_account_id');
-  const payee = userAccount(context, command.payeeAccountId);
+  const payee = customerAccount(context, command.payeeAccountId);
   if (!payee) return notFound('account', command.payeeAccountId, 'payee_account_id');
   releaseExpiredHolds(payer, context);
 

@@ -20,12 +20,12 @@ import {
   type AccountState,
   accountOf,
   balanceOf,
+  customerAccount,
   eventBase,
   fundingAccountId,
   MAX_CURRENCY_SUPPLY_MINOR,
   type PlanContext,
   post,
-  userAccount,
 } from './state.js';
 
 function planCreateAccount(command: CreateAccountCommand, context: PlanContext): LedgerOutcome {
@@ -35,7 +35,7 @@ function planCreateAccount(command: CreateAccountCommand, context: PlanContext):
     currency: command.currency,
     status: 'ACTIVE',
     type: command.type,
-    kind: 'USER',
+    ledgerRole: 'USER',
     createdAt: context.now,
     postedMinor: 0n,
     heldMinor: 0n,
@@ -51,7 +51,7 @@ function planCreateAccount(command: CreateAccountCommand, context: PlanContext):
 }
 
 function planDeposit(command: DepositCommand, context: PlanContext): LedgerOutcome | DomainError {
-  const account = userAccount(context, command.accountId);
+  const account = customerAccount(context, command.accountId);
   if (!account) return notFound('account', command.accountId, 'account_id');
   if (account.status !== 'ACTIVE') {
     return failedPrecondition(

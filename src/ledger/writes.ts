@@ -90,7 +90,7 @@ function newAccountParts(tx: LedgerTx, effects: Effects): SQL[] {
           currency: state.currency,
           status: state.status,
           type: state.type,
-          kind: state.kind,
+          ledgerRole: state.ledgerRole,
           createdAt: state.createdAt,
         })),
       )
@@ -105,7 +105,7 @@ function newAccountParts(tx: LedgerTx, effects: Effects): SQL[] {
           heldMinor: state.heldMinor,
           pendingSettlementMinor: state.pendingSettlementMinor,
           version: state.version,
-          allowNegative: state.kind === 'SYSTEM',
+          allowNegative: state.ledgerRole === 'SYSTEM',
           updatedAt: state.updatedAt,
         })),
       )

@@ -65,7 +65,7 @@ const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id', ...R
  * The Fastify server, not yet listening: hooks in the order a request meets them (request limits,
  * authentication, rate limit), the Connect routes of every service, the wallet and the HTTP probes.
  */
-export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
+export async function buildHttpServer(deps: ServerDependencies): Promise<FastifyInstance> {
   const { config } = deps;
   const fastify = createFastify(deps);
 
@@ -188,7 +188,7 @@ function registerProbes(
   redisCircuit: () => { state: string } | undefined,
 ): void {
   fastify.get('/healthz', async () => ({ status: 'ok' }));
-  // On the service port unless METRICS_PORT moves it to a port of its own (service.ts).
+  // On the service port unless METRICS_PORT moves it to a port of its own (start.ts).
   const metrics = deps.config.observability.metrics;
   if (metrics.enabled && metrics.port === undefined) {
     fastify.get('/metrics', async (_request, reply) => {

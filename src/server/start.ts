@@ -24,7 +24,7 @@ import { runSettlement } from '../ledger/settlement.js';
 import { startObservability } from '../observability/setup.js';
 import { createOutboxPublisher, type OutboxPublisher } from '../outbox/index.js';
 import { createRateLimitRedis, waitForRedis } from '../ratelimit/redis-client.js';
-import { buildServer, listenerOf } from './app.js';
+import { buildHttpServer, listenerOf } from './http-server.js';
 import { type Periodic, startPeriodic } from './periodic.js';
 import { checkLedgerAtStart } from './startup-check.js';
 
@@ -77,7 +77,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
   // Every in-flight request listens on this signal; Node's default cap of 10 listeners would warn under load.
   setMaxListeners(0, shutdown.signal);
   const rateLimitRedis = await connectRateLimitRedis(config);
-  const fastify = await buildServer({
+  const fastify = await buildHttpServer({
     config,
     database,
     app,
