@@ -64,6 +64,18 @@ export interface HoldPolicy {
 
 const DEFAULT_WATCH_CONFIG: WatchConfig = { maxPerPrincipal: 5, maxTotal: 1_000, pollIntervalMs: 250 };
 
+/**
+ * The application layer of the ledger's RPCs: validates input, applies ownership (a wallet user acts only on
+ * accounts it owns; someone else's answers NOT_FOUND, as a missing one would) and runs one ledger command.
+ * Amounts are minor units of the currency (MoneyInput). Every mutation throws a DomainError, never a raw
+ * database error, and changes nothing when it does:
+ * - INVALID_ARGUMENT naming the field, for malformed input, before any query;
+ * - IDEMPOTENCY_KEY_REUSED (the key was used for a different request) or REQUEST_IN_PROGRESS (it is being
+ *   used right now); a repeat of a finished request returns its first result with `replayed: true`;
+ * - DEADLINE_EXCEEDED (the caller's signal aborted before the write), UNAVAILABLE (DATABASE_UNAVAILABLE,
+ *   DB_POOL_EXHAUSTED, LOCK_WAIT_TIMEOUT): retry with the same key;
+ * - the reasons of the command's plan function (ledger/plan*.ts), listed on each method.
+ */
 export class PaymentsApp {
   private accountWatches: AccountWatches | undefined;
 
@@ -86,6 +98,7 @@ export class PaymentsApp {
     this.accountWatches?.close();
   }
 
+  /** A new ACTIVE account with zero balances (type PERSONAL unless given). No plan reason: it never fails. */
   async createAccount(
     caller: Caller,
     input: { idempotencyKey: string; ownerRef: string; currency: string; type: AccountType | undefined } & CallSignal,
@@ -101,6 +114,10 @@ export class PaymentsApp {
     return { value: outcomeOfKind(outcome.value, 'account').account, replayed: outcome.replayed };
   }
 
+  /**
+   * Money into an account from its currency's funding account. NOT_FOUND (unknown, SYSTEM or malformed
+   * account id), ACCOUNT_INACTIVE, CURRENCY_MISMATCH, AMOUNT_ABOVE_LIMIT, BALANCE_LIMIT_EXCEEDED.
+   */
   async deposit(
     caller: Caller,
     input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
@@ -120,6 +137,11 @@ export class PaymentsApp {
     return { value: outcomeOfKind(outcome.value, 'deposit').deposit, replayed: outcome.replayed };
   }
 
+  /**
+   * A payment from payer to payee, AUTOMATIC (moved at once) or MANUAL (held for `holdDurationMs`, within the
+   * hold policy, else INVALID_ARGUMENT). NOT_FOUND for an unknown or foreign payer or an unknown payee;
+   * INVALID_ARGUMENT SAME_ACCOUNT. A refusal by the money rules is a DECLINED payment, not an error.
+   */
   async authorizePayment(
     caller: Caller,
     input: {
@@ -161,6 +183,10 @@ export class PaymentsApp {
     return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
+  /**
+   * Captures a MANUAL payment's hold, all of it or `amount` (the rest is released). NOT_FOUND,
+   * PAYMENT_NOT_AUTHORIZED, HOLD_EXPIRED, CURRENCY_MISMATCH, AMOUNT_EXCEEDS_AUTHORIZED, PAYEE_ACCOUNT_INACTIVE.
+   */
   async capturePayment(
     caller: Caller,
     input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined } & CallSignal,
@@ -176,6 +202,7 @@ export class PaymentsApp {
     return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
+  /** Releases a MANUAL payment's hold to the payer. NOT_FOUND, PAYMENT_NOT_AUTHORIZED, HOLD_EXPIRED. */
   async voidPayment(
     caller: Caller,
     input: { idempotencyKey: string; paymentId: string } & CallSignal,
@@ -188,6 +215,11 @@ export class PaymentsApp {
     return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
+  /**
+   * Refunds a captured payment, what is left of it or `amount`, from the payee back to the payer. NOT_FOUND,
+   * PAYMENT_NOT_REFUNDABLE, CURRENCY_MISMATCH, REFUND_EXCEEDS_CAPTURED; a refund the payee cannot pay is
+   * recorded as DECLINED.
+   */
   async refundPayment(
     caller: Caller,
     input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined; reason: string } & CallSignal,
@@ -206,7 +238,7 @@ export class PaymentsApp {
     return { value: { refund, payment }, replayed: outcome.replayed };
   }
 
-  /** Freeze, unfreeze or close (backends only: the method table keeps users out); see ledger/plan-account.ts. */
+  /** Freeze, unfreeze or close (backends only: the method table keeps users out); see planChangeAccountStatus. */
   async changeAccountStatus(
     caller: Caller,
     action: 'freeze' | 'unfreeze' | 'close',
@@ -227,7 +259,7 @@ export class PaymentsApp {
     return { value: outcomeOfKind(outcome.value, 'account').account, replayed: outcome.replayed };
   }
 
-  /** Available money out of the ledger: the mirror of deposit(). */
+  /** Available money out of the ledger: the mirror of deposit(). See planPayout for its reasons. */
   async payout(
     caller: Caller,
     input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
@@ -293,6 +325,7 @@ export class PaymentsApp {
     return account;
   }
 
+  /** Posted, held, pending settlement and available, in minor units. NOT_FOUND as getAccount. */
   async getBalance(caller: Caller, accountId: string, signal?: AbortSignal): Promise<BalanceRecord> {
     stopIfAborted(signal);
     const balance = isWellFormedId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
@@ -313,6 +346,11 @@ export class PaymentsApp {
     return payment;
   }
 
+  /**
+   * An account's ledger entries, newest first, at most `pageSize` (0: the default; capped), continued with
+   * `pageToken`. NOT_FOUND as getAccount; INVALID_ARGUMENT for a negative page size or a page token that is
+   * not this account's.
+   */
   async listEntries(
     caller: Caller,
     input: { accountId: string; pageSize: number; pageToken: string },
@@ -340,7 +378,7 @@ export class PaymentsApp {
     // Past its deadline already (e.g. spent in authentication): not started at all.
     stopIfAborted(signal);
     const [result] = await this.ledger.apply([{ ...command, origin: commandOrigin() }], { signal });
-    if (!result) throw new Error('ledger returned no result');
+    invariant(result, 'ledger returned no result');
     if (!result.ok) throw result.error satisfies DomainError;
     return { value: result.outcome, replayed: result.replayed };
   }

@@ -13,6 +13,7 @@ import { inArray } from 'drizzle-orm';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
 import { isConnectionFailure, isPoolWaitTimeout, isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
+import { invariant } from '../domain/assert.js';
 import {
   concurrentRequest,
   DomainError,
@@ -104,9 +105,10 @@ export class Ledger {
    */
   async apply(commands: LedgerCommand[], options: ApplyOptions = {}): Promise<CommandResult[]> {
     if (commands.length === 0) return [];
-    if (commands.length > MAX_COMMANDS_PER_TRANSACTION) {
-      throw new Error(`at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`);
-    }
+    invariant(
+      commands.length <= MAX_COMMANDS_PER_TRANSACTION,
+      `at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`,
+    );
     const aborted = (index: number) => (options.signals?.[index] ?? options.signal)?.aborted === true;
     if (commands.every((_, index) => aborted(index))) return commands.map(() => deadlineResult());
     const started = performance.now();

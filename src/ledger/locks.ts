@@ -36,6 +36,11 @@ interface AccountRow {
   updated_at: unknown;
 }
 
+/**
+ * Locks (FOR UPDATE) the accounts with these ids and their balance rows, in id order: the one global lock
+ * order that keeps concurrent transactions from deadlocking. Returns them by id; an id that does not exist
+ * is silently left out (the plan answers NOT_FOUND for it). Duplicates are locked once.
+ */
 export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<string, AccountState>> {
   const locked = new Map<string, AccountState>();
   const unique = [...new Set(ids)];
@@ -94,6 +99,10 @@ interface PaymentDbRow {
   updated_at: unknown;
 }
 
+/**
+ * Locks (FOR UPDATE) the payments with these ids, in id order, before their accounts are locked. Returns
+ * them by id; an id that does not exist is silently left out (the plan answers NOT_FOUND).
+ */
 export async function lockPayments(tx: LedgerTx, ids: string[]): Promise<Map<string, PaymentState>> {
   const locked = new Map<string, PaymentState>();
   const unique = [...new Set(ids)];

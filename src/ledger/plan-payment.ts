@@ -5,6 +5,7 @@
  *   COMPLETED → PARTIALLY_REFUNDED → REFUNDED
  * Each transition is allowed only from the states listed in it; a refused one writes nothing.
  */
+import { invariant } from '../domain/assert.js';
 import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { BalanceBucket, DeclineReason, PaymentRecord, RefundRecord } from '../domain/records.js';
@@ -59,6 +60,14 @@ function paymentEvent(context: PlanContext, type: PaymentEventType, payment: Pay
   });
 }
 
+/**
+ * A new payment of `amountMinor` from payer to payee: AUTOMATIC moves it at once (to the payee's available,
+ * or pending settlement for a merchant), MANUAL holds it on the payer until `holdDurationMs` from now.
+ * Returns NOT_FOUND for an unknown, SYSTEM or (for a wallet user) foreign payer, or an unknown payee. A
+ * refusal by the money rules (insufficient funds, inactive account, currency, limit) is not an error: the
+ * payment is recorded as DECLINED with its decline reason, and nothing moves. Expired holds of the payer are
+ * released first, so they never reduce what it can spend.
+ */
 export function planAuthorizePayment(
   command: AuthorizePaymentCommand,
   context: PlanContext,
@@ -134,7 +143,7 @@ function lockedPaymentOf(
   if (!payment) return notFound('payment', paymentId, 'payment_id');
   const payer = context.accounts.get(payment.payerAccountId);
   const payee = context.accounts.get(payment.payeeAccountId);
-  if (!payer || !payee) throw new Error(`accounts of payment ${paymentId} were not locked`);
+  invariant(payer && payee, `accounts of payment ${paymentId} were not locked`);
   if (!ownedBy(payee, actingOwnerRef)) return notFound('payment', paymentId, 'payment_id');
   return { payment, payer, payee };
 }
@@ -178,6 +187,12 @@ function amountWithin(
   return amount.amountMinor > limit ? exceeded : amount.amountMinor;
 }
 
+/**
+ * Captures all of an AUTHORIZED hold, or part of it (`amount`, minor units; the rest goes back to the payer):
+ * the payment becomes COMPLETED. Returns NOT_FOUND (unknown payment, or not the payee's owner),
+ * PAYMENT_NOT_AUTHORIZED, HOLD_EXPIRED, CURRENCY_MISMATCH, AMOUNT_EXCEEDS_AUTHORIZED or
+ * PAYEE_ACCOUNT_INACTIVE (all FAILED_PRECONDITION but the first).
+ */
 export function planCapturePayment(command: CapturePaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
   const locked = lockedPaymentOf(context, command.paymentId, command.actingOwnerRef);
   if (!('payment' in locked)) return locked;
@@ -255,10 +270,18 @@ function releaseHold(
   return { kind: 'payment', payment: record };
 }
 
+/**
+ * Releases an AUTHORIZED hold back to the payer's available: VOIDED. Returns NOT_FOUND,
+ * PAYMENT_NOT_AUTHORIZED or HOLD_EXPIRED (an expired hold is the sweeper's to release).
+ */
 export function planVoidPayment(command: VoidPaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
   return releaseHold(context, command, 'VOIDED');
 }
 
+/**
+ * Releases a hold whose expiry has passed (the sweeper's command): EXPIRED. Returns NOT_FOUND or
+ * HOLD_NOT_EXPIRED (not AUTHORIZED, no expiry, or not yet expired).
+ */
 export function planExpireHold(command: ExpireHoldCommand, context: PlanContext): LedgerOutcome | DomainError {
   return releaseHold(context, command, 'EXPIRED');
 }
@@ -270,6 +293,13 @@ function refundDeclineReason(payer: AccountState, payee: AccountState, source: B
   return null;
 }
 
+/**
+ * Refunds all that is left of a COMPLETED or PARTIALLY_REFUNDED payment, or `amount` (minor units) of it,
+ * from the payee (pending settlement while unsettled, else available) to the payer. Returns NOT_FOUND,
+ * PAYMENT_NOT_REFUNDABLE, CURRENCY_MISMATCH or REFUND_EXCEEDS_CAPTURED; a refund the payee cannot pay
+ * (inactive account, insufficient funds) is recorded as DECLINED with its reason and moves nothing.
+ * Invariant: refunded never exceeds captured.
+ */
 export function planRefundPayment(command: RefundPaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
   const locked = lockedPaymentOf(context, command.paymentId, command.actingOwnerRef);
   if (!('payment' in locked)) return locked;

@@ -2,6 +2,8 @@
  * The in-memory state a plan works on (rows read under FOR UPDATE), the effects it accumulates, and the one
  * way money moves: a posting, a debit and a credit of the same amount. Pure; no I/O.
  */
+
+import { invariant } from '../domain/assert.js';
 import { newId } from '../domain/ids.js';
 import type {
   AccountRecord,
@@ -190,7 +192,7 @@ export interface BucketRef {
  * The buckets may belong to one account (a hold moves AVAILABLE → HELD) or to two.
  */
 export function post(context: PlanContext, from: BucketRef, to: BucketRef, amountMinor: bigint, referenceId: string) {
-  if (amountMinor <= 0n) throw new Error(`a posting must be positive, got ${amountMinor}`);
+  invariant(amountMinor > 0n, `a posting must be positive, got ${amountMinor}`);
   writeEntry(context, from.account, from.bucket, 'DEBIT', amountMinor, referenceId);
   writeEntry(context, to.account, to.bucket, 'CREDIT', amountMinor, referenceId);
 }

@@ -20,6 +20,7 @@ import {
   refunds,
   settlements,
 } from '../db/schema.js';
+import { invariant } from '../domain/assert.js';
 import { encodeEvent } from '../events/domain-events.js';
 import { currentTraceparent } from '../observability/tracing.js';
 import type { AccountState, Effects } from './state.js';
@@ -47,9 +48,7 @@ export async function writeEffects(
     rows: { changed_payments: number }[];
   };
   const touched = result.rows[0]?.changed_payments ?? 0;
-  if (touched !== changed.length) {
-    throw new Error(`guarded payment update touched ${touched} of ${changed.length} rows`);
-  }
+  invariant(touched === changed.length, `guarded payment update touched ${touched} of ${changed.length} rows`);
   for (const payment of changed) payment.lockedVersion = payment.version;
 }
 
@@ -161,7 +160,7 @@ function balanceUpdate(effects: Effects, lockedAccounts: Map<string, AccountStat
     .filter((id) => !created.has(id))
     .map((id) => {
       const state = lockedAccounts.get(id);
-      if (!state) throw new Error(`balance of ${id} changed without being locked`);
+      invariant(state, `balance of ${id} changed without being locked`);
       return state;
     });
   if (touched.length === 0) return undefined;
@@ -182,7 +181,7 @@ function accountStatusUpdate(effects: Effects, lockedAccounts: Map<string, Accou
   if (effects.statusChangedAccountIds.size === 0) return undefined;
   const rows = [...effects.statusChangedAccountIds].map((id) => {
     const state = lockedAccounts.get(id);
-    if (!state) throw new Error(`status of ${id} changed without being locked`);
+    invariant(state, `status of ${id} changed without being locked`);
     return sql`(${state.id}, ${state.status})`;
   });
   return sql`
