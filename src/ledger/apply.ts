@@ -101,6 +101,9 @@ export class Ledger {
    * Applies `commands` in one transaction; one result per command, in order. A command whose signal has aborted
    * (its deadline passed) before its batch starts is not started, and one that aborts after planning but before
    * the write is dropped from the writes (the rest are planned again without it); both answer DEADLINE_EXCEEDED.
+   * A refused command's result carries its DomainError (plan*.ts list the reasons; REQUEST_IN_PROGRESS and
+   * IDEMPOTENCY_KEY_REUSED come from the key) and writes nothing; a repeated key replays its first result.
+   * At most MAX_COMMANDS_PER_TRANSACTION (500) commands, else an InvariantViolation (callers batch within it).
    * Throws only for the whole list: a database failure (translated, see translateDatabaseError) or a bug.
    */
   async apply(commands: LedgerCommand[], options: ApplyOptions = {}): Promise<CommandResult[]> {

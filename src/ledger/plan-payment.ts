@@ -117,8 +117,7 @@ export function planAuthorizePayment(
  */
 function releaseExpiredHolds(payer: AccountState, context: PlanContext): void {
   for (const payment of context.payments.values()) {
-    if (payment.payerAccountId !== payer.id || payment.status !== 'AUTHORIZED' || !payment.expiresAt) continue;
-    if (context.now.getTime() < payment.expiresAt.getTime()) continue;
+    if (payment.payerAccountId !== payer.id || !holdExpired(payment, context.now)) continue;
     const from = { account: payer, bucket: 'HELD' as const };
     post(context, from, { account: payer, bucket: 'AVAILABLE' }, payment.amountMinor, payment.id);
     changePayment(context, payment, { status: 'EXPIRED' });
@@ -148,6 +147,11 @@ function lockedPaymentOf(
   return { payment, payer, payee };
 }
 
+/** An AUTHORIZED payment whose hold has an expiry that `now` (the server's clock) has reached. */
+function holdExpired(payment: PaymentState, now: Date): payment is PaymentState & { expiresAt: Date } {
+  return payment.status === 'AUTHORIZED' && payment.expiresAt !== null && now.getTime() >= payment.expiresAt.getTime();
+}
+
 /** Capture and void act on a live hold only: AUTHORIZED and, by the server's clock, not yet expired. */
 function requireLiveHold(payment: PaymentState, context: PlanContext, action: string): DomainError | undefined {
   if (payment.status !== 'AUTHORIZED') {
@@ -157,7 +161,7 @@ function requireLiveHold(payment: PaymentState, context: PlanContext, action: st
       'payment_id',
     );
   }
-  if (payment.expiresAt && context.now.getTime() >= payment.expiresAt.getTime()) {
+  if (holdExpired(payment, context.now)) {
     return failedPrecondition(
       'HOLD_EXPIRED',
       `the hold on payment ${payment.id} expired at ${payment.expiresAt.toISOString()}`,
@@ -250,11 +254,7 @@ function releaseHold(
   if (status === 'VOIDED') {
     const refused = requireLiveHold(payment, context, 'voided');
     if (refused) return refused;
-  } else if (
-    payment.status !== 'AUTHORIZED' ||
-    !payment.expiresAt ||
-    context.now.getTime() < payment.expiresAt.getTime()
-  ) {
+  } else if (!holdExpired(payment, context.now)) {
     return failedPrecondition('HOLD_NOT_EXPIRED', `payment ${payment.id} has no expired hold`, 'payment_id');
   }
   post(
