@@ -11,23 +11,13 @@
  */
 import { inArray } from 'drizzle-orm';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
-import { isConnectionFailure, isPoolWaitTimeout, isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
 import { invariant } from '../domain/assert.js';
-import {
-  concurrentRequest,
-  DomainError,
-  databasePoolExhausted,
-  databaseUnavailable,
-  deadlineExceeded,
-  idempotencyKeyReused,
-  lockWaitTimedOut,
-  serviceUnavailable,
-} from '../domain/errors.js';
+import { concurrentRequest, DomainError, deadlineExceeded, idempotencyKeyReused } from '../domain/errors.js';
 import type { DomainEvent } from '../events/domain-events.js';
 import { metrics } from '../observability/metrics.js';
 import { type CommandOrigin, commandOrigin } from '../observability/request-context.js';
-import { inSpan, spanEvent } from '../observability/tracing.js';
+import { inSpan } from '../observability/tracing.js';
 import {
   type ApplyOptions,
   type CommandResult,
@@ -41,6 +31,7 @@ import { claimKeys, idempotencyKeyOf, releaseKeysSql, storeOutcomesSql } from '.
 import { lockAccounts, lockExpiredHolds, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
 import { type AccountState, emptyEffects, fundingAccountId, type PaymentState, type PlanContext } from './state.js';
+import { inTransaction } from './transaction.js';
 import { writeEffects } from './writes.js';
 import { preparedCanWrite, writeEffectsPrepared } from './writes-prepared.js';
 
@@ -55,7 +46,6 @@ export interface LedgerOptions {
 }
 
 export const MAX_COMMANDS_PER_TRANSACTION = 500;
-const DEFAULT_MAX_ATTEMPTS = 3;
 /** Expired holds released ahead of the sweeper in one transaction, at most; the sweeper does the rest. */
 const MAX_EXPIRED_HOLDS_RELEASED = 100;
 
@@ -66,26 +56,6 @@ type OutcomeToStore = KeyRef & { outcome: LedgerOutcome };
 function depositCurrencies(commands: LedgerCommand[], except: Set<string>): string[] {
   const currencies = commands.flatMap((command) => (command.kind === 'deposit' ? [command.currency] : []));
   return [...new Set(currencies)].filter((currency) => !except.has(currency));
-}
-
-/** Runs `work` in a transaction, again after a deadlock or serialization failure, a bounded number of times. */
-export async function inTransaction<T>(
-  db: LedgerDb,
-  work: (tx: LedgerTx) => Promise<T>,
-  maxAttempts = DEFAULT_MAX_ATTEMPTS,
-): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction(work);
-    } catch (error) {
-      if (isRetryable(error) && attempt < maxAttempts) {
-        metrics.ledgerRetry();
-        spanEvent('retry', { attempt, 'db.sql_state': sqlStateOf(error) ?? '' });
-        continue;
-      }
-      throw translateDatabaseError(error);
-    }
-  }
 }
 
 export class Ledger {
@@ -104,7 +74,7 @@ export class Ledger {
    * A refused command's result carries its DomainError (plan*.ts list the reasons; REQUEST_IN_PROGRESS and
    * IDEMPOTENCY_KEY_REUSED come from the key) and writes nothing; a repeated key replays its first result.
    * At most MAX_COMMANDS_PER_TRANSACTION (500) commands, else an InvariantViolation (callers batch within it).
-   * Throws only for the whole list: a database failure (translated, see translateDatabaseError) or a bug.
+   * Throws only for the whole list: a database failure (translated by transaction.ts) or a bug.
    */
   async apply(commands: LedgerCommand[], options: ApplyOptions = {}): Promise<CommandResult[]> {
     if (commands.length === 0) return [];
@@ -416,26 +386,4 @@ function replayOrMismatch(
   const differing = firstDifference(storedParams, incomingParams);
   if (differing !== undefined) return { ok: false, error: idempotencyKeyReused(differing) };
   return { ok: true, outcome, replayed: true };
-}
-
-/** Database failures a client can act on become domain errors; anything else stays internal. */
-export function translateDatabaseError(error: unknown): unknown {
-  if (error instanceof DomainError) return error;
-  // Waited too long for a pool connection: nothing ran, so the same request may safely come again.
-  if (isPoolWaitTimeout(error)) {
-    return databasePoolExhausted();
-  }
-  switch (sqlStateOf(error)) {
-    case SqlState.lockNotAvailable:
-      return lockWaitTimedOut();
-    case SqlState.queryCanceled:
-      return serviceUnavailable('LEDGER_BUSY', 'the ledger is busy; retry with the same idempotency key');
-    case SqlState.serializationFailure:
-    case SqlState.deadlockDetected:
-      return serviceUnavailable('LEDGER_CONTENDED', 'the ledger is contended; retry with the same idempotency key');
-    default:
-      // The connection died or the database is going down: the transaction may even have committed (its
-      // COMMIT sent, the answer lost), so the client must not be told it failed, only to retry with its key.
-      return isConnectionFailure(error) ? databaseUnavailable() : error;
-  }
 }

@@ -9,10 +9,10 @@ import { AdvisoryLock } from '../db/advisory-locks.js';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
 import { invariant } from '../domain/assert.js';
 import type { SettlementRecord } from '../domain/records.js';
-import { inTransaction } from './apply.js';
 import { lockAccounts, lockUnsettledPayments } from './locks.js';
 import { planSettlement } from './plan-settlement.js';
 import { emptyEffects, type PaymentState, type PlanContext } from './state.js';
+import { inTransaction } from './transaction.js';
 import { writeEffects } from './writes.js';
 
 /** Bounds one run's transaction; what is left is settled by the next run. */
