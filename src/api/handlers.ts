@@ -19,7 +19,7 @@ import {
   toRefund,
   toWatchUpdate,
 } from '../wire/messages.js';
-import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from './headers.js';
 import { serveStrictly } from './strict-input.js';
 
 function unwrap<T>(context: HandlerContext, mutation: Mutation<T>): T {
