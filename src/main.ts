@@ -1,7 +1,7 @@
 /** Entry point: `npm start`. Reads config once, starts the service, stops cleanly on SIGTERM/SIGINT. */
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { demoBanner, demoCredentials, seedDemoAccounts } from './demo/seed.js';
-import { startService } from './server/service.js';
+import { startService } from './server/start.js';
 
 async function main(): Promise<void> {
   let config: Config;

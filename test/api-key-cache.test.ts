@@ -6,7 +6,7 @@
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey, revokeApiKey } from '../src/auth/api-keys.js';
-import type { RunningService } from '../src/server/service.js';
+import type { RunningService } from '../src/server/start.js';
 import { clientsFor } from './support/clients.js';
 import { startTestReplica, startTestServer, type TestServer } from './support/server.js';
 

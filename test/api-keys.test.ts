@@ -8,7 +8,7 @@ import { Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyService } from '../gen/payment/v1/api_keys_pb.js';
-import type { RunningService } from '../src/server/service.js';
+import type { RunningService } from '../src/server/start.js';
 import { connectErrorOf } from './support/calls.js';
 import { clientsFor } from './support/clients.js';
 import { registerBackendKey } from './support/credentials.js';

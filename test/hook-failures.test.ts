@@ -5,7 +5,7 @@
  */
 import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningService } from '../src/server/service.js';
+import type { RunningService } from '../src/server/start.js';
 import { clientsFor, PROTOCOLS } from './support/clients.js';
 import { defaultCredentialsFor } from './support/credentials.js';
 import { openAccount } from './support/fixtures.js';

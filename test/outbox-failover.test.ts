@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { OUTBOX_LOCK_KEY } from '../src/outbox/leadership.js';
 import { HEADER } from '../src/outbox/routing.js';
-import type { RunningService } from '../src/server/service.js';
+import type { RunningService } from '../src/server/start.js';
 import { clientsFor } from './support/clients.js';
 import { deposit, openAccount } from './support/fixtures.js';
 import { collectEvents, type EventCollector, type MockKafka, startMockKafka, waitUntil } from './support/kafka.js';

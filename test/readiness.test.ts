@@ -8,7 +8,7 @@ import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-no
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Health } from '../gen/grpc/health/v1/health_pb.js';
 import { ServingStatus } from '../src/grpc/health.js';
-import { type RunningService, startService } from '../src/server/service.js';
+import { type RunningService, startService } from '../src/server/start.js';
 import { type PrivatePostgres, startPrivatePostgres } from './support/private-postgres.js';
 import { testConfig } from './support/server.js';
 import { within } from './support/waits.js';

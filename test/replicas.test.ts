@@ -17,7 +17,7 @@ import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizePaymentResponseSchema, CaptureMode } from '../gen/payment/v1/payment_pb.js';
-import { IDEMPOTENT_REPLAYED_HEADER } from '../src/api/principal.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from '../src/api/headers.js';
 import { OUTBOX_LOCK_KEY } from '../src/outbox/leadership.js';
 import { HEADER } from '../src/outbox/routing.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';

@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningService } from '../src/server/service.js';
-import { startService } from '../src/server/service.js';
+import type { RunningService } from '../src/server/start.js';
+import { startService } from '../src/server/start.js';
 import { connectErrorOf } from './support/calls.js';
 import { clientsFor } from './support/clients.js';
 import { registerBackendKey } from './support/credentials.js';

@@ -4,7 +4,7 @@
  * where it is on by default, is covered by test/data-dir-lock.test.ts.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startService } from '../src/server/service.js';
+import { startService } from '../src/server/start.js';
 import { UnbalancedLedgerError } from '../src/server/startup-check.js';
 import { clientsFor } from './support/clients.js';
 import { fundedAccount } from './support/fixtures.js';

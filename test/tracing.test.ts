@@ -18,7 +18,7 @@ import { AccountService } from '../gen/payment/v1/account_pb.js';
 import { loadConfig } from '../src/config.js';
 import { installTracing } from '../src/observability/tracing.js';
 import { HEADER } from '../src/outbox/routing.js';
-import { startService } from '../src/server/service.js';
+import { startService } from '../src/server/start.js';
 import { asBackend } from './support/calls.js';
 import { registerBackendKey } from './support/credentials.js';
 import { collectEvents, type EventCollector, type MockKafka, startMockKafka, waitUntil } from './support/kafka.js';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountStatus, EntryDirection } from '../gen/payment/v1/account_pb.js';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { type WatchAccountResponse, WatchUpdateKind } from '../gen/payment/v1/payment_pb.js';
-import type { RunningService } from '../src/server/service.js';
+import type { RunningService } from '../src/server/start.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { signToken } from './support/credentials.js';
 import { authorizeHold, deposit, key, openAccount } from './support/fixtures.js';

@@ -117,7 +117,7 @@ async function startInProcess(
   // Imported here so that child and target modes never load the server code into the load generator.
   const [{ loadConfig }, { startService }] = await Promise.all([
     import('../../src/config.js'),
-    import('../../src/server/service.js'),
+    import('../../src/server/start.js'),
   ]);
   const config = loadConfig({
     DATABASE_URL: database.url,

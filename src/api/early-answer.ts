@@ -117,32 +117,8 @@ export function answerEarly(
   });
 
   switch (protocolOf(contentType)) {
-    case 'grpc': {
-      const status = grpcStatusHeaders(error);
-      const raw = reply.raw as unknown as Partial<Http2ServerResponse>;
-      if (raw.stream !== undefined) {
-        // Trailers-only: the CORS and request-id headers Fastify holds are sent along.
-        reply.hijack();
-        const stream = raw.stream;
-        if (!stream.destroyed && !stream.headersSent) {
-          stream.respond(
-            {
-              ...headersObject(reply.getHeaders()),
-              ':status': 200,
-              'content-type': contentType,
-              'x-request-id': request.id,
-              ...status,
-            },
-            { endStream: true },
-          );
-        }
-        // The request body is never read; drain it so the stream can close.
-        request.raw.resume();
-        return reply;
-      }
-      // gRPC needs HTTP/2; over HTTP/1.1 a headers-only answer is the best there is.
-      return reply.code(200).header('content-type', contentType).headers(status).send();
-    }
+    case 'grpc':
+      return answerGrpc(request, reply, error, contentType);
     case 'grpc-web':
       return reply.code(200).header('content-type', contentType).headers(grpcStatusHeaders(error)).send();
     case 'connect-stream': {
@@ -160,4 +136,37 @@ export function answerEarly(
         .headers(headersObject(error.metadata))
         .send(Buffer.from(errorToJsonBytes(error, {})));
   }
+}
+
+/** A gRPC answer: trailers-only on HTTP/2, headers-only over HTTP/1.1. */
+function answerGrpc(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  error: ConnectError,
+  contentType: string,
+): FastifyReply {
+  const status = grpcStatusHeaders(error);
+  const raw = reply.raw as unknown as Partial<Http2ServerResponse>;
+  if (raw.stream !== undefined) {
+    // Trailers-only: the CORS and request-id headers Fastify holds are sent along.
+    reply.hijack();
+    const stream = raw.stream;
+    if (!stream.destroyed && !stream.headersSent) {
+      stream.respond(
+        {
+          ...headersObject(reply.getHeaders()),
+          ':status': 200,
+          'content-type': contentType,
+          'x-request-id': request.id,
+          ...status,
+        },
+        { endStream: true },
+      );
+    }
+    // The request body is never read; drain it so the stream can close.
+    request.raw.resume();
+    return reply;
+  }
+  // gRPC needs HTTP/2; over HTTP/1.1 a headers-only answer is the best there is.
+  return reply.code(200).header('content-type', contentType).headers(status).send();
 }

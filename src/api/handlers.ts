@@ -19,7 +19,7 @@ import {
   toRefund,
   toWatchUpdate,
 } from '../wire/messages.js';
-import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from './headers.js';
 import { serveStrictly } from './strict-input.js';
 
 function unwrap<T>(context: HandlerContext, mutation: Mutation<T>): T {
@@ -55,6 +55,7 @@ const PAYMENT_STATUSES = {
   [PaymentStatus.REFUNDED]: 'REFUNDED',
 } as const;
 
+// long: a route table, one short entry per RPC of the ledger's three services; it reads best as one list.
 export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp): void {
   const reads = app.walletReads();
   serveStrictly(router, PaymentService, {

@@ -11,7 +11,7 @@ import { Code, ConnectError, type ContextValues, createContextKey, type Intercep
 import { codeLabel, metrics, type RpcProtocol, rpcProtocolOf } from '../observability/metrics.js';
 import { type RequestLogger, runInRequest } from '../observability/request-context.js';
 import { contextFromHeaders, SpanKind, SpanStatusCode, tracer } from '../observability/tracing.js';
-import { IDEMPOTENT_REPLAYED_HEADER } from './principal.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from './headers.js';
 
 /** What the HTTP layer knows about a request, handed to the interceptor through Connect's context values. */
 export interface HttpRequestInfo {

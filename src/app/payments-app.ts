@@ -6,6 +6,7 @@
 import { type Caller, ownerConstraintOf } from '../auth/caller.js';
 import type { WatchConfig } from '../config/watch.js';
 import type { LedgerDb } from '../db/client.js';
+import { invariant } from '../domain/assert.js';
 import { type DomainError, deadlineExceeded, invalidArgument, notFound } from '../domain/errors.js';
 import type {
   AccountRecord,
@@ -24,13 +25,13 @@ import { commandOrigin } from '../observability/request-context.js';
 import { AccountWatches } from './account-watch.js';
 import { decodePageToken, encodePageToken, isPositiveInt64 } from './page-token.js';
 import {
+  isWellFormedId,
   MAX_DESCRIPTION_LENGTH,
   MAX_OWNER_REF_LENGTH,
   MAX_REFUND_REASON_LENGTH,
   type MoneyInput,
   pageSizeOf,
   requireCurrency,
-  requireId,
   requireIdempotencyKey,
   requireOptionalPositiveMoney,
   requirePositiveMoney,
@@ -63,6 +64,18 @@ export interface HoldPolicy {
 
 const DEFAULT_WATCH_CONFIG: WatchConfig = { maxPerPrincipal: 5, maxTotal: 1_000, pollIntervalMs: 250 };
 
+/**
+ * The application layer of the ledger's RPCs: validates input, applies ownership (a wallet user acts only on
+ * accounts it owns; someone else's answers NOT_FOUND, as a missing one would) and runs one ledger command.
+ * Amounts are minor units of the currency (MoneyInput). Every mutation throws a DomainError, never a raw
+ * database error, and changes nothing when it does:
+ * - INVALID_ARGUMENT naming the field, for malformed input, before any query;
+ * - IDEMPOTENCY_KEY_REUSED (the key was used for a different request) or REQUEST_IN_PROGRESS (it is being
+ *   used right now); a repeat of a finished request returns its first result with `replayed: true`;
+ * - DEADLINE_EXCEEDED (the caller's signal aborted before the write), UNAVAILABLE (DATABASE_UNAVAILABLE,
+ *   DB_POOL_EXHAUSTED, LOCK_WAIT_TIMEOUT): retry with the same key;
+ * - the reasons of the command's plan function (ledger/plan*.ts), listed on each method.
+ */
 export class PaymentsApp {
   private accountWatches: AccountWatches | undefined;
 
@@ -85,6 +98,7 @@ export class PaymentsApp {
     this.accountWatches?.close();
   }
 
+  /** A new ACTIVE account with zero balances (type PERSONAL unless given). No plan reason: it never fails. */
   async createAccount(
     caller: Caller,
     input: { idempotencyKey: string; ownerRef: string; currency: string; type: AccountType | undefined } & CallSignal,
@@ -97,17 +111,21 @@ export class PaymentsApp {
       currency: requireCurrency('currency', input.currency),
       type: input.type ?? 'PERSONAL',
     });
-    return { value: expect(outcome.value, 'account').account, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'account').account, replayed: outcome.replayed };
   }
 
+  /**
+   * Money into an account from its currency's funding account. NOT_FOUND (unknown, SYSTEM or malformed
+   * account id), ACCOUNT_INACTIVE, CURRENCY_MISMATCH, AMOUNT_ABOVE_LIMIT, BALANCE_LIMIT_EXCEEDED.
+   */
   async deposit(
     caller: Caller,
     input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
   ): Promise<Mutation<DepositRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const amount = requirePositiveMoney('amount', input.amount);
-    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
+    if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
     const outcome = await this.run(input.signal, {
       kind: 'deposit',
       principal: caller.principal,
@@ -116,9 +134,14 @@ export class PaymentsApp {
       amountMinor: amount.amountMinor,
       currency: amount.currency,
     });
-    return { value: expect(outcome.value, 'deposit').deposit, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'deposit').deposit, replayed: outcome.replayed };
   }
 
+  /**
+   * A payment from payer to payee, AUTOMATIC (moved at once) or MANUAL (held for `holdDurationMs`, within the
+   * hold policy, else INVALID_ARGUMENT). NOT_FOUND for an unknown or foreign payer or an unknown payee;
+   * INVALID_ARGUMENT SAME_ACCOUNT. A refusal by the money rules is a DECLINED payment, not an error.
+   */
   async authorizePayment(
     caller: Caller,
     input: {
@@ -133,8 +156,8 @@ export class PaymentsApp {
     } & CallSignal,
   ): Promise<Mutation<PaymentRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    const payerExists = requireId('payer_account_id', 'acct', input.payerAccountId);
-    const payeeExists = requireId('payee_account_id', 'acct', input.payeeAccountId);
+    const payerIdWellFormed = isWellFormedId('payer_account_id', 'acct', input.payerAccountId);
+    const payeeIdWellFormed = isWellFormedId('payee_account_id', 'acct', input.payeeAccountId);
     if (input.payerAccountId === input.payeeAccountId) {
       throw invalidArgument('payee_account_id', 'SAME_ACCOUNT', 'payer_account_id and payee_account_id must differ');
     }
@@ -142,8 +165,8 @@ export class PaymentsApp {
     const description = requireText('description', input.description, MAX_DESCRIPTION_LENGTH, false);
     const captureMode = input.captureMode ?? 'AUTOMATIC';
     const holdDurationMs = this.holdDurationOf(captureMode, input.holdDurationMs);
-    if (!payerExists) throw notFound('account', input.payerAccountId, 'payer_account_id');
-    if (!payeeExists) throw notFound('account', input.payeeAccountId, 'payee_account_id');
+    if (!payerIdWellFormed) throw notFound('account', input.payerAccountId, 'payer_account_id');
+    if (!payeeIdWellFormed) throw notFound('account', input.payeeAccountId, 'payee_account_id');
     const outcome = await this.run(input.signal, {
       kind: 'authorizePayment',
       principal: caller.principal,
@@ -157,9 +180,13 @@ export class PaymentsApp {
       captureMode,
       holdDurationMs,
     });
-    return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
+  /**
+   * Captures a MANUAL payment's hold, all of it or `amount` (the rest is released). NOT_FOUND,
+   * PAYMENT_NOT_AUTHORIZED, HOLD_EXPIRED, CURRENCY_MISMATCH, AMOUNT_EXCEEDS_AUTHORIZED, PAYEE_ACCOUNT_INACTIVE.
+   */
   async capturePayment(
     caller: Caller,
     input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined } & CallSignal,
@@ -172,9 +199,10 @@ export class PaymentsApp {
       ...command,
       amount,
     });
-    return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
+  /** Releases a MANUAL payment's hold to the payer. NOT_FOUND, PAYMENT_NOT_AUTHORIZED, HOLD_EXPIRED. */
   async voidPayment(
     caller: Caller,
     input: { idempotencyKey: string; paymentId: string } & CallSignal,
@@ -184,9 +212,14 @@ export class PaymentsApp {
       ...this.actingAs(caller),
       ...this.paymentCommand(input),
     });
-    return { value: expect(outcome.value, 'payment').payment, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'payment').payment, replayed: outcome.replayed };
   }
 
+  /**
+   * Refunds a captured payment, what is left of it or `amount`, from the payee back to the payer. NOT_FOUND,
+   * PAYMENT_NOT_REFUNDABLE, CURRENCY_MISMATCH, REFUND_EXCEEDS_CAPTURED; a refund the payee cannot pay is
+   * recorded as DECLINED.
+   */
   async refundPayment(
     caller: Caller,
     input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined; reason: string } & CallSignal,
@@ -201,20 +234,20 @@ export class PaymentsApp {
       amount,
       reason,
     });
-    const { refund, payment } = expect(outcome.value, 'refund');
+    const { refund, payment } = outcomeOfKind(outcome.value, 'refund');
     return { value: { refund, payment }, replayed: outcome.replayed };
   }
 
-  /** Freeze, unfreeze or close (backends only: the method table keeps users out); see ledger/plan-account.ts. */
+  /** Freeze, unfreeze or close (backends only: the method table keeps users out); see planChangeAccountStatus. */
   async changeAccountStatus(
     caller: Caller,
     action: 'freeze' | 'unfreeze' | 'close',
     input: { idempotencyKey: string; accountId: string; reason: string } & CallSignal,
   ): Promise<Mutation<AccountRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
-    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
+    if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
     const outcome = await this.run(input.signal, {
       kind: 'changeAccountStatus',
       principal: caller.principal,
@@ -223,18 +256,18 @@ export class PaymentsApp {
       action,
       reason,
     });
-    return { value: expect(outcome.value, 'account').account, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'account').account, replayed: outcome.replayed };
   }
 
-  /** Available money out of the ledger: the mirror of deposit(). */
+  /** Available money out of the ledger: the mirror of deposit(). See planPayout for its reasons. */
   async payout(
     caller: Caller,
     input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
   ): Promise<Mutation<PayoutRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    const accountExists = requireId('account_id', 'acct', input.accountId);
+    const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const amount = requirePositiveMoney('amount', input.amount);
-    if (!accountExists) throw notFound('account', input.accountId, 'account_id');
+    if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
     const outcome = await this.run(input.signal, {
       kind: 'payout',
       principal: caller.principal,
@@ -243,7 +276,7 @@ export class PaymentsApp {
       amountMinor: amount.amountMinor,
       currency: amount.currency,
     });
-    return { value: expect(outcome.value, 'payout').payout, replayed: outcome.replayed };
+    return { value: outcomeOfKind(outcome.value, 'payout').payout, replayed: outcome.replayed };
   }
 
   private actingAs(caller: Caller) {
@@ -253,7 +286,7 @@ export class PaymentsApp {
   /** The key and payment id every command on an existing payment carries, validated. */
   private paymentCommand(input: { idempotencyKey: string; paymentId: string }) {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
-    if (!requireId('payment_id', 'pay', input.paymentId)) throw notFound('payment', input.paymentId, 'payment_id');
+    if (!isWellFormedId('payment_id', 'pay', input.paymentId)) throw notFound('payment', input.paymentId, 'payment_id');
     return { idempotencyKey, paymentId: input.paymentId };
   }
 
@@ -287,14 +320,15 @@ export class PaymentsApp {
   /** Someone else's account answers NOT_FOUND exactly as a missing one would: no existence oracle. */
   async getAccount(caller: Caller, accountId: string, signal?: AbortSignal): Promise<AccountRecord> {
     stopIfAborted(signal);
-    const account = requireId('account_id', 'acct', accountId) ? await findAccount(this.db, accountId) : undefined;
+    const account = isWellFormedId('account_id', 'acct', accountId) ? await findAccount(this.db, accountId) : undefined;
     if (!account || !visibleTo(caller, [account.ownerRef])) throw notFound('account', accountId, 'account_id');
     return account;
   }
 
+  /** Posted, held, pending settlement and available, in minor units. NOT_FOUND as getAccount. */
   async getBalance(caller: Caller, accountId: string, signal?: AbortSignal): Promise<BalanceRecord> {
     stopIfAborted(signal);
-    const balance = requireId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
+    const balance = isWellFormedId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
     if (!balance || !visibleTo(caller, [balance.ownerRef])) throw notFound('account', accountId, 'account_id');
     return balance;
   }
@@ -302,7 +336,7 @@ export class PaymentsApp {
   /** A user sees payments they made or received. */
   async getPayment(caller: Caller, paymentId: string, signal?: AbortSignal): Promise<PaymentRecord> {
     stopIfAborted(signal);
-    const payment = requireId('payment_id', 'pay', paymentId) ? await findPayment(this.db, paymentId) : undefined;
+    const payment = isWellFormedId('payment_id', 'pay', paymentId) ? await findPayment(this.db, paymentId) : undefined;
     stopIfAborted(signal);
     const owners =
       payment && caller.kind === 'user'
@@ -312,6 +346,11 @@ export class PaymentsApp {
     return payment;
   }
 
+  /**
+   * An account's ledger entries, newest first, at most `pageSize` (0: the default; capped), continued with
+   * `pageToken`. NOT_FOUND as getAccount; INVALID_ARGUMENT for a negative page size or a page token that is
+   * not this account's.
+   */
   async listEntries(
     caller: Caller,
     input: { accountId: string; pageSize: number; pageToken: string },
@@ -339,7 +378,7 @@ export class PaymentsApp {
     // Past its deadline already (e.g. spent in authentication): not started at all.
     stopIfAborted(signal);
     const [result] = await this.ledger.apply([{ ...command, origin: commandOrigin() }], { signal });
-    if (!result) throw new Error('ledger returned no result');
+    invariant(result, 'ledger returned no result');
     if (!result.ok) throw result.error satisfies DomainError;
     return { value: result.outcome, replayed: result.replayed };
   }
@@ -349,12 +388,16 @@ function stopIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw deadlineExceeded();
 }
 
-/** Services see everything their scopes allow; a user only what one of `ownerRefs` says they own. */
+/** Backends see everything their scopes allow; a user only what one of `ownerRefs` says they own. */
 function visibleTo(caller: Caller, ownerRefs: string[]): boolean {
-  return caller.kind === 'service' || ownerRefs.includes(caller.userId);
+  return caller.kind === 'backend' || ownerRefs.includes(caller.userId);
 }
 
-function expect<K extends LedgerOutcome['kind']>(outcome: LedgerOutcome, kind: K): Extract<LedgerOutcome, { kind: K }> {
-  if (outcome.kind !== kind) throw new Error(`ledger answered ${outcome.kind} where ${kind} was expected`);
+/** The ledger's outcome for a command of a known kind; any other kind is a programmer error. */
+function outcomeOfKind<K extends LedgerOutcome['kind']>(
+  outcome: LedgerOutcome,
+  kind: K,
+): Extract<LedgerOutcome, { kind: K }> {
+  invariant(outcome.kind === kind, `ledger answered ${outcome.kind} where ${kind} was expected`);
   return outcome as Extract<LedgerOutcome, { kind: K }>;
 }

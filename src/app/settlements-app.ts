@@ -7,7 +7,7 @@ import { checkLedger, type LedgerCheckReport } from '../ledger/check.js';
 import { findAccount, findSettlement, listSettlements } from '../ledger/queries.js';
 import { runSettlement } from '../ledger/settlement.js';
 import { decodePageToken, encodePageToken } from './page-token.js';
-import { pageSizeOf, requireId } from './validation.js';
+import { isWellFormedId, pageSizeOf } from './validation.js';
 
 export interface SettlementsPage {
   settlements: SettlementRecord[];
@@ -29,7 +29,7 @@ export class SettlementsApp {
   }
 
   async getSettlement(settlementId: string): Promise<SettlementRecord> {
-    const found = requireId('settlement_id', 'stl', settlementId)
+    const found = isWellFormedId('settlement_id', 'stl', settlementId)
       ? await findSettlement(this.db, settlementId)
       : undefined;
     if (!found) throw notFound('settlement', settlementId, 'settlement_id');

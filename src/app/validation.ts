@@ -138,10 +138,12 @@ export function requireOptionalPositiveMoney(field: string, money: MoneyInput | 
 }
 
 /**
- * An id that is present. Returns false for an id that cannot exist (wrong shape), which callers answer with
- * NOT_FOUND without a query: an id is opaque to clients, so a malformed one is simply an unknown one.
+ * Whether a required id has the shape of one that could exist. Throws INVALID_ARGUMENT (FIELD_REQUIRED, or
+ * the field's string rule) when it is empty or too long; returns false for a present id of the wrong shape,
+ * which callers answer with NOT_FOUND without a query: an id is opaque to clients, so a malformed one is
+ * simply an unknown one.
  */
-export function requireId(field: string, prefix: IdPrefix, value: string): boolean {
+export function isWellFormedId(field: string, prefix: IdPrefix, value: string): boolean {
   if (value.length === 0) throw invalidArgument(field, 'FIELD_REQUIRED', `${field} is required`);
   checkString(field, value, stringRuleFor(field));
   return hasIdShape(prefix, value);

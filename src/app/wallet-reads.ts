@@ -20,7 +20,7 @@ import {
 } from '../ledger/list-queries.js';
 import { decodePageToken, encodePageToken } from './page-token.js';
 import type { PaymentsApp } from './payments-app.js';
-import { MAX_OWNER_REF_LENGTH, pageSizeOf, requireId, requireText } from './validation.js';
+import { isWellFormedId, MAX_OWNER_REF_LENGTH, pageSizeOf, requireText } from './validation.js';
 
 export interface Page<T> {
   items: T[];
@@ -118,7 +118,7 @@ export class WalletReads {
   /** A refund is visible to whoever may see its payment. */
   async getRefund(caller: Caller, refundId: string, signal?: AbortSignal): Promise<RefundRecord> {
     stopIfPastDeadline(signal);
-    const refund = requireId('refund_id', 'ref', refundId) ? await findRefund(this.db, refundId) : undefined;
+    const refund = isWellFormedId('refund_id', 'ref', refundId) ? await findRefund(this.db, refundId) : undefined;
     if (!refund) throw notFound('refund', refundId, 'refund_id');
     try {
       await this.app.getPayment(caller, refund.paymentId, signal);

@@ -83,7 +83,7 @@ export async function verifyApiKey(db: LedgerDb, presented: string): Promise<Cal
   const stored = Buffer.from(row.keyHash, 'hex');
   const actual = hashOf(presented);
   if (stored.length !== actual.length || !timingSafeEqual(stored, actual)) return undefined;
-  return { kind: 'service', principal: `apikey:${row.id}`, scopes: new Set(row.scopes.filter(isScope)) };
+  return { kind: 'backend', principal: `apikey:${row.id}`, scopes: new Set(row.scopes.filter(isScope)) };
 }
 
 const MAX_CACHED_KEYS = 10_000;

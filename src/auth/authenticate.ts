@@ -65,7 +65,7 @@ export class Authenticator {
         const scopes = this.options.certificateScopes.get(credentials.certificateSubject) ?? [];
         return {
           status: 'authenticated',
-          caller: { kind: 'service', principal: `cert:${credentials.certificateSubject}`, scopes: new Set(scopes) },
+          caller: { kind: 'backend', principal: `cert:${credentials.certificateSubject}`, scopes: new Set(scopes) },
         };
       }
       return { status: 'anonymous' };

@@ -18,12 +18,12 @@ export type Caller =
       userId: string;
     }
   | {
-      kind: 'service';
+      kind: 'backend';
       principal: string;
       scopes: ReadonlySet<Scope>;
     };
 
-/** Owner constraint for ledger commands and reads: a user is limited to their own accounts, a service is not. */
+/** Owner constraint for ledger commands and reads: a user is limited to their own accounts, a backend is not. */
 export function ownerConstraintOf(caller: Caller): string | undefined {
   return caller.kind === 'user' ? caller.userId : undefined;
 }

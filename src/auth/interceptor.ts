@@ -12,7 +12,7 @@ import { METHOD_RULES, PUBLIC_SERVICES } from './policy.js';
 /** What the authentication hook found; set per request from the Fastify request. */
 export const authResultKey = createContextKey<AuthResult>({ status: 'anonymous' }, { description: 'auth result' });
 
-const NO_CALLER: Caller = { kind: 'service', principal: ANONYMOUS_PRINCIPAL, scopes: new Set() };
+const NO_CALLER: Caller = { kind: 'backend', principal: ANONYMOUS_PRINCIPAL, scopes: new Set() };
 /** The authenticated caller; handlers of non-public methods always find a real one here. */
 export const callerKey = createContextKey<Caller>(NO_CALLER, { description: 'authenticated caller' });
 
@@ -45,7 +45,7 @@ export function authInterceptor(): Interceptor {
     if (caller.kind === 'user' && !rule.users) {
       throw permissionDenied('BACKEND_ONLY', `${method} is for backends, not wallet users`);
     }
-    if (caller.kind === 'service' && !caller.scopes.has(rule.scope)) {
+    if (caller.kind === 'backend' && !caller.scopes.has(rule.scope)) {
       throw permissionDenied('SCOPE_MISSING', `${method} needs the scope ${rule.scope}`);
     }
     request.contextValues.set(callerKey, caller);

@@ -33,8 +33,11 @@ export const accounts = pgTable(
     ownerRef: text('owner_ref').notNull(),
     currency: text('currency').notNull(),
     status: text('status', { enum: ['ACTIVE', 'FROZEN', 'CLOSED'] }).notNull(),
-    /** USER accounts belong to customers; SYSTEM accounts (funding) are the ledger's own contra accounts. */
-    kind: text('kind', { enum: ['USER', 'SYSTEM'] }).notNull(),
+    /**
+     * The account's role in the ledger (column `kind`): USER accounts belong to customers, personal and merchant
+     * alike; SYSTEM accounts (funding) are the ledger's own contra accounts.
+     */
+    ledgerRole: text('kind', { enum: ['USER', 'SYSTEM'] }).notNull(),
     /** MERCHANT accounts receive captured money into pending settlement; PERSONAL ones into available. */
     type: text('type', { enum: ['PERSONAL', 'MERCHANT'] })
       .notNull()
@@ -44,7 +47,7 @@ export const accounts = pgTable(
   (table) => [
     check('accounts_currency_shape', sql`${table.currency} ~ '^[A-Z]{3}$'`),
     check('accounts_status_known', sql`${table.status} in ('ACTIVE', 'FROZEN', 'CLOSED')`),
-    check('accounts_kind_known', sql`${table.kind} in ('USER', 'SYSTEM')`),
+    check('accounts_kind_known', sql`${table.ledgerRole} in ('USER', 'SYSTEM')`),
     check('accounts_type_known', sql`${table.type} in ('PERSONAL', 'MERCHANT')`),
     index('accounts_owner_ref_idx').on(table.ownerRef),
   ],

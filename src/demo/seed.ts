@@ -13,7 +13,7 @@ import type { AccountRecord, AccountType } from '../domain/records.js';
 import { findAccountByOwner } from '../ledger/queries.js';
 
 /** Seeding acts as a backend holding every scope. */
-const DEMO_SEEDER: Caller = { kind: 'service', principal: 'system:demo-seed', scopes: new Set(SCOPES) };
+const DEMO_SEEDER: Caller = { kind: 'backend', principal: 'system:demo-seed', scopes: new Set(SCOPES) };
 const CURRENCY = 'USD';
 
 export interface DemoAccount {

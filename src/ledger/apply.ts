@@ -11,22 +11,13 @@
  */
 import { inArray } from 'drizzle-orm';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
-import { isConnectionFailure, isPoolWaitTimeout, isRetryable, SqlState, sqlStateOf } from '../db/errors.js';
 import { accountBalances, accounts } from '../db/schema.js';
-import {
-  concurrentRequest,
-  DomainError,
-  databasePoolExhausted,
-  databaseUnavailable,
-  deadlineExceeded,
-  idempotencyKeyReused,
-  lockWaitTimedOut,
-  serviceUnavailable,
-} from '../domain/errors.js';
+import { invariant } from '../domain/assert.js';
+import { concurrentRequest, DomainError, deadlineExceeded, idempotencyKeyReused } from '../domain/errors.js';
 import type { DomainEvent } from '../events/domain-events.js';
 import { metrics } from '../observability/metrics.js';
 import { type CommandOrigin, commandOrigin } from '../observability/request-context.js';
-import { inSpan, spanEvent } from '../observability/tracing.js';
+import { inSpan } from '../observability/tracing.js';
 import {
   type ApplyOptions,
   type CommandResult,
@@ -40,6 +31,7 @@ import { claimKeys, idempotencyKeyOf, releaseKeysSql, storeOutcomesSql } from '.
 import { lockAccounts, lockExpiredHolds, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
 import { type AccountState, emptyEffects, fundingAccountId, type PaymentState, type PlanContext } from './state.js';
+import { inTransaction } from './transaction.js';
 import { writeEffects } from './writes.js';
 import { preparedCanWrite, writeEffectsPrepared } from './writes-prepared.js';
 
@@ -54,33 +46,16 @@ export interface LedgerOptions {
 }
 
 export const MAX_COMMANDS_PER_TRANSACTION = 500;
-const DEFAULT_MAX_ATTEMPTS = 3;
 /** Expired holds released ahead of the sweeper in one transaction, at most; the sweeper does the rest. */
 const MAX_EXPIRED_HOLDS_RELEASED = 100;
+
+type IdempotencyParams = ReturnType<typeof idempotencyParams>;
+type KeyRef = { principal: string; idempotencyKey: string };
+type OutcomeToStore = KeyRef & { outcome: LedgerOutcome };
 
 function depositCurrencies(commands: LedgerCommand[], except: Set<string>): string[] {
   const currencies = commands.flatMap((command) => (command.kind === 'deposit' ? [command.currency] : []));
   return [...new Set(currencies)].filter((currency) => !except.has(currency));
-}
-
-/** Runs `work` in a transaction, again after a deadlock or serialization failure, a bounded number of times. */
-export async function inTransaction<T>(
-  db: LedgerDb,
-  work: (tx: LedgerTx) => Promise<T>,
-  maxAttempts = DEFAULT_MAX_ATTEMPTS,
-): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction(work);
-    } catch (error) {
-      if (isRetryable(error) && attempt < maxAttempts) {
-        metrics.ledgerRetry();
-        spanEvent('retry', { attempt, 'db.sql_state': sqlStateOf(error) ?? '' });
-        continue;
-      }
-      throw translateDatabaseError(error);
-    }
-  }
 }
 
 export class Ledger {
@@ -96,13 +71,17 @@ export class Ledger {
    * Applies `commands` in one transaction; one result per command, in order. A command whose signal has aborted
    * (its deadline passed) before its batch starts is not started, and one that aborts after planning but before
    * the write is dropped from the writes (the rest are planned again without it); both answer DEADLINE_EXCEEDED.
-   * Throws only for the whole list: a database failure (translated, see translateDatabaseError) or a bug.
+   * A refused command's result carries its DomainError (plan*.ts list the reasons; REQUEST_IN_PROGRESS and
+   * IDEMPOTENCY_KEY_REUSED come from the key) and writes nothing; a repeated key replays its first result.
+   * At most MAX_COMMANDS_PER_TRANSACTION (500) commands, else an InvariantViolation (callers batch within it).
+   * Throws only for the whole list: a database failure (translated by transaction.ts) or a bug.
    */
   async apply(commands: LedgerCommand[], options: ApplyOptions = {}): Promise<CommandResult[]> {
     if (commands.length === 0) return [];
-    if (commands.length > MAX_COMMANDS_PER_TRANSACTION) {
-      throw new Error(`at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`);
-    }
+    invariant(
+      commands.length <= MAX_COMMANDS_PER_TRANSACTION,
+      `at most ${MAX_COMMANDS_PER_TRANSACTION} commands per transaction, got ${commands.length}`,
+    );
     const aborted = (index: number) => (options.signals?.[index] ?? options.signal)?.aborted === true;
     if (commands.every((_, index) => aborted(index))) return commands.map(() => deadlineResult());
     const started = performance.now();
@@ -124,6 +103,7 @@ export class Ledger {
     return results;
   }
 
+  /** The phases of one transaction: claim the keys, lock the rows, plan in memory, write once, fill repeats. */
   private async applyInTransaction(
     tx: LedgerTx,
     commands: LedgerCommand[],
@@ -133,56 +113,19 @@ export class Ledger {
     const results: (CommandResult | undefined)[] = new Array(commands.length);
     const params = commands.map(idempotencyParams);
 
-    // A key repeated inside one list is settled after its first use (see the end of this function).
-    const firstIndexOfKey = new Map<string, number>();
-    commands.forEach((command, index) => {
-      // Past its deadline before the batch starts: not started at all (its key is not even claimed).
-      if (aborted(index)) {
-        results[index] = deadlineResult();
-        return;
-      }
-      const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
-      if (!firstIndexOfKey.has(key)) firstIndexOfKey.set(key, index);
-    });
-    const firstUses = [...firstIndexOfKey.values()];
-
-    const { claimed, existing } = await claimKeys(
-      tx,
-      firstUses.map((index) => ({ ...commands[index]!, params: params[index]! })),
-      now,
-      this.options.idempotencyRetentionMs,
-    );
-
-    const toPlan: number[] = [];
-    for (const index of firstUses) {
-      const command = commands[index]!;
-      const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
-      const stored = existing.get(key);
-      if (claimed.has(key)) toPlan.push(index);
-      else if (!stored) results[index] = { ok: false, error: concurrentRequest() };
-      else results[index] = replayOrMismatch(stored.params, params[index]!, stored.outcome);
-    }
+    // A key repeated inside one list is settled after its first use (fillRepeatedKeys).
+    const firstIndexOfKey = firstIndexPerKey(commands, aborted, results);
+    const toPlan = await this.claimFirstUses(tx, commands, params, [...firstIndexOfKey.values()], results, now);
 
     const planned = toPlan.map((index) => commands[index]!);
     const createdFunding = await this.ensureFundingAccounts(tx, depositCurrencies(planned, this.fundedCurrencies));
-    const lockedPayments = await lockPayments(
-      tx,
-      planned.flatMap((command) => paymentIdOf(command) ?? []),
-    );
-    const lockedAccounts = await lockAccounts(
-      tx,
-      planned.flatMap((command) => {
-        const paymentId = paymentIdOf(command);
-        return accountsToLock(command, paymentId ? lockedPayments.get(paymentId) : undefined);
-      }),
-    );
-    await this.lockExpiredHoldsOfPayers(tx, planned, lockedAccounts, lockedPayments, now);
+    const locked = await this.lockRowsOf(tx, planned, now);
     const { context, outcomesToStore, keysToRelease } = this.planUntilNoneExpired(
       commands,
       toPlan,
       results,
       now,
-      { accounts: lockedAccounts, payments: lockedPayments },
+      locked,
       aborted,
     );
 
@@ -192,30 +135,60 @@ export class Ledger {
       tx,
       createdFunding.filter((currency) => !context.effects.deposits.some((d) => d.currency === currency)),
     );
-
-    if (preparedCanWrite(context.effects)) {
-      // The hot path (payments and their follow-ups): one prepared statement whatever the list's length.
-      await writeEffectsPrepared(tx, context.effects, context.accounts, {
-        outcomes: outcomesToStore,
-        releases: keysToRelease,
-      });
-    } else {
-      const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
-      await writeEffects(
-        tx,
-        context.effects,
-        context.accounts,
-        keyParts.filter((part) => part !== undefined),
-      );
-    }
-
-    commands.forEach((command, index) => {
-      if (results[index]) return;
-      const firstIndex = firstIndexOfKey.get(idempotencyKeyOf(command.principal, command.idempotencyKey))!;
-      const first = results[firstIndex]!;
-      results[index] = first.ok ? replayOrMismatch(params[firstIndex]!, params[index]!, first.outcome) : first;
-    });
+    await writePlan(tx, context, outcomesToStore, keysToRelease);
+    fillRepeatedKeys(commands, params, firstIndexOfKey, results);
     return results as CommandResult[];
+  }
+
+  /**
+   * Claims the idempotency key of each first use; returns the indices to plan. A key held by a transaction
+   * still running gets CONCURRENT_REQUEST, a key already stored its replay (or mismatch), in `results`.
+   */
+  private async claimFirstUses(
+    tx: LedgerTx,
+    commands: LedgerCommand[],
+    params: IdempotencyParams[],
+    firstUses: number[],
+    results: (CommandResult | undefined)[],
+    now: Date,
+  ): Promise<number[]> {
+    const { claimed, existing } = await claimKeys(
+      tx,
+      firstUses.map((index) => ({ ...commands[index]!, params: params[index]! })),
+      now,
+      this.options.idempotencyRetentionMs,
+    );
+    const toPlan: number[] = [];
+    for (const index of firstUses) {
+      const command = commands[index]!;
+      const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
+      const stored = existing.get(key);
+      if (claimed.has(key)) toPlan.push(index);
+      else if (!stored) results[index] = { ok: false, error: concurrentRequest() };
+      else results[index] = replayOrMismatch(stored.params, params[index]!, stored.outcome);
+    }
+    return toPlan;
+  }
+
+  /** Locks the payments, then the accounts, the planned commands touch, plus the expired holds of payers. */
+  private async lockRowsOf(
+    tx: LedgerTx,
+    planned: LedgerCommand[],
+    now: Date,
+  ): Promise<{ accounts: Map<string, AccountState>; payments: Map<string, PaymentState> }> {
+    const payments = await lockPayments(
+      tx,
+      planned.flatMap((command) => paymentIdOf(command) ?? []),
+    );
+    const accounts = await lockAccounts(
+      tx,
+      planned.flatMap((command) => {
+        const paymentId = paymentIdOf(command);
+        return accountsToLock(command, paymentId ? payments.get(paymentId) : undefined);
+      }),
+    );
+    await this.lockExpiredHoldsOfPayers(tx, planned, accounts, payments, now);
+    return { accounts, payments };
   }
 
   /**
@@ -308,7 +281,7 @@ export class Ledger {
           ownerRef: 'system:funding',
           currency,
           status: 'ACTIVE' as const,
-          kind: 'SYSTEM' as const,
+          ledgerRole: 'SYSTEM' as const,
         })),
       )
       .onConflictDoNothing()
@@ -332,6 +305,66 @@ export class Ledger {
  * Records where the events a command just planned came from: its own origin (so that requests batched into
  * one transaction keep theirs), else the current request and span (e.g. a background job's ledger span).
  */
+/**
+ * The index of each key's first use, in input order. A command past its deadline before the batch starts is
+ * not started at all (its key is not even claimed): its result is set here.
+ */
+function firstIndexPerKey(
+  commands: LedgerCommand[],
+  aborted: (index: number) => boolean,
+  results: (CommandResult | undefined)[],
+): Map<string, number> {
+  const firstIndexOfKey = new Map<string, number>();
+  commands.forEach((command, index) => {
+    if (aborted(index)) {
+      results[index] = deadlineResult();
+      return;
+    }
+    const key = idempotencyKeyOf(command.principal, command.idempotencyKey);
+    if (!firstIndexOfKey.has(key)) firstIndexOfKey.set(key, index);
+  });
+  return firstIndexOfKey;
+}
+
+/** Writes the plan's effects, the outcomes to store and the keys to release, in one statement. */
+async function writePlan(
+  tx: LedgerTx,
+  context: PlanContext,
+  outcomesToStore: OutcomeToStore[],
+  keysToRelease: KeyRef[],
+): Promise<void> {
+  if (preparedCanWrite(context.effects)) {
+    // The hot path (payments and their follow-ups): one prepared statement whatever the list's length.
+    await writeEffectsPrepared(tx, context.effects, context.accounts, {
+      outcomes: outcomesToStore,
+      releases: keysToRelease,
+    });
+    return;
+  }
+  const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];
+  await writeEffects(
+    tx,
+    context.effects,
+    context.accounts,
+    keyParts.filter((part) => part !== undefined),
+  );
+}
+
+/** A repeated key gets its first use's result: a replay of that outcome (or a mismatch), or the same refusal. */
+function fillRepeatedKeys(
+  commands: LedgerCommand[],
+  params: IdempotencyParams[],
+  firstIndexOfKey: Map<string, number>,
+  results: (CommandResult | undefined)[],
+): void {
+  commands.forEach((command, index) => {
+    if (results[index]) return;
+    const firstIndex = firstIndexOfKey.get(idempotencyKeyOf(command.principal, command.idempotencyKey))!;
+    const first = results[firstIndex]!;
+    results[index] = first.ok ? replayOrMismatch(params[firstIndex]!, params[index]!, first.outcome) : first;
+  });
+}
+
 function tagOrigin(events: DomainEvent[], from: number, origin: CommandOrigin | undefined): void {
   if (events.length === from) return;
   const tag = origin ?? commandOrigin();
@@ -355,26 +388,4 @@ function replayOrMismatch(
   const differing = firstDifference(storedParams, incomingParams);
   if (differing !== undefined) return { ok: false, error: idempotencyKeyReused(differing) };
   return { ok: true, outcome, replayed: true };
-}
-
-/** Database failures a client can act on become domain errors; anything else stays internal. */
-export function translateDatabaseError(error: unknown): unknown {
-  if (error instanceof DomainError) return error;
-  // Waited too long for a pool connection: nothing ran, so the same request may safely come again.
-  if (isPoolWaitTimeout(error)) {
-    return databasePoolExhausted();
-  }
-  switch (sqlStateOf(error)) {
-    case SqlState.lockNotAvailable:
-      return lockWaitTimedOut();
-    case SqlState.queryCanceled:
-      return serviceUnavailable('LEDGER_BUSY', 'the ledger is busy; retry with the same idempotency key');
-    case SqlState.serializationFailure:
-    case SqlState.deadlockDetected:
-      return serviceUnavailable('LEDGER_CONTENDED', 'the ledger is contended; retry with the same idempotency key');
-    default:
-      // The connection died or the database is going down: the transaction may even have committed (its
-      // COMMIT sent, the answer lost), so the client must not be told it failed, only to retry with its key.
-      return isConnectionFailure(error) ? databaseUnavailable() : error;
-  }
 }

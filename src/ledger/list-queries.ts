@@ -59,7 +59,7 @@ export async function listAccountsOfOwner(
     .where(
       and(
         eq(accounts.ownerRef, ownerRef),
-        eq(accounts.kind, 'USER'),
+        eq(accounts.ledgerRole, 'USER'),
         after(accounts.createdAt, accounts.id, cursor, 'asc'),
       ),
     )

@@ -9,7 +9,7 @@ import type { LedgerTx } from '../db/client.js';
 import { type PreparedShape, runPrepared, toBigInt, toDate } from '../db/prepared.js';
 import { payments } from '../db/schema.js';
 import type { DeclineReason } from '../domain/records.js';
-import type { AccountState, PaymentState } from './state.js';
+import type { AccountState, LedgerRole, PaymentState } from './state.js';
 
 const LOCK_ACCOUNTS: PreparedShape = {
   name: 'ledger_lock_accounts',
@@ -27,7 +27,7 @@ interface AccountRow {
   currency: string;
   status: AccountState['status'];
   type: AccountState['type'];
-  kind: AccountState['kind'];
+  kind: LedgerRole;
   created_at: unknown;
   posted_minor: unknown;
   held_minor: unknown;
@@ -36,6 +36,11 @@ interface AccountRow {
   updated_at: unknown;
 }
 
+/**
+ * Locks (FOR UPDATE) the accounts with these ids and their balance rows, in id order: the one global lock
+ * order that keeps concurrent transactions from deadlocking. Returns them by id; an id that does not exist
+ * is silently left out (the plan answers NOT_FOUND for it). Duplicates are locked once.
+ */
 export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<string, AccountState>> {
   const locked = new Map<string, AccountState>();
   const unique = [...new Set(ids)];
@@ -48,7 +53,7 @@ export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<str
       currency: row.currency,
       status: row.status,
       type: row.type,
-      kind: row.kind,
+      ledgerRole: row.kind,
       createdAt: toDate(row.created_at),
       postedMinor: toBigInt(row.posted_minor),
       heldMinor: toBigInt(row.held_minor),
@@ -94,6 +99,10 @@ interface PaymentDbRow {
   updated_at: unknown;
 }
 
+/**
+ * Locks (FOR UPDATE) the payments with these ids, in id order, before their accounts are locked. Returns
+ * them by id; an id that does not exist is silently left out (the plan answers NOT_FOUND).
+ */
 export async function lockPayments(tx: LedgerTx, ids: string[]): Promise<Map<string, PaymentState>> {
   const locked = new Map<string, PaymentState>();
   const unique = [...new Set(ids)];

@@ -13,6 +13,8 @@
  * Status changes are idempotent: asking for the status an account already has changes nothing and emits
  * no event. CLOSED is final.
  */
+
+import { invariant } from '../domain/assert.js';
 import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { AccountStatus, PayoutRecord } from '../domain/records.js';
@@ -23,12 +25,12 @@ import {
   accountOf,
   availableOf,
   balanceOf,
+  customerAccount,
   eventBase,
   fundingAccountId,
   type PlanContext,
   post,
   touchAccount,
-  userAccount,
 } from './state.js';
 
 const TARGET: Record<ChangeAccountStatusCommand['action'], AccountStatus> = {
@@ -61,11 +63,16 @@ function refusal(account: AccountState, target: AccountStatus): DomainError | un
   return undefined;
 }
 
+/**
+ * Freezes, unfreezes or closes a USER account (a no-op answer if it is already in the target status).
+ * Returns NOT_FOUND (unknown or SYSTEM account), ACCOUNT_CLOSED (a closed account stays closed) or
+ * ACCOUNT_NOT_EMPTY (closing an account that still holds posted, held or pending money).
+ */
 export function planChangeAccountStatus(
   command: ChangeAccountStatusCommand,
   context: PlanContext,
 ): LedgerOutcome | DomainError {
-  const account = userAccount(context, command.accountId);
+  const account = customerAccount(context, command.accountId);
   if (!account) return notFound('account', command.accountId, 'account_id');
   const target = TARGET[command.action];
   if (account.status === target) return { kind: 'account', account: accountOf(account) };
@@ -85,8 +92,14 @@ export function planChangeAccountStatus(
   return { kind: 'account', account: record };
 }
 
+/**
+ * Money out of the ledger: `amountMinor` from the account's available to its currency's funding account.
+ * Returns NOT_FOUND, ACCOUNT_INACTIVE, CURRENCY_MISMATCH or INSUFFICIENT_FUNDS (available only: held and
+ * pending settlement money cannot be paid out). Throws an InvariantViolation if the funding account was not
+ * locked.
+ */
 export function planPayout(command: PayoutCommand, context: PlanContext): LedgerOutcome | DomainError {
-  const account = userAccount(context, command.accountId);
+  const account = customerAccount(context, command.accountId);
   if (!account) return notFound('account', command.accountId, 'account_id');
   if (account.status !== 'ACTIVE') {
     // Named like a deposit's refusal (plan.ts): the client sees which field the refusal is about.
@@ -115,7 +128,7 @@ export function planPayout(command: PayoutCommand, context: PlanContext): Ledger
   releaseExpiredHolds(account, context);
   // Money in an account came in through a deposit in its currency, so the funding account exists.
   const funding = context.accounts.get(fundingAccountId(command.currency));
-  if (!funding) throw new Error(`funding account for ${command.currency} was not locked`);
+  invariant(funding, `funding account for ${command.currency} was not locked`);
   const payout: PayoutRecord = {
     id: newId('pout'),
     accountId: account.id,

@@ -5,6 +5,7 @@
  *   COMPLETED → PARTIALLY_REFUNDED → REFUNDED
  * Each transition is allowed only from the states listed in it; a refused one writes nothing.
  */
+import { invariant } from '../domain/assert.js';
 import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { BalanceBucket, DeclineReason, PaymentRecord, RefundRecord } from '../domain/records.js';
@@ -23,12 +24,12 @@ import {
   availableOf,
   bucketBalance,
   changePayment,
+  customerAccount,
   eventBase,
   type PaymentState,
   type PlanContext,
   post,
   snapshot,
-  userAccount,
 } from './state.js';
 
 /** Where money captured to a payee lands: merchants wait for settlement, people can spend it at once. */
@@ -59,14 +60,22 @@ function paymentEvent(context: PlanContext, type: PaymentEventType, payment: Pay
   });
 }
 
+/**
+ * A new payment of `amountMinor` from payer to payee: AUTOMATIC moves it at once (to the payee's available,
+ * or pending settlement for a merchant), MANUAL holds it on the payer until `holdDurationMs` from now.
+ * Returns NOT_FOUND for an unknown, SYSTEM or (for a wallet user) foreign payer, or an unknown payee. A
+ * refusal by the money rules (insufficient funds, inactive account, currency, limit) is not an error: the
+ * payment is recorded as DECLINED with its decline reason, and nothing moves. Expired holds of the payer are
+ * released first, so they never reduce what it can spend.
+ */
 export function planAuthorizePayment(
   command: AuthorizePaymentCommand,
   context: PlanContext,
 ): LedgerOutcome | DomainError {
-  const payer = userAccount(context, command.payerAccountId);
+  const payer = customerAccount(context, command.payerAccountId);
   if (!payer || !ownedBy(payer, command.actingOwnerRef))
     return notFound('account', command.payerAccountId, 'payer_account_id');
-  const payee = userAccount(context, command.payeeAccountId);
+  const payee = customerAccount(context, command.payeeAccountId);
   if (!payee) return notFound('account', command.payeeAccountId, 'payee_account_id');
   releaseExpiredHolds(payer, context);
 
@@ -118,11 +127,7 @@ export function releaseExpiredHolds(payer: AccountState, context: PlanContext): 
 /** The payer's holds past their expiry among the locked payments (those apply.ts locked for it). */
 function expiredHoldsOf(payer: AccountState, context: PlanContext): PaymentState[] {
   return [...context.payments.values()].filter(
-    (payment) =>
-      payment.payerAccountId === payer.id &&
-      payment.status === 'AUTHORIZED' &&
-      payment.expiresAt !== null &&
-      context.now.getTime() >= payment.expiresAt.getTime(),
+    (payment) => payment.payerAccountId === payer.id && holdExpired(payment, context.now),
   );
 }
 
@@ -148,9 +153,14 @@ function lockedPaymentOf(
   if (!payment) return notFound('payment', paymentId, 'payment_id');
   const payer = context.accounts.get(payment.payerAccountId);
   const payee = context.accounts.get(payment.payeeAccountId);
-  if (!payer || !payee) throw new Error(`accounts of payment ${paymentId} were not locked`);
+  invariant(payer && payee, `accounts of payment ${paymentId} were not locked`);
   if (!ownedBy(payee, actingOwnerRef)) return notFound('payment', paymentId, 'payment_id');
   return { payment, payer, payee };
+}
+
+/** An AUTHORIZED payment whose hold has an expiry that `now` (the server's clock) has reached. */
+function holdExpired(payment: PaymentState, now: Date): payment is PaymentState & { expiresAt: Date } {
+  return payment.status === 'AUTHORIZED' && payment.expiresAt !== null && now.getTime() >= payment.expiresAt.getTime();
 }
 
 /** Capture and void act on a live hold only: AUTHORIZED and, by the server's clock, not yet expired. */
@@ -162,7 +172,7 @@ function requireLiveHold(payment: PaymentState, context: PlanContext, action: st
       'payment_id',
     );
   }
-  if (payment.expiresAt && context.now.getTime() >= payment.expiresAt.getTime()) {
+  if (holdExpired(payment, context.now)) {
     return failedPrecondition(
       'HOLD_EXPIRED',
       `the hold on payment ${payment.id} expired at ${payment.expiresAt.toISOString()}`,
@@ -192,6 +202,12 @@ function amountWithin(
   return amount.amountMinor > limit ? exceeded : amount.amountMinor;
 }
 
+/**
+ * Captures all of an AUTHORIZED hold, or part of it (`amount`, minor units; the rest goes back to the payer):
+ * the payment becomes COMPLETED. Returns NOT_FOUND (unknown payment, or not the payee's owner),
+ * PAYMENT_NOT_AUTHORIZED, HOLD_EXPIRED, CURRENCY_MISMATCH, AMOUNT_EXCEEDS_AUTHORIZED or
+ * PAYEE_ACCOUNT_INACTIVE (all FAILED_PRECONDITION but the first).
+ */
 export function planCapturePayment(command: CapturePaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
   const locked = lockedPaymentOf(context, command.paymentId, command.actingOwnerRef);
   if (!('payment' in locked)) return locked;
@@ -249,11 +265,7 @@ function releaseHold(
   if (status === 'VOIDED') {
     const refused = requireLiveHold(payment, context, 'voided');
     if (refused) return refused;
-  } else if (
-    payment.status !== 'AUTHORIZED' ||
-    !payment.expiresAt ||
-    context.now.getTime() < payment.expiresAt.getTime()
-  ) {
+  } else if (!holdExpired(payment, context.now)) {
     return failedPrecondition('HOLD_NOT_EXPIRED', `payment ${payment.id} has no expired hold`, 'payment_id');
   }
   post(
@@ -269,10 +281,18 @@ function releaseHold(
   return { kind: 'payment', payment: record };
 }
 
+/**
+ * Releases an AUTHORIZED hold back to the payer's available: VOIDED. Returns NOT_FOUND,
+ * PAYMENT_NOT_AUTHORIZED or HOLD_EXPIRED (an expired hold is the sweeper's to release).
+ */
 export function planVoidPayment(command: VoidPaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
   return releaseHold(context, command, 'VOIDED');
 }
 
+/**
+ * Releases a hold whose expiry has passed (the sweeper's command): EXPIRED. Returns NOT_FOUND or
+ * HOLD_NOT_EXPIRED (not AUTHORIZED, no expiry, or not yet expired).
+ */
 export function planExpireHold(command: ExpireHoldCommand, context: PlanContext): LedgerOutcome | DomainError {
   return releaseHold(context, command, 'EXPIRED');
 }
@@ -284,6 +304,13 @@ function refundDeclineReason(payer: AccountState, payee: AccountState, source: B
   return null;
 }
 
+/**
+ * Refunds all that is left of a COMPLETED or PARTIALLY_REFUNDED payment, or `amount` (minor units) of it,
+ * from the payee (pending settlement while unsettled, else available) to the payer. Returns NOT_FOUND,
+ * PAYMENT_NOT_REFUNDABLE, CURRENCY_MISMATCH or REFUND_EXCEEDS_CAPTURED; a refund the payee cannot pay
+ * (inactive account, insufficient funds) is recorded as DECLINED with its reason and moves nothing.
+ * Invariant: refunded never exceeds captured.
+ */
 export function planRefundPayment(command: RefundPaymentCommand, context: PlanContext): LedgerOutcome | DomainError {
   const locked = lockedPaymentOf(context, command.paymentId, command.actingOwnerRef);
   if (!('payment' in locked)) return locked;

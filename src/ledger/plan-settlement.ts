@@ -3,6 +3,7 @@
  * pending settlement) moves from pending settlement to available in one posting, and each payment points to
  * the settlement that covered it. Pure, like plan.ts.
  */
+import { invariant } from '../domain/assert.js';
 import { newId } from '../domain/ids.js';
 import type { SettlementRecord } from '../domain/records.js';
 import {
@@ -15,6 +16,12 @@ import {
   touchAccount,
 } from './state.js';
 
+/**
+ * One settlement of `unsettled` (captured payments to `merchant` not yet settled, locked): their captured
+ * minus refunded amounts move from pending settlement to available in one posting. Returns undefined for an
+ * empty list. Throws an InvariantViolation for a payment that is not the merchant's or not awaiting
+ * settlement (the caller's query is wrong); a settlement is never refused by the money rules.
+ */
 export function planSettlement(
   context: PlanContext,
   merchant: AccountState,
@@ -25,9 +32,10 @@ export function planSettlement(
   let grossMinor = 0n;
   let refundsMinor = 0n;
   for (const payment of unsettled) {
-    if (payment.payeeAccountId !== merchant.id || !payment.awaitsSettlement || payment.settlementId) {
-      throw new Error(`payment ${payment.id} cannot be settled to ${merchant.id}`);
-    }
+    invariant(
+      payment.payeeAccountId === merchant.id && payment.awaitsSettlement && !payment.settlementId,
+      `payment ${payment.id} cannot be settled to ${merchant.id}`,
+    );
     grossMinor += payment.capturedMinor;
     refundsMinor += payment.refundedMinor;
     changePayment(context, payment, { settlementId: id });

@@ -4,6 +4,8 @@
  * database; apply.ts reads and locks the state first and writes the effects afterwards, in one transaction.
  * Account and deposit rules live here; payment rules in plan-payment.ts.
  */
+
+import { invariant } from '../domain/assert.js';
 import { type DomainError, failedPrecondition, invalidArgument, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { DepositRecord } from '../domain/records.js';
@@ -20,12 +22,12 @@ import {
   type AccountState,
   accountOf,
   balanceOf,
+  customerAccount,
   eventBase,
   fundingAccountId,
   MAX_CURRENCY_SUPPLY_MINOR,
   type PlanContext,
   post,
-  userAccount,
 } from './state.js';
 
 function planCreateAccount(command: CreateAccountCommand, context: PlanContext): LedgerOutcome {
@@ -35,7 +37,7 @@ function planCreateAccount(command: CreateAccountCommand, context: PlanContext):
     currency: command.currency,
     status: 'ACTIVE',
     type: command.type,
-    kind: 'USER',
+    ledgerRole: 'USER',
     createdAt: context.now,
     postedMinor: 0n,
     heldMinor: 0n,
@@ -51,7 +53,7 @@ function planCreateAccount(command: CreateAccountCommand, context: PlanContext):
 }
 
 function planDeposit(command: DepositCommand, context: PlanContext): LedgerOutcome | DomainError {
-  const account = userAccount(context, command.accountId);
+  const account = customerAccount(context, command.accountId);
   if (!account) return notFound('account', command.accountId, 'account_id');
   if (account.status !== 'ACTIVE') {
     return failedPrecondition(
@@ -68,7 +70,7 @@ function planDeposit(command: DepositCommand, context: PlanContext): LedgerOutco
     );
   }
   const funding = context.accounts.get(fundingAccountId(command.currency));
-  if (!funding) throw new Error(`funding account for ${command.currency} was not locked`);
+  invariant(funding, `funding account for ${command.currency} was not locked`);
   const beyondLimit = depositBeyondLimit(command, funding, context);
   if (beyondLimit) return beyondLimit;
   const deposit: DepositRecord = {
@@ -120,6 +122,15 @@ function depositBeyondLimit(command: DepositCommand, funding: AccountState, cont
   return null;
 }
 
+/**
+ * Plans one command against the locked rows in `context` (amounts in minor units of the command's
+ * currency): records its postings, row changes and events in `context.effects` and returns the outcome, or
+ * the DomainError that refuses it, having changed nothing. Pure: no I/O, time from `context.now`. Which
+ * reasons each command can return is on its plan function; a deposit returns NOT_FOUND (unknown or SYSTEM
+ * account), ACCOUNT_INACTIVE, CURRENCY_MISMATCH, AMOUNT_ABOVE_LIMIT or BALANCE_LIMIT_EXCEEDED; creating an
+ * account never fails. Invariant: every posting balances (post() in state.ts), so the books stay balanced.
+ * Throws an InvariantViolation if a row the command needs was not locked (a bug in accountsToLock).
+ */
 export function planCommand(command: LedgerCommand, context: PlanContext): LedgerOutcome | DomainError {
   switch (command.kind) {
     case 'changeAccountStatus':

@@ -25,7 +25,7 @@ export async function findAccount(db: LedgerDb, id: string): Promise<AccountReco
   const [row] = await db
     .select(ACCOUNT_COLUMNS)
     .from(accounts)
-    .where(and(eq(accounts.id, id), eq(accounts.kind, 'USER')));
+    .where(and(eq(accounts.id, id), eq(accounts.ledgerRole, 'USER')));
   return row;
 }
 
@@ -38,7 +38,7 @@ export async function findAccountByOwner(
   const [row] = await db
     .select(ACCOUNT_COLUMNS)
     .from(accounts)
-    .where(and(eq(accounts.ownerRef, ownerRef), eq(accounts.currency, currency), eq(accounts.kind, 'USER')))
+    .where(and(eq(accounts.ownerRef, ownerRef), eq(accounts.currency, currency), eq(accounts.ledgerRole, 'USER')))
     .orderBy(asc(accounts.createdAt))
     .limit(1);
   return row;
@@ -61,7 +61,7 @@ export async function findBalance(
     })
     .from(accountBalances)
     .innerJoin(accounts, eq(accounts.id, accountBalances.accountId))
-    .where(and(eq(accountBalances.accountId, accountId), eq(accounts.kind, 'USER')));
+    .where(and(eq(accountBalances.accountId, accountId), eq(accounts.ledgerRole, 'USER')));
   return row && { ...row, availableMinor: row.postedMinor - row.heldMinor - row.pendingSettlementMinor };
 }
 
@@ -70,7 +70,7 @@ export async function ownerRefsOf(db: LedgerDb, accountIds: string[]): Promise<s
   const rows = await db
     .select({ ownerRef: accounts.ownerRef })
     .from(accounts)
-    .where(and(inArray(accounts.id, accountIds), eq(accounts.kind, 'USER')));
+    .where(and(inArray(accounts.id, accountIds), eq(accounts.ledgerRole, 'USER')));
   return rows.map((row) => row.ownerRef);
 }
 

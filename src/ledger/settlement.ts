@@ -7,12 +7,13 @@
 import { sql } from 'drizzle-orm';
 import { AdvisoryLock } from '../db/advisory-locks.js';
 import type { LedgerDb, LedgerTx } from '../db/client.js';
+import { invariant } from '../domain/assert.js';
 import { throwIfPastDeadline } from '../domain/errors.js';
 import type { SettlementRecord } from '../domain/records.js';
-import { inTransaction } from './apply.js';
 import { lockAccounts, lockUnsettledPayments } from './locks.js';
 import { planSettlement } from './plan-settlement.js';
 import { emptyEffects, type PaymentState, type PlanContext } from './state.js';
+import { inTransaction } from './transaction.js';
 import { writeEffects } from './writes.js';
 
 /** Bounds one run's transaction; what is left is settled by the next run. */
@@ -56,7 +57,7 @@ export async function runSettlement(
     const made: SettlementRecord[] = [];
     for (const [accountId, payments] of [...byMerchant].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const merchant = accounts.get(accountId);
-      if (!merchant) throw new Error(`merchant account ${accountId} vanished`);
+      invariant(merchant, `merchant account ${accountId} vanished`);
       const settlement = planSettlement(context, merchant, payments);
       if (settlement) made.push(settlement);
     }

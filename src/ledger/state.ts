@@ -2,6 +2,8 @@
  * The in-memory state a plan works on (rows read under FOR UPDATE), the effects it accumulates, and the one
  * way money moves: a posting, a debit and a credit of the same amount. Pure; no I/O.
  */
+
+import { invariant } from '../domain/assert.js';
 import { newId } from '../domain/ids.js';
 import type {
   AccountRecord,
@@ -19,6 +21,13 @@ import type {
 } from '../domain/records.js';
 import type { DomainEvent } from '../events/domain-events.js';
 
+/**
+ * An account's role in the ledger (stored in column `kind`): USER is a customer's account, personal or
+ * merchant (not a wallet user: backends hold USER accounts too); SYSTEM is one of the ledger's own contra
+ * accounts (a currency's funding account), which may go negative.
+ */
+export type LedgerRole = 'USER' | 'SYSTEM';
+
 /** An account row and its balance row, as read under FOR UPDATE (or just created in this transaction). */
 export interface AccountState {
   id: string;
@@ -26,7 +35,7 @@ export interface AccountState {
   currency: string;
   status: AccountStatus;
   type: AccountType;
-  kind: 'USER' | 'SYSTEM';
+  ledgerRole: LedgerRole;
   createdAt: Date;
   /** Sum of all entries; held and pending settlement are parts of it, available is the rest. */
   postedMinor: bigint;
@@ -183,7 +192,7 @@ export interface BucketRef {
  * The buckets may belong to one account (a hold moves AVAILABLE → HELD) or to two.
  */
 export function post(context: PlanContext, from: BucketRef, to: BucketRef, amountMinor: bigint, referenceId: string) {
-  if (amountMinor <= 0n) throw new Error(`a posting must be positive, got ${amountMinor}`);
+  invariant(amountMinor > 0n, `a posting must be positive, got ${amountMinor}`);
   writeEntry(context, from.account, from.bucket, 'DEBIT', amountMinor, referenceId);
   writeEntry(context, to.account, to.bucket, 'CREDIT', amountMinor, referenceId);
 }
@@ -193,9 +202,9 @@ export function eventBase(aggregateType: 'account' | 'payment', aggregateId: str
 }
 
 /** Customers see only USER accounts; the ledger's own accounts answer NOT_FOUND like a missing one. */
-export function userAccount(context: PlanContext, id: string): AccountState | undefined {
+export function customerAccount(context: PlanContext, id: string): AccountState | undefined {
   const state = context.accounts.get(id);
-  return state?.kind === 'USER' ? state : undefined;
+  return state?.ledgerRole === 'USER' ? state : undefined;
 }
 
 /** Records a payment change for write-back and bumps its version (its events' sequence). */

@@ -2,6 +2,8 @@
  * Outcomes are stored with their idempotency key as jsonb and replayed from there. JSON has no bigint or
  * Date, so both are tagged on the way in and restored on the way out; the round trip is exact.
  */
+
+import { invariant } from '../domain/assert.js';
 import type { LedgerOutcome } from './commands.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -9,7 +11,7 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 const MAX_DEPTH = 8;
 
 function encodeValue(value: unknown, depth: number): Json {
-  if (depth > MAX_DEPTH) throw new Error('stored outcome nests too deeply');
+  invariant(depth <= MAX_DEPTH, 'stored outcome nests too deeply');
   if (typeof value === 'bigint') return { $bigint: value.toString() };
   if (value instanceof Date) return { $date: value.toISOString() };
   if (Array.isArray(value)) return value.map((item) => encodeValue(item, depth + 1));
@@ -22,7 +24,7 @@ function encodeValue(value: unknown, depth: number): Json {
 }
 
 function decodeValue(value: Json, depth: number): unknown {
-  if (depth > MAX_DEPTH) throw new Error('stored outcome nests too deeply');
+  invariant(depth <= MAX_DEPTH, 'stored outcome nests too deeply');
   if (Array.isArray(value)) return value.map((item) => decodeValue(item, depth + 1));
   if (value !== null && typeof value === 'object') {
     if (typeof value.$bigint === 'string') return BigInt(value.$bigint);

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { LedgerTx } from '../db/client.js';
 import { runPrepared } from '../db/prepared.js';
+import { invariant } from '../domain/assert.js';
 import { encodeEvent } from '../events/domain-events.js';
 import { currentTraceparent } from '../observability/tracing.js';
 import type { LedgerOutcome } from './commands.js';
@@ -104,7 +105,7 @@ function entriesInsert(effects: Effects): Part | undefined {
 function balancesUpdate(effects: Effects, lockedAccounts: Map<string, AccountState>): Part | undefined {
   const rows = [...effects.touchedAccountIds].map((id) => {
     const state = lockedAccounts.get(id);
-    if (!state) throw new Error(`balance of ${id} changed without being locked`);
+    invariant(state, `balance of ${id} changed without being locked`);
     return state;
   });
   if (rows.length === 0) return undefined;
@@ -256,8 +257,6 @@ export async function writeEffectsPrepared(
   );
   const changed = [...effects.changedPayments.values()];
   const touched = Number(row?.changed_payments ?? 0);
-  if (touched !== changed.length) {
-    throw new Error(`guarded payment update touched ${touched} of ${changed.length} rows`);
-  }
+  invariant(touched === changed.length, `guarded payment update touched ${touched} of ${changed.length} rows`);
   for (const payment of changed) payment.lockedVersion = payment.version;
 }

@@ -20,51 +20,41 @@ import {
   refunds,
   settlements,
 } from '../db/schema.js';
+import { invariant } from '../domain/assert.js';
 import { encodeEvent } from '../events/domain-events.js';
 import { currentTraceparent } from '../observability/tracing.js';
 import type { AccountState, Effects } from './state.js';
 
-/** Extra parts from the caller (the idempotency store), written in the same statement. */
+/**
+ * Writes `effects` and the caller's `extraParts` (the idempotency store's) in one statement, then checks the
+ * version-guarded payment update touched every changed payment. Throws a plain Error (a broken invariant,
+ * never a client's fault) if it did not; database errors propagate for the caller's retry.
+ */
 export async function writeEffects(
   tx: LedgerTx,
   effects: Effects,
   lockedAccounts: Map<string, AccountState>,
   extraParts: SQL[] = [],
 ): Promise<void> {
-  const parts: SQL[] = [];
-  if (effects.newAccounts.length > 0) {
-    parts.push(
-      tx
-        .insert(accounts)
-        .values(
-          effects.newAccounts.map((state) => ({
-            id: state.id,
-            ownerRef: state.ownerRef,
-            currency: state.currency,
-            status: state.status,
-            type: state.type,
-            kind: state.kind,
-            createdAt: state.createdAt,
-          })),
-        )
-        .getSQL(),
-      tx
-        .insert(accountBalances)
-        .values(
-          effects.newAccounts.map((state) => ({
-            accountId: state.id,
-            currency: state.currency,
-            postedMinor: state.postedMinor,
-            heldMinor: state.heldMinor,
-            pendingSettlementMinor: state.pendingSettlementMinor,
-            version: state.version,
-            allowNegative: state.kind === 'SYSTEM',
-            updatedAt: state.updatedAt,
-          })),
-        )
-        .getSQL(),
-    );
-  }
+  const parts = [...effectParts(tx, effects, lockedAccounts), ...extraParts];
+  const changed = [...effects.changedPayments.values()];
+  const guarded = paymentUpdate(effects);
+  if (parts.length === 0 && !guarded) return;
+  const ctes = parts.map((part, index) => sql`${sql.raw(`w${index}`)} as (${part})`);
+  if (guarded) ctes.push(sql`changed_payments as (${guarded})`);
+  const result = (await tx.execute(sql`
+    with ${sql.join(ctes, sql`, `)}
+    select ${guarded ? sql`(select count(*) from changed_payments)` : sql`0`}::int as changed_payments`)) as unknown as {
+    rows: { changed_payments: number }[];
+  };
+  const touched = result.rows[0]?.changed_payments ?? 0;
+  invariant(touched === changed.length, `guarded payment update touched ${touched} of ${changed.length} rows`);
+  for (const payment of changed) payment.lockedVersion = payment.version;
+}
+
+/** One insert or update per kind of effect present, in a fixed order; the guarded payment update is apart. */
+function effectParts(tx: LedgerTx, effects: Effects, lockedAccounts: Map<string, AccountState>): SQL[] {
+  const parts: SQL[] = newAccountParts(tx, effects);
   if (effects.newPayments.length > 0) parts.push(tx.insert(payments).values(effects.newPayments).getSQL());
   if (effects.settlements.length > 0) {
     parts.push(
@@ -82,42 +72,63 @@ export async function writeEffects(
   if (effects.entries.length > 0) parts.push(tx.insert(ledgerEntries).values(effects.entries).getSQL());
   const balances = balanceUpdate(effects, lockedAccounts);
   if (balances) parts.push(balances);
-  if (effects.events.length > 0) {
-    parts.push(
-      tx
-        .insert(outboxEvents)
-        .values(
-          effects.events.map((event) => ({
-            eventId: event.eventId,
-            eventType: event.type,
-            aggregateType: event.aggregateType,
-            aggregateId: event.aggregateId,
-            aggregateSeq: event.aggregateSeq,
-            payload: encodeEvent(event),
-            createdAt: event.occurredAt,
-            traceContext: event.origin?.traceparent ?? currentTraceparent() ?? null,
-          })),
-        )
-        .getSQL(),
-    );
-  }
-  parts.push(...extraParts);
+  if (effects.events.length > 0) parts.push(outboxInsert(tx, effects));
+  return parts;
+}
 
-  const changed = [...effects.changedPayments.values()];
-  const guarded = paymentUpdate(effects);
-  if (parts.length === 0 && !guarded) return;
-  const ctes = parts.map((part, index) => sql`${sql.raw(`w${index}`)} as (${part})`);
-  if (guarded) ctes.push(sql`changed_payments as (${guarded})`);
-  const result = (await tx.execute(sql`
-    with ${sql.join(ctes, sql`, `)}
-    select ${guarded ? sql`(select count(*) from changed_payments)` : sql`0`}::int as changed_payments`)) as unknown as {
-    rows: { changed_payments: number }[];
-  };
-  const touched = result.rows[0]?.changed_payments ?? 0;
-  if (touched !== changed.length) {
-    throw new Error(`guarded payment update touched ${touched} of ${changed.length} rows`);
-  }
-  for (const payment of changed) payment.lockedVersion = payment.version;
+/** New accounts with their balance rows, which carry final values (never also in the balance UPDATE). */
+function newAccountParts(tx: LedgerTx, effects: Effects): SQL[] {
+  if (effects.newAccounts.length === 0) return [];
+  return [
+    tx
+      .insert(accounts)
+      .values(
+        effects.newAccounts.map((state) => ({
+          id: state.id,
+          ownerRef: state.ownerRef,
+          currency: state.currency,
+          status: state.status,
+          type: state.type,
+          ledgerRole: state.ledgerRole,
+          createdAt: state.createdAt,
+        })),
+      )
+      .getSQL(),
+    tx
+      .insert(accountBalances)
+      .values(
+        effects.newAccounts.map((state) => ({
+          accountId: state.id,
+          currency: state.currency,
+          postedMinor: state.postedMinor,
+          heldMinor: state.heldMinor,
+          pendingSettlementMinor: state.pendingSettlementMinor,
+          version: state.version,
+          allowNegative: state.ledgerRole === 'SYSTEM',
+          updatedAt: state.updatedAt,
+        })),
+      )
+      .getSQL(),
+  ];
+}
+
+/** The transactional outbox: each event with the trace context of the request that caused it. */
+function outboxInsert(tx: LedgerTx, effects: Effects): SQL {
+  return tx
+    .insert(outboxEvents)
+    .values(
+      effects.events.map((event) => ({
+        eventId: event.eventId,
+        eventType: event.type,
+        aggregateType: event.aggregateType,
+        aggregateId: event.aggregateId,
+        aggregateSeq: event.aggregateSeq,
+        payload: encodeEvent(event),
+        createdAt: event.occurredAt,
+        traceContext: event.origin?.traceparent ?? currentTraceparent() ?? null,
+      })),
+    )
+    .getSQL();
 }
 
 /**
@@ -149,7 +160,7 @@ function balanceUpdate(effects: Effects, lockedAccounts: Map<string, AccountStat
     .filter((id) => !created.has(id))
     .map((id) => {
       const state = lockedAccounts.get(id);
-      if (!state) throw new Error(`balance of ${id} changed without being locked`);
+      invariant(state, `balance of ${id} changed without being locked`);
       return state;
     });
   if (touched.length === 0) return undefined;
@@ -170,7 +181,7 @@ function accountStatusUpdate(effects: Effects, lockedAccounts: Map<string, Accou
   if (effects.statusChangedAccountIds.size === 0) return undefined;
   const rows = [...effects.statusChangedAccountIds].map((id) => {
     const state = lockedAccounts.get(id);
-    if (!state) throw new Error(`status of ${id} changed without being locked`);
+    invariant(state, `status of ${id} changed without being locked`);
     return sql`(${state.id}, ${state.status})`;
   });
   return sql`

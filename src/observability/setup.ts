@@ -1,7 +1,7 @@
 /**
  * Starts what a running service needs for observability beyond the in-code instrumentation: tracing (with
  * an OTLP endpoint), the outbox gauges' source and, with METRICS_PORT, a separate /metrics listener.
- * service.ts calls this once, before the server listens.
+ * server/start.ts calls this once, before the server listens.
  */
 import { once } from 'node:events';
 import http from 'node:http';

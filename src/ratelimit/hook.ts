@@ -49,7 +49,7 @@ function pathOf(url: string): string {
 
 export interface RateLimitSetup {
   config: Config;
-  /** The shared buckets' connection (service.ts owns and closes it); undefined = in-memory buckets only. */
+  /** The shared buckets' connection (start.ts owns and closes it); undefined = in-memory buckets only. */
   redis: Redis | undefined;
   logger: LimiterLogger;
 }

@@ -117,49 +117,15 @@ function refusingOversizedHeaders(handler: ListenerHandler, maxHeaderBytes: numb
   };
 }
 
+/**
+ * One port for HTTP/2 and HTTP/1.1: with TLS, ALPN chooses (HTTP/2 server with its HTTP/1.1 fallback);
+ * in cleartext, the first bytes are sniffed and the connection handed to an HTTP/2 or an HTTP/1.1 server.
+ * The returned net.Server carries the shutdown steps (close idle, GOAWAY sessions, destroy everything).
+ */
 export function createListener(handler: ListenerHandler, options: ListenerOptions): DualProtocolServer {
-  const sockets = new Set<net.Socket>();
-  const sessions = new Set<Http2Session>();
-  let closing = false;
-
-  const http2Handler = refusingOversizedHeaders(handler, options.maxHeaderBytes);
-  const http2Options = {
-    maxSessionMemory: 10,
-    settings: { maxConcurrentStreams: 256, maxHeaderListSize: options.maxHeaderBytes },
-    maxSendHeaderBlockLength: options.maxHeaderBytes,
-  };
-  const h2 = options.tls
-    ? http2.createSecureServer(
-        {
-          ...http2Options,
-          cert: readFileSync(options.tls.certFile),
-          key: readFileSync(options.tls.keyFile),
-          allowHTTP1: true,
-          handshakeTimeout: options.headersTimeoutMs,
-          // mTLS: a client certificate is asked for and verified against the CA; the request hook reads its
-          // subject only when verification succeeded. Required or optional by configuration.
-          ...(options.tls.clientCaFile
-            ? {
-                ca: readFileSync(options.tls.clientCaFile),
-                requestCert: true,
-                rejectUnauthorized: options.tls.clientCertRequired,
-              }
-            : {}),
-        },
-        http2Handler,
-      )
-    : http2.createServer(http2Options, http2Handler);
-  h2.on('session', (session: Http2Session) => {
-    sessions.add(session);
-    applyKeepalive(session, options.keepalive);
-    // Until its first request, a session is only a connection: it must not trickle that request forever.
-    const firstRequest = setTimeout(() => session.destroy(), options.headersTimeoutMs);
-    session.once('stream', () => clearTimeout(firstRequest));
-    session.once('close', () => clearTimeout(firstRequest));
-    session.once('close', () => sessions.delete(session));
-    if (closing) session.close();
-  });
-
+  const connections = new ConnectionTracker(options.keepalive, options.headersTimeoutMs);
+  const h2 = createHttp2Server(refusingOversizedHeaders(handler, options.maxHeaderBytes), options);
+  h2.on('session', (session: Http2Session) => connections.trackSession(session));
   h2.on('stream', (stream: http2.ServerHttp2Stream) => limitBodyTime(stream, options.requestBodyTimeoutMs));
   const slowRequestLimits = {
     headersTimeout: options.headersTimeoutMs,
@@ -174,86 +140,164 @@ export function createListener(handler: ListenerHandler, options: ListenerOption
     { maxHeaderSize: options.maxHeaderBytes, keepAliveTimeout: options.idleTimeoutMs, ...slowRequestLimits },
     handler,
   );
+  const admit = perClientCap(options.maxConnectionsPerClient, options.isExemptFromPerClientCap);
 
+  const server = options.tls
+    ? acceptOverTls(h2, connections, admit)
+    : acceptCleartext(h1, h2, connections, admit, options.headersTimeoutMs);
+  server.maxConnections = options.maxConnections;
+  return Object.assign(server, {
+    closeIdleConnections: () => connections.closeIdleConnections(),
+    closeHttp2Sessions: () => connections.closeHttp2Sessions(),
+    destroyAllConnections: () => connections.destroyAllConnections(),
+  });
+}
+
+/** With TLS the HTTP/2 server listens itself; ALPN picks HTTP/2 or its HTTP/1.1 fallback per connection. */
+function acceptOverTls(
+  h2: ReturnType<typeof createHttp2Server>,
+  connections: ConnectionTracker,
+  admit: (socket: net.Socket) => boolean,
+): net.Server {
+  h2.on('connection', (socket: net.Socket) => {
+    if (admit(socket)) connections.track(socket);
+  });
+  h2.on('secureConnection', (socket: TLSSocket) => {
+    connections.track(socket);
+    if (socket.alpnProtocol !== 'h2') connections.trackHttp1(socket);
+  });
+  h2.on('request', (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse) => {
+    if (request.httpVersionMajor === 1) {
+      connections.onHttp1Request(request as IncomingMessage, response as ServerResponse);
+    }
+  });
+  return h2;
+}
+
+/** In cleartext a plain net.Server listens and hands each connection, once sniffed, to `h2` or `h1`. */
+function acceptCleartext(
+  h1: http.Server,
+  h2: ReturnType<typeof createHttp2Server>,
+  connections: ConnectionTracker,
+  admit: (socket: net.Socket) => boolean,
+  headersTimeoutMs: number,
+): net.Server {
+  h1.on('request', (request: IncomingMessage, response: ServerResponse) =>
+    connections.onHttp1Request(request, response),
+  );
+  const server = net.createServer((socket) => {
+    if (!admit(socket)) return;
+    connections.track(socket);
+    sniff(socket, headersTimeoutMs, (isHttp2) => {
+      if (!isHttp2) connections.trackHttp1(socket);
+      (isHttp2 ? h2 : h1).emit('connection', socket);
+    });
+  });
+  // The HTTP/1.1 server never listens itself; telling it the port is open starts its header and request
+  // timeouts (slow-loris protection), which Node only checks for a listening server.
+  server.once('listening', () => h1.emit('listening'));
+  server.once('close', () => h1.close(() => {}));
+  return server;
+}
+
+/** The HTTP/2 server: over TLS (with HTTP/1.1 fallback and optional mTLS) or cleartext (h2c). */
+function createHttp2Server(handler: ListenerHandler, options: ListenerOptions) {
+  const http2Options = {
+    maxSessionMemory: 10,
+    settings: { maxConcurrentStreams: 256, maxHeaderListSize: options.maxHeaderBytes },
+    maxSendHeaderBlockLength: options.maxHeaderBytes,
+  };
+  if (!options.tls) return http2.createServer(http2Options, handler);
+  return http2.createSecureServer(
+    {
+      ...http2Options,
+      cert: readFileSync(options.tls.certFile),
+      key: readFileSync(options.tls.keyFile),
+      allowHTTP1: true,
+      handshakeTimeout: options.headersTimeoutMs,
+      // mTLS: a client certificate is asked for and verified against the CA; the request hook reads its
+      // subject only when verification succeeded. Required or optional by configuration.
+      ...(options.tls.clientCaFile
+        ? {
+            ca: readFileSync(options.tls.clientCaFile),
+            requestCert: true,
+            rejectUnauthorized: options.tls.clientCertRequired,
+          }
+        : {}),
+    },
+    handler,
+  );
+}
+
+/** The listener's open sockets, HTTP/2 sessions and HTTP/1.1 requests in flight, for a graceful shutdown. */
+class ConnectionTracker {
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<Http2Session>();
   /**
    * HTTP/1.1 connections and how many requests each is serving. Node's own idle tracking does not see
    * connections handed over by the sniffer or served by the TLS server's HTTP/1.1 fallback, so shutdown
    * ends them here: idle ones at once, busy ones as soon as their last response is done.
    */
-  const http1Sockets = new Map<net.Socket, number>();
-  const trackHttp1 = (socket: net.Socket) => {
-    http1Sockets.set(socket, 0);
-    socket.once('close', () => http1Sockets.delete(socket));
-  };
-  const onHttp1Request = (request: IncomingMessage, response: ServerResponse) => {
+  private readonly http1Sockets = new Map<net.Socket, number>();
+  private closing = false;
+
+  constructor(
+    private readonly keepalive: ListenerOptions['keepalive'],
+    private readonly headersTimeoutMs: number,
+  ) {}
+
+  track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    // Once we have ended our side (a session closed after GOAWAY, a keep-alive connection ended), the peer
+    // has a short grace to close its side; a client that stops reading would otherwise hold the socket open.
+    socket.once('finish', () => setTimeout(() => socket.destroy(), HALF_CLOSED_GRACE_MS).unref());
+  }
+
+  trackHttp1(socket: net.Socket): void {
+    this.http1Sockets.set(socket, 0);
+    socket.once('close', () => this.http1Sockets.delete(socket));
+  }
+
+  onHttp1Request(request: IncomingMessage, response: ServerResponse): void {
     const socket = request.socket;
+    const http1Sockets = this.http1Sockets;
     if (!http1Sockets.has(socket)) return;
-    if (closing) response.shouldKeepAlive = false;
+    if (this.closing) response.shouldKeepAlive = false;
     http1Sockets.set(socket, (http1Sockets.get(socket) ?? 0) + 1);
     response.once('close', () => {
       const inFlight = Math.max(0, (http1Sockets.get(socket) ?? 1) - 1);
       if (http1Sockets.has(socket)) http1Sockets.set(socket, inFlight);
-      if (closing && inFlight === 0) socket.end();
+      if (this.closing && inFlight === 0) socket.end();
     });
-  };
-
-  const track = (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    // Once we have ended our side (a session closed after GOAWAY, a keep-alive connection ended), the peer
-    // has a short grace to close its side; a client that stops reading would otherwise hold the socket open.
-    socket.once('finish', () => setTimeout(() => socket.destroy(), HALF_CLOSED_GRACE_MS).unref());
-  };
-  const admit = perClientCap(options.maxConnectionsPerClient, options.isExemptFromPerClientCap);
-
-  let server: net.Server;
-  if (options.tls) {
-    server = h2;
-    h2.on('connection', (socket: net.Socket) => {
-      if (admit(socket)) track(socket);
-    });
-    h2.on('secureConnection', (socket: TLSSocket) => {
-      track(socket);
-      if (socket.alpnProtocol !== 'h2') trackHttp1(socket);
-    });
-    h2.on(
-      'request',
-      (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse) => {
-        if (request.httpVersionMajor === 1) onHttp1Request(request as IncomingMessage, response as ServerResponse);
-      },
-    );
-  } else {
-    h1.on('request', onHttp1Request);
-    server = net.createServer((socket) => {
-      if (!admit(socket)) return;
-      track(socket);
-      sniff(socket, options.headersTimeoutMs, (isHttp2) => {
-        if (!isHttp2) trackHttp1(socket);
-        (isHttp2 ? h2 : h1).emit('connection', socket);
-      });
-    });
-    // The HTTP/1.1 server never listens itself; telling it the port is open starts its header and request
-    // timeouts (slow-loris protection), which Node only checks for a listening server.
-    server.once('listening', () => h1.emit('listening'));
-    server.once('close', () => h1.close(() => {}));
   }
 
-  server.maxConnections = options.maxConnections;
-  return Object.assign(server, {
-    closeIdleConnections() {
-      closing = true;
-      for (const [socket, inFlight] of http1Sockets) if (inFlight === 0) socket.end();
-    },
-    closeHttp2Sessions() {
-      closing = true;
-      // close() (GOAWAY) lets streams already running finish; it refuses new ones.
-      for (const session of sessions) session.close();
-    },
-    destroyAllConnections() {
-      for (const session of sessions) session.destroy();
-      for (const socket of sockets) socket.destroy();
-    },
-  });
+  trackSession(session: Http2Session): void {
+    this.sessions.add(session);
+    applyKeepalive(session, this.keepalive);
+    // Until its first request, a session is only a connection: it must not trickle that request forever.
+    const firstRequest = setTimeout(() => session.destroy(), this.headersTimeoutMs);
+    session.once('stream', () => clearTimeout(firstRequest));
+    session.once('close', () => clearTimeout(firstRequest));
+    session.once('close', () => this.sessions.delete(session));
+    if (this.closing) session.close();
+  }
+
+  closeIdleConnections(): void {
+    this.closing = true;
+    for (const [socket, inFlight] of this.http1Sockets) if (inFlight === 0) socket.end();
+  }
+
+  closeHttp2Sessions(): void {
+    this.closing = true;
+    // close() (GOAWAY) lets streams already running finish; it refuses new ones.
+    for (const session of this.sessions) session.close();
+  }
+
+  destroyAllConnections(): void {
+    for (const session of this.sessions) session.destroy();
+    for (const socket of this.sockets) socket.destroy();
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { SCOPES, type Scope } from '../../src/auth/caller.js';
-import type { RunningService } from '../../src/server/service.js';
+import type { RunningService } from '../../src/server/start.js';
 
 export const TEST_ISSUER = 'https://issuer.test';
 export const TEST_AUDIENCE = 'payment-ledger-test';

@@ -21,7 +21,7 @@ import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { SCOPES } from '../../src/auth/caller.js';
-import type { RunningService } from '../../src/server/service.js';
+import type { RunningService } from '../../src/server/start.js';
 import type { Clients } from './clients.js';
 import { type Credentials, defaultCredentialsFor } from './credentials.js';
 import { createTestDatabase, type TestDatabase } from './database.js';

@@ -1,6 +1,6 @@
 /** Starts the real service in-process on a free port against a fresh test database. */
 import { type Config, loadConfig } from '../../src/config.js';
-import { type RunningService, startService } from '../../src/server/service.js';
+import { type RunningService, startService } from '../../src/server/start.js';
 import { registerBackendKey, TEST_AUTH_ENV } from './credentials.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 

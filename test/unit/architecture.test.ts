@@ -105,7 +105,7 @@ describe('import direction', () => {
   it('flags an upward import, a dynamic one and one leaving src/', () => {
     const ledgerFile = path.join(SRC, 'ledger', 'example.ts');
     expect(violationsOf(ledgerFile, "import type { X } from '../app/payments-app.js';")).toHaveLength(1);
-    expect(violationsOf(ledgerFile, "const m = await import('../server/service.js');")).toHaveLength(1);
+    expect(violationsOf(ledgerFile, "const m = await import('../server/start.js');")).toHaveLength(1);
     expect(violationsOf(ledgerFile, "export { y } from '../../test/support/x.js';")).toHaveLength(1);
     expect(violationsOf(ledgerFile, "import { accounts } from '../db/schema.js';\nimport './plan.js';")).toEqual([]);
   });

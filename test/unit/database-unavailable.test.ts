@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { isConnectionFailure } from '../../src/db/errors.js';
 import { DomainError } from '../../src/domain/errors.js';
-import { translateDatabaseError } from '../../src/ledger/apply.js';
+import { translateDatabaseError } from '../../src/ledger/transaction.js';
 
 /** What node-postgres throws for a server error: an Error with the SQLSTATE as `code`. */
 function pgError(message: string, code?: string): Error {

@@ -142,7 +142,7 @@ describe('method rules', () => {
 
 describe('database failures a client can act on', () => {
   it('reports a lock wait timeout as ABORTED without blaming an idempotency key', async () => {
-    const { translateDatabaseError } = await import('../../src/ledger/apply.js');
+    const { translateDatabaseError } = await import('../../src/ledger/transaction.js');
     const { DomainError } = await import('../../src/domain/errors.js');
     const translated = translateDatabaseError({ message: 'Failed query', cause: { code: '55P03' } });
     expect(translated).toBeInstanceOf(DomainError);

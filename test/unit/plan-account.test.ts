@@ -15,7 +15,7 @@ function account(id: string, postedMinor: bigint, overrides: Partial<AccountStat
     currency: 'USD',
     status: 'ACTIVE',
     type: 'PERSONAL',
-    kind: 'USER',
+    ledgerRole: 'USER',
     createdAt: now,
     postedMinor,
     heldMinor: 0n,
@@ -103,7 +103,7 @@ describe('account status', () => {
 
 describe('payout', () => {
   it('debits available and credits the funding account, one posting and one event', () => {
-    const funding = account(fundingAccountId('USD'), -900n, { kind: 'SYSTEM' });
+    const funding = account(fundingAccountId('USD'), -900n, { ledgerRole: 'SYSTEM' });
     const context = contextWith(account('acct_a', 900n, { heldMinor: 100n }), funding);
     const outcome = planCommand(payout(800n), context);
     expect(outcome).toMatchObject({ kind: 'payout', payout: { amountMinor: 800n }, balance: { availableMinor: 0n } });
@@ -117,7 +117,7 @@ describe('payout', () => {
   });
 
   it('refuses more than available (held money is not available), inactive accounts and other currencies', () => {
-    const funding = () => account(fundingAccountId('USD'), -900n, { kind: 'SYSTEM' });
+    const funding = () => account(fundingAccountId('USD'), -900n, { ledgerRole: 'SYSTEM' });
     expect(
       errorReason(planCommand(payout(801n), contextWith(account('acct_a', 900n, { heldMinor: 100n }), funding()))),
     ).toBe('INSUFFICIENT_FUNDS');

@@ -21,7 +21,7 @@ function account(id: string, postedMinor: bigint, overrides: Partial<AccountStat
     currency: 'USD',
     status: 'ACTIVE',
     type: 'PERSONAL',
-    kind: 'USER',
+    ledgerRole: 'USER',
     createdAt: now,
     postedMinor,
     heldMinor: 0n,
@@ -106,7 +106,7 @@ describe('authorizePayment', () => {
   });
 
   it('treats missing and system accounts as not found, writing nothing', () => {
-    const system = account(fundingAccountId('USD'), -5_000n, { kind: 'SYSTEM' });
+    const system = account(fundingAccountId('USD'), -5_000n, { ledgerRole: 'SYSTEM' });
     const context = contextWith(account('acct_a', 500n), system);
     const missing = planCommand(payment(1n), context);
     expect(missing).toBeInstanceOf(DomainError);
@@ -138,7 +138,7 @@ describe('deposit', () => {
   };
 
   it('credits the account against the currency funding account, so the two sum to zero', () => {
-    const funding = account(fundingAccountId('USD'), 0n, { kind: 'SYSTEM' });
+    const funding = account(fundingAccountId('USD'), 0n, { ledgerRole: 'SYSTEM' });
     const context = contextWith(account('acct_a', 0n), funding);
     expect(planCommand(command, context)).toMatchObject({ kind: 'deposit', balance: { availableMinor: 70n } });
     expect(funding.postedMinor).toBe(-70n);
@@ -146,7 +146,7 @@ describe('deposit', () => {
   });
 
   it('refuses a currency mismatch or an inactive account as a failed precondition', () => {
-    const funding = account(fundingAccountId('USD'), 0n, { kind: 'SYSTEM' });
+    const funding = account(fundingAccountId('USD'), 0n, { ledgerRole: 'SYSTEM' });
     const euro = contextWith(account('acct_a', 0n, { currency: 'EUR' }), funding);
     expect((planCommand(command, euro) as DomainError).reason).toBe('CURRENCY_MISMATCH');
     const closed = contextWith(account('acct_a', 0n, { status: 'CLOSED' }), funding);
@@ -165,7 +165,7 @@ describe('bounds that keep every sum inside int64 (issue 11)', () => {
     currency: 'USD',
   });
   const funding = (depositedMinor: bigint) =>
-    account(fundingAccountId('USD'), -depositedMinor, { kind: 'SYSTEM', ownerRef: 'system:funding' });
+    account(fundingAccountId('USD'), -depositedMinor, { ledgerRole: 'SYSTEM', ownerRef: 'system:funding' });
 
   it('refuses a deposit above the configured maximum and writes nothing', () => {
     const context = { ...contextWith(account('acct_a', 0n), funding(0n)), maxDepositMinor: () => 5_000n };

@@ -11,9 +11,9 @@ import type { Redis } from 'ioredis';
 import { registerApiKeyService } from '../api/api-key-handlers.js';
 import { errorMappingInterceptor } from '../api/errors.js';
 import { registerLedgerServices } from '../api/handlers.js';
+import { IDEMPOTENT_REPLAYED_HEADER } from '../api/headers.js';
 import { observabilityInterceptor, withHttpRequest } from '../api/observe.js';
 import { registerOperatorServices } from '../api/operator-handlers.js';
-import { IDEMPOTENT_REPLAYED_HEADER } from '../api/principal.js';
 import { JSON_OPTIONS, strictInputInterceptor } from '../api/strict-input.js';
 import { ApiKeysApp } from '../app/api-keys-app.js';
 import type { PaymentsApp } from '../app/payments-app.js';
@@ -61,10 +61,52 @@ const READY_CHECK_TIMEOUT_MS = 2_000;
 const EXTRA_REQUEST_HEADERS = ['authorization', 'x-api-key', 'x-request-id'];
 const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id', ...RATE_LIMIT_RESPONSE_HEADERS];
 
-export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
+/**
+ * The Fastify server, not yet listening: hooks in the order a request meets them (request limits,
+ * authentication, rate limit), the Connect routes of every service, the wallet and the HTTP probes.
+ */
+export async function buildHttpServer(deps: ServerDependencies): Promise<FastifyInstance> {
+  const { config } = deps;
+  const fastify = createFastify(deps);
+
+  // Failures in hooks, body parsing and unknown paths answer in the caller's protocol, never Fastify's JSON.
+  registerProtocolErrorAnswers(fastify);
+
+  // Set before the handler runs: Connect routes write to the raw response, so onSend hooks never see them,
+  // but connect-fastify copies the reply's headers across.
+  fastify.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  await registerCors(fastify, config.corsOrigins);
+
+  // First: a request over a limit costs nothing, not even an API key lookup.
+  registerRequestLimits(fastify, {
+    maxBodyBytes: config.requestBodyMaxBytes,
+    maxTimeoutMs: config.limits.maxTimeoutMs,
+  });
+  // Before the rate limiter, so that buckets belong to verified principals.
+  registerAuthentication(fastify, deps.authenticator);
+
+  // After CORS, so that a refusal carries the CORS headers; before the routes, so that it answers first.
+  const limiter = config.rateLimit.enabled
+    ? registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log })
+    : undefined;
+
+  await registerRpcRoutes(fastify, deps);
+
+  if (config.serveWallet && !registerWallet(fastify)) {
+    fastify.log.warn('SERVE_WALLET is on but wallet/dist is missing: run `npm run wallet:build`');
+  }
+  registerProbes(fastify, deps, () => limiter?.redisCircuit());
+  return fastify;
+}
+
+/** Fastify on our dual-protocol listener, with request ids and logging set up. */
+function createFastify(deps: ServerDependencies): FastifyInstance {
   const { config } = deps;
   const trustedProxies = new TrustedProxies(config.trustedProxies);
-  const fastify = Fastify({
+  return Fastify({
     logger: { level: config.logLevel, ...(deps.logStream ? { stream: deps.logStream } : {}) },
     // Fastify's types assume one protocol; at run time it only needs listen/close/address, which this has.
     serverFactory: (handler) =>
@@ -90,40 +132,24 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     },
     // Per-request access lines at info level would dominate the log under load; errors are logged with the id.
     logController: new LogController({ disableRequestLogging: true }),
+  }) as unknown as FastifyInstance;
+}
+
+/** CORS for the configured browser origins (none: no CORS headers at all; `*`: any origin). */
+async function registerCors(fastify: FastifyInstance, origins: string[]): Promise<void> {
+  if (origins.length === 0) return;
+  await fastify.register(fastifyCors, {
+    origin: origins.includes('*') ? true : origins,
+    methods: [...connectCors.allowedMethods],
+    allowedHeaders: [...connectCors.allowedHeaders, ...EXTRA_REQUEST_HEADERS],
+    exposedHeaders: [...connectCors.exposedHeaders, ...EXTRA_RESPONSE_HEADERS],
+    maxAge: 2 * 60 * 60,
   });
+}
 
-  // Failures in hooks, body parsing and unknown paths answer in the caller's protocol, never Fastify's JSON.
-  registerProtocolErrorAnswers(fastify);
-
-  // Set before the handler runs: Connect routes write to the raw response, so onSend hooks never see them,
-  // but connect-fastify copies the reply's headers across.
-  fastify.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
-
-  if (config.corsOrigins.length > 0) {
-    await fastify.register(fastifyCors, {
-      origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
-      methods: [...connectCors.allowedMethods],
-      allowedHeaders: [...connectCors.allowedHeaders, ...EXTRA_REQUEST_HEADERS],
-      exposedHeaders: [...connectCors.exposedHeaders, ...EXTRA_RESPONSE_HEADERS],
-      maxAge: 2 * 60 * 60,
-    });
-  }
-
-  // First: a request over a limit costs nothing, not even an API key lookup.
-  registerRequestLimits(fastify, {
-    maxBodyBytes: config.requestBodyMaxBytes,
-    maxTimeoutMs: config.limits.maxTimeoutMs,
-  });
-  // Before the rate limiter, so that buckets belong to verified principals.
-  registerAuthentication(fastify, deps.authenticator);
-
-  // After CORS, so that a refusal carries the CORS headers; before the routes, so that it answers first.
-  const limiter = config.rateLimit.enabled
-    ? registerRateLimit(fastify, { config, redis: deps.rateLimitRedis, logger: fastify.log })
-    : undefined;
-
+/** Every RPC service, behind the interceptors every RPC passes through. */
+async function registerRpcRoutes(fastify: FastifyInstance, deps: ServerDependencies): Promise<void> {
+  const { config } = deps;
   await registerConnectRoutes(fastify, {
     // Outermost first: observability sees every RPC and its final code; errors raised by authentication or
     // input checks are mapped like any other. Input is checked once the caller is known, before handler work.
@@ -150,13 +176,21 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
       registerReflectionServices(router, SERVED_FILES);
     },
   });
+}
 
-  if (config.serveWallet && !registerWallet(fastify)) {
-    fastify.log.warn('SERVE_WALLET is on but wallet/dist is missing: run `npm run wallet:build`');
-  }
+/**
+ * /healthz (the process answers), /readyz (the database answers within READY_CHECK_TIMEOUT_MS; the outbox
+ * and the rate limiter's Redis circuit are shown but never fail it) and /metrics unless it has its own port.
+ */
+function registerProbes(
+  fastify: FastifyInstance,
+  deps: ServerDependencies,
+  redisCircuit: () => { state: string } | undefined,
+): void {
   fastify.get('/healthz', async () => ({ status: 'ok' }));
-  // On the service port unless METRICS_PORT moves it to a port of its own (service.ts).
-  if (config.observability.metrics.enabled && config.observability.metrics.port === undefined) {
+  // On the service port unless METRICS_PORT moves it to a port of its own (start.ts).
+  const metrics = deps.config.observability.metrics;
+  if (metrics.enabled && metrics.port === undefined) {
     fastify.get('/metrics', async (_request, reply) => {
       const { contentType, body } = await scrape();
       return reply.type(contentType).send(body);
@@ -170,7 +204,7 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
         )
       : Promise.resolve({});
     // Informational like the outbox: Redis trouble never makes the service unready (the limiter fails open).
-    const circuit = limiter?.redisCircuit();
+    const circuit = redisCircuit();
     const rateLimitDetail = circuit ? { rateLimit: { redisCircuit: circuit.state } } : {};
     try {
       await withTimeout(deps.database.ping(), READY_CHECK_TIMEOUT_MS);
@@ -181,8 +215,6 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
         .send({ status: 'not ready', database: 'unreachable', ...(await outboxDetail), ...rateLimitDetail });
     }
   });
-
-  return fastify as unknown as FastifyInstance;
 }
 
 export function listenerOf(fastify: FastifyInstance): DualProtocolServer {
