@@ -5,7 +5,7 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import { sql } from 'drizzle-orm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { AccountFrozenSchema, FundsPaidOutSchema } from '../gen/payment/events/v1/events_pb.js';
 import { AccountStatus } from '../gen/payment/v1/account_pb.js';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
@@ -23,19 +23,9 @@ import {
   merchantAccount,
   openAccount,
 } from './support/fixtures.js';
-import { ledgerViolations } from './support/ledger-invariants.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer({ SETTLEMENT_INTERVAL_SECONDS: '0' });
-});
-afterAll(async () => {
-  await server?.stop();
-});
-afterEach(async () => {
-  expect(await ledgerViolations(server.database)).toEqual([]);
-});
+const server = serverForFile({ SETTLEMENT_INTERVAL_SECONDS: '0' }, { checkLedgerAfterEach: true });
 
 async function refusal(call: Promise<unknown>) {
   const error = await connectErrorOf(call);

@@ -3,24 +3,14 @@
  * and every refused transition, each leaving the ledger check green.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { CaptureMode, DeclineReason, PaymentStatus, RefundStatus } from '../gen/payment/v1/payment_pb.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { authorizeHold, balanceOf, fundedAccount, key, merchantAccount, openAccount } from './support/fixtures.js';
-import { ledgerViolations } from './support/ledger-invariants.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer({ SETTLEMENT_INTERVAL_SECONDS: '0' });
-});
-afterAll(async () => {
-  await server?.stop();
-});
-afterEach(async () => {
-  expect(await ledgerViolations(server.database)).toEqual([]);
-});
+const server = serverForFile({ SETTLEMENT_INTERVAL_SECONDS: '0' }, { checkLedgerAfterEach: true });
 
 async function refusal(call: Promise<unknown>): Promise<{ code: string; reason: string | undefined }> {
   const error = await call.then(
