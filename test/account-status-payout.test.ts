@@ -8,10 +8,9 @@ import { sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AccountFrozenSchema, FundsPaidOutSchema } from '../gen/payment/events/v1/events_pb.js';
 import { AccountStatus } from '../gen/payment/v1/account_pb.js';
-import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { DeclineReason, PaymentStatus, RefundStatus } from '../gen/payment/v1/payment_pb.js';
 import { checkLedger } from '../src/ledger/check.js';
-import { connectErrorOf } from './support/calls.js';
+import { connectErrorOf, refusal } from './support/calls.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { signToken } from './support/credentials.js';
 import {
@@ -26,11 +25,6 @@ import {
 import { serverForFile } from './support/server.js';
 
 const server = serverForFile({ SETTLEMENT_INTERVAL_SECONDS: '0' }, { checkLedgerAfterEach: true });
-
-async function refusal(call: Promise<unknown>) {
-  const error = await connectErrorOf(call);
-  return { code: Code[error.code], reason: error.findDetails(ErrorDetailSchema)[0]?.reason };
-}
 
 async function payloadOf(aggregateId: string, eventType: string): Promise<Uint8Array> {
   const result = (await server.service.database.db.execute(

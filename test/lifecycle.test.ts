@@ -2,25 +2,14 @@
  * The payment lifecycle through the API over every protocol: hold → capture / void, refunds, settlement,
  * and every refused transition, each leaving the ledger check green.
  */
-import { Code, ConnectError } from '@connectrpc/connect';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { CaptureMode, DeclineReason, PaymentStatus, RefundStatus } from '../gen/payment/v1/payment_pb.js';
+import { refusal } from './support/calls.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { authorizeHold, balanceOf, fundedAccount, key, merchantAccount, openAccount } from './support/fixtures.js';
 import { serverForFile } from './support/server.js';
 
 const server = serverForFile({ SETTLEMENT_INTERVAL_SECONDS: '0' }, { checkLedgerAfterEach: true });
-
-async function refusal(call: Promise<unknown>): Promise<{ code: string; reason: string | undefined }> {
-  const error = await call.then(
-    () => {
-      throw new Error('expected the call to be refused');
-    },
-    (caught: unknown) => ConnectError.from(caught),
-  );
-  return { code: Code[error.code], reason: error.findDetails(ErrorDetailSchema)[0]?.reason };
-}
 
 describe.each(PROTOCOLS)('over %s', (protocol) => {
   let clients: Clients;
