@@ -5,13 +5,12 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
 import { sql } from 'drizzle-orm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { AccountFrozenSchema, FundsPaidOutSchema } from '../gen/payment/events/v1/events_pb.js';
 import { AccountStatus } from '../gen/payment/v1/account_pb.js';
-import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { DeclineReason, PaymentStatus, RefundStatus } from '../gen/payment/v1/payment_pb.js';
 import { checkLedger } from '../src/ledger/check.js';
-import { connectErrorOf } from './support/calls.js';
+import { connectErrorOf, refusal } from './support/calls.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { signToken } from './support/credentials.js';
 import {
@@ -23,24 +22,9 @@ import {
   merchantAccount,
   openAccount,
 } from './support/fixtures.js';
-import { ledgerViolations } from './support/ledger-invariants.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer({ SETTLEMENT_INTERVAL_SECONDS: '0' });
-});
-afterAll(async () => {
-  await server?.stop();
-});
-afterEach(async () => {
-  expect(await ledgerViolations(server.database)).toEqual([]);
-});
-
-async function refusal(call: Promise<unknown>) {
-  const error = await connectErrorOf(call);
-  return { code: Code[error.code], reason: error.findDetails(ErrorDetailSchema)[0]?.reason };
-}
+const server = serverForFile({ SETTLEMENT_INTERVAL_SECONDS: '0' }, { checkLedgerAfterEach: true });
 
 async function payloadOf(aggregateId: string, eventType: string): Promise<Uint8Array> {
   const result = (await server.service.database.db.execute(

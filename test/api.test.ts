@@ -3,22 +3,15 @@
  * must be able to rely on.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { AccountStatus, EntryDirection } from '../gen/payment/v1/account_pb.js';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { DeclineReason, PaymentStatus } from '../gen/payment/v1/payment_pb.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { availableOf, fundedAccount, key, openAccount } from './support/fixtures.js';
-import { ledgerViolations } from './support/ledger-invariants.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = serverForFile({}, { checkLedgerAfterEach: true });
 
 async function expectError(call: Promise<unknown>, code: Code, reason?: string): Promise<ConnectError> {
   const error = await call.then(
@@ -271,8 +264,4 @@ describe.each(PROTOCOLS)('over %s', (protocol) => {
       Code.InvalidArgument,
     );
   });
-});
-
-it('keeps the ledger balanced after all of the above', async () => {
-  expect(await ledgerViolations(server.database)).toEqual([]);
 });

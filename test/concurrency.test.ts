@@ -1,19 +1,13 @@
 /** Races that must never create, lose or double-count money. */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { PaymentStatus } from '../gen/payment/v1/payment_pb.js';
 import { clientsFor } from './support/clients.js';
 import { availableOf, fundedAccount, key, openAccount } from './support/fixtures.js';
 import { ledgerViolations } from './support/ledger-invariants.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = serverForFile();
 
 it('200 concurrent payments of 1 from a payer holding 50: exactly 50 complete, 150 decline', async () => {
   const clients = clientsFor('grpc', server.url);

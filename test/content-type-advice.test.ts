@@ -4,16 +4,10 @@
  * "application/json": use application/json or ... — advice it had already followed, while the method takes
  * only Connect's streaming types (application/connect+json, application/connect+proto).
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from './support/server.js';
+import { expect, it } from 'vitest';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = serverForFile();
 
 async function refusedWith(path: string, contentType: string) {
   const response = await fetch(`${server.url}/${path}`, {

@@ -6,20 +6,14 @@
  * Every such value is INVALID_ARGUMENT naming the field, and changes nothing.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { CaptureMode } from '../gen/payment/v1/payment_pb.js';
 import { type Clients, clientsFor, type ProtocolName } from './support/clients.js';
 import { balanceOf, fundedAccount, key, openAccount } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer({ LOG_LEVEL: 'error' });
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = serverForFile({ LOG_LEVEL: 'error' });
 
 async function refusal(call: Promise<unknown>): Promise<{ code: string; field?: string; message: string }> {
   const error = await call.then(

@@ -2,35 +2,14 @@
  * The payment lifecycle through the API over every protocol: hold → capture / void, refunds, settlement,
  * and every refused transition, each leaving the ledger check green.
  */
-import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CaptureMode, DeclineReason, PaymentStatus, RefundStatus } from '../gen/payment/v1/payment_pb.js';
+import { refusal } from './support/calls.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { authorizeHold, balanceOf, fundedAccount, key, merchantAccount, openAccount } from './support/fixtures.js';
-import { ledgerViolations } from './support/ledger-invariants.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer({ SETTLEMENT_INTERVAL_SECONDS: '0' });
-});
-afterAll(async () => {
-  await server?.stop();
-});
-afterEach(async () => {
-  expect(await ledgerViolations(server.database)).toEqual([]);
-});
-
-async function refusal(call: Promise<unknown>): Promise<{ code: string; reason: string | undefined }> {
-  const error = await call.then(
-    () => {
-      throw new Error('expected the call to be refused');
-    },
-    (caught: unknown) => ConnectError.from(caught),
-  );
-  return { code: Code[error.code], reason: error.findDetails(ErrorDetailSchema)[0]?.reason };
-}
+const server = serverForFile({ SETTLEMENT_INTERVAL_SECONDS: '0' }, { checkLedgerAfterEach: true });
 
 describe.each(PROTOCOLS)('over %s', (protocol) => {
   let clients: Clients;

@@ -3,7 +3,7 @@
  * stands by. When the leader's database session dies or the leader shuts down, the standby takes over
  * within the leader retry interval; nothing is lost and no aggregate is reordered.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { OUTBOX_LOCK_KEY } from '../src/outbox/leadership.js';
 import { HEADER } from '../src/outbox/routing.js';
 import type { RunningService } from '../src/server/start.js';
@@ -29,7 +29,9 @@ const overrides = () => ({
   OUTBOX_RETRY_MAX_MS: '500',
 });
 
-beforeAll(async () => {
+// A fresh broker, database and pair of replicas per test: each test kills or stops a leader, and must not
+// inherit the roles (or the delivered events) another test left behind.
+beforeEach(async () => {
   kafka = await startMockKafka();
   events = await collectEvents(kafka.directBrokers, [TOPICS.accounts, TOPICS.payments]);
   first = await startTestServer(overrides());
@@ -37,7 +39,7 @@ beforeAll(async () => {
   second = await startTestReplica(first.database.url, overrides());
   await waitUntil(() => second?.outbox.currentRole === 'standby', 'the second replica stands by');
 });
-afterAll(async () => {
+afterEach(async () => {
   await second?.close();
   await first?.stop();
   await events?.stop();
@@ -136,13 +138,7 @@ it('a leader whose database session dies is replaced within the retry interval, 
 });
 
 it('when the leader shuts down, the standby takes over within the retry interval, losing nothing', async () => {
-  // Make sure the first replica leads (it may or may not have won the previous race).
-  if (first.service.outbox.currentRole !== 'leader') {
-    await second!.close();
-    await waitUntil(() => first.service.outbox.currentRole === 'leader', 'first leads', TAKEOVER_BOUND_MS);
-    second = await startTestReplica(first.database.url, overrides());
-    await waitUntil(() => second?.outbox.currentRole === 'standby', 'second stands by');
-  }
+  expect(roles(), 'the first replica leads (beforeEach)').toEqual(['leader', 'standby']);
   const clients = clientsFor('grpc', second!.url);
   const accounts = await Promise.all(Array.from({ length: 4 }, () => openAccount(clients)));
   const stream = depositStream(clients, accounts);

@@ -8,7 +8,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   HealthCheckRequestSchema,
   HealthCheckResponse_ServingStatus,
@@ -20,7 +20,7 @@ import { clientsFor, withCredentials } from './support/clients.js';
 import { openAccount } from './support/fixtures.js';
 import { frame, grpcStatusOf, grpcWebFrames, h2Call } from './support/raw-calls.js';
 import { createSelfSignedCert } from './support/self-signed-cert.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile, startTestServer } from './support/server.js';
 
 const AUTHORIZE = '/payment.v1.PaymentService/AuthorizePayment';
 const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
@@ -31,13 +31,7 @@ const DEADLINE_MS = 10_000;
 // A field-1 length-delimited tag with no length after it: undecodable as any message.
 const TRUNCATED_PROTOBUF = Buffer.from([0x0a]);
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = serverForFile();
 
 const grpcHeaders = (extra: Record<string, string> = {}) => ({
   'content-type': 'application/grpc',

@@ -10,7 +10,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Health } from '../gen/grpc/health/v1/health_pb.js';
 import { IDLE_FORGET_MS } from '../src/ratelimit/policy.js';
 import { RedisTokenBuckets } from '../src/ratelimit/redis-buckets.js';
@@ -28,19 +28,7 @@ import {
   writesBucket,
 } from './support/rate-limit.js';
 
-let harness: RateLimitHarness;
-
-beforeAll(async () => {
-  harness = await RateLimitHarness.open();
-});
-
-afterEach(async () => {
-  await harness.cleanUp();
-});
-
-afterAll(async () => {
-  await harness?.close();
-});
+const harness = RateLimitHarness.forFile();
 
 describe('the token bucket script', () => {
   it('takes a token atomically, and expires an idle key when it would be full again', async () => {

@@ -6,26 +6,14 @@
 import http2 from 'node:http2';
 import { create, toBinary } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CreateAccountRequestSchema } from '../gen/payment/v1/account_pb.js';
 import { clientsFor, PROTOCOLS } from './support/clients.js';
 import { credentialHeaders, defaultCredentialsFor } from './support/credentials.js';
 import { key } from './support/fixtures.js';
 import { CREATE_ACCOUNT, createAccount, defaultBackendOf, RateLimitHarness, refusal } from './support/rate-limit.js';
 
-let harness: RateLimitHarness;
-
-beforeAll(async () => {
-  harness = await RateLimitHarness.open();
-});
-
-afterEach(async () => {
-  await harness.cleanUp();
-});
-
-afterAll(async () => {
-  await harness?.close();
-});
+const harness = RateLimitHarness.forFile();
 
 describe('RESOURCE_EXHAUSTED with a retry hint', () => {
   // One write, then a token every 2 s: the second write is refused with Retry-After 2.

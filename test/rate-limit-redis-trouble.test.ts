@@ -5,7 +5,7 @@
  * database, each test its own Redis prefix.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { clientsFor } from './support/clients.js';
 import { credentialHeaders } from './support/credentials.js';
 import {
@@ -20,19 +20,7 @@ import {
 } from './support/rate-limit.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 
-let harness: RateLimitHarness;
-
-beforeAll(async () => {
-  harness = await RateLimitHarness.open();
-});
-
-afterEach(async () => {
-  await harness.cleanUp();
-});
-
-afterAll(async () => {
-  await harness?.close();
-});
+const harness = RateLimitHarness.forFile();
 
 describe('when Redis is in trouble', () => {
   const limits = {

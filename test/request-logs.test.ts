@@ -90,9 +90,9 @@ describe('request logs', () => {
     };
     try {
       const id = randomUUID();
-      // A key of its own: the reads bucket of the default key is spent by the test above.
+      // A key of its own, so this test runs in any order: the other test spends the default key's reads bucket.
       const apiKey = await registerBackendKey(service);
-      principal = `apikey:${apiKey.split('_')[1]}`;
+      const keyPrincipal = `apikey:${apiKey.split('_')[1]}`;
       const error = await connectErrorOf(
         clientsFor('grpc-web', service.url, { apiKey }).payments.getPayment(
           { paymentId: 'pay_x' },
@@ -102,7 +102,7 @@ describe('request logs', () => {
       expect(error.code).toBe(Code.Internal);
       expect(error.rawMessage).not.toContain('select');
       const failure = linesOf(id).find((line) => line.msg === 'request failed with an internal error');
-      expect(failure).toMatchObject({ procedure: 'payment.v1.PaymentService/GetPayment', principal });
+      expect(failure).toMatchObject({ procedure: 'payment.v1.PaymentService/GetPayment', principal: keyPrincipal });
     } finally {
       app.getPayment = original;
     }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PaymentService, PaymentStatus } from '../gen/payment/v1/payment_pb.js';
 import { withCredentials } from './support/clients.js';
 import { key } from './support/fixtures.js';
@@ -54,7 +54,6 @@ describe('configuration errors', () => {
 describe('embedded mode (no DATABASE_URL)', () => {
   let dataDir: string;
   let running: ServiceProcess | undefined;
-  let first: DemoBanner;
 
   interface DemoBanner {
     url: string;
@@ -123,20 +122,19 @@ describe('embedded mode (no DATABASE_URL)', () => {
       )
     ).balance.available.amountMinor;
 
-  beforeAll(async () => {
+  // A DATA_DIR per test, so each starts from nothing and the tests run in any order.
+  beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'ledger-embedded-'));
   });
-  afterEach(() => {
+  afterEach(async () => {
     // A failed test must not leave a server running in the background.
     running?.kill();
     running = undefined;
-  });
-  afterAll(async () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
   it('seeds demo accounts, serves Connect JSON and gRPC, and exits 0 on SIGTERM', async () => {
-    first = await start();
+    const first = await start();
     expect(first.alice).not.toBe(first.bob);
     expect(await available(first, first.alice)).toBe('100000');
 
@@ -171,7 +169,16 @@ describe('embedded mode (no DATABASE_URL)', () => {
   });
 
   it('restarts on the same DATA_DIR with the same demo accounts and the data written before', async () => {
-    expect(first, 'needs the first start').toBeDefined();
+    const first = await start();
+    const paid = await postJson<{ payment: { status: string } }>(first, 'AuthorizePayment', {
+      idempotencyKey: key('embedded-before-restart'),
+      payerAccountId: first.alice,
+      payeeAccountId: first.bob,
+      amount: { amountMinor: '1500', currency: 'USD' },
+    });
+    expect(paid.payment.status).toBe('PAYMENT_STATUS_COMPLETED');
+    await stop();
+
     const second = await start();
     // Seeding again replayed the same accounts instead of creating new ones...
     expect({ alice: second.alice, bob: second.bob }).toEqual({ alice: first.alice, bob: first.bob });

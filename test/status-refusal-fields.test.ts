@@ -4,20 +4,14 @@
  * account named account_id; ACCOUNT_NOT_EMPTY and ACCOUNT_CLOSED named nothing either.
  */
 import { Code } from '@connectrpc/connect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { connectErrorOf } from './support/calls.js';
 import { type Clients, clientsFor, type ProtocolName } from './support/clients.js';
 import { balanceOf, fundedAccount, key, openAccount } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { serverForFile } from './support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = serverForFile();
 
 async function refusal(call: Promise<unknown>) {
   const error = await connectErrorOf(call);

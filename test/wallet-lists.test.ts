@@ -4,12 +4,10 @@
  * (another user's data answers NOT_FOUND).
  */
 import { type Timestamp, timestampMs } from '@bufbuild/protobuf/wkt';
-import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { CaptureMode, PaymentStatus, RefundStatus } from '../gen/payment/v1/payment_pb.js';
 import type { LedgerCommand } from '../src/ledger/commands.js';
-import { connectErrorOf } from './support/calls.js';
+import { refusal } from './support/calls.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
 import { signToken } from './support/credentials.js';
 import { deposit, key, merchantAccount, openAccount } from './support/fixtures.js';
@@ -24,11 +22,6 @@ afterAll(async () => {
   if (server) expect(await ledgerViolations(server.database)).toEqual([]);
   await server?.stop();
 });
-
-async function refusal(call: Promise<unknown>) {
-  const error = await connectErrorOf(call);
-  return { code: Code[error.code], reason: error.findDetails(ErrorDetailSchema)[0]?.reason };
-}
 
 /** `count` AUTOMATIC payments from payer to payee in ONE ledger transaction: they share created_at. */
 async function paymentsSharingATimestamp(payer: string, payee: string, count: number): Promise<string[]> {

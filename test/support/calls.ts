@@ -1,5 +1,6 @@
 /** Calls shared by the server tests: clients over any transport, expected failures, held requests. */
-import { ConnectError } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { ErrorDetailSchema } from '../../gen/payment/v1/errors_pb.js';
 import type { Clients } from './clients.js';
 import { withCredentials } from './clients.js';
 import { defaultCredentialsFor } from './credentials.js';
@@ -21,6 +22,12 @@ export async function connectErrorOf(call: Promise<unknown>): Promise<ConnectErr
     },
     (caught: unknown) => ConnectError.from(caught),
   );
+}
+
+/** The code (its name, e.g. 'FailedPrecondition') and ErrorDetail reason of a call expected to be refused. */
+export async function refusal(call: Promise<unknown>): Promise<{ code: string; reason: string | undefined }> {
+  const error = await connectErrorOf(call);
+  return { code: Code[error.code], reason: error.findDetails(ErrorDetailSchema)[0]?.reason };
 }
 
 /** Makes the next `count` AuthorizePayment calls wait, once they reach the application, until released. */

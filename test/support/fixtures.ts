@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { AccountType } from '../../gen/payment/v1/account_pb.js';
 import { CaptureMode } from '../../gen/payment/v1/payment_pb.js';
 import type { Clients } from './clients.js';
+import { within } from './waits.js';
 
 export const key = (label = 'k') => `${label}-${randomUUID()}`;
 
@@ -83,4 +84,34 @@ export async function paymentSetUp(clients: Clients, payerFundsMinor: bigint, am
     amount: { amountMinor, currency: 'USD' },
   };
   return { payer, payee, request };
+}
+
+/**
+ * The id of a one-second hold of `amountMinor` on `payer` (to `payee`, a new account by default), once the
+ * server's clock (this host's) has passed its expiry: a condition waited for, bounded at 10 s. Needs a server
+ * that allows one-second holds (HOLD_MIN_SECONDS=1) and whose sweeper does not release them first.
+ */
+export async function expiredHold(
+  clients: Clients,
+  payer: string,
+  amountMinor: bigint,
+  payee?: string,
+): Promise<string> {
+  const { payment: hold } = await clients.payments.authorizePayment({
+    idempotencyKey: key(),
+    payerAccountId: payer,
+    payeeAccountId: payee ?? (await openAccount(clients)),
+    amount: { amountMinor, currency: 'USD' },
+    captureMode: CaptureMode.MANUAL,
+    holdDuration: { seconds: 1n, nanos: 0 },
+  });
+  const expiresAtMs = Number(hold!.expireTime!.seconds) * 1000 + hold!.expireTime!.nanos / 1e6;
+  await within(
+    (async () => {
+      while (Date.now() <= expiresAtMs + 5) await new Promise((resolve) => setTimeout(resolve, 20));
+    })(),
+    10_000,
+    'the hold expiring',
+  );
+  return hold!.id;
 }

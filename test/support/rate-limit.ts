@@ -8,17 +8,14 @@
  *
  * Vitest runs test files in parallel in separate processes, so each file opens its own harness: one test
  * database and one Redis connection for the whole file, with the servers, proxies and Redis keys of each test
- * cleaned up after it.
+ * cleaned up after it. At a test file's top level:
  *
- *   let harness: RateLimitHarness;
- *   beforeAll(async () => { harness = await RateLimitHarness.open(); });
- *   afterEach(() => harness.cleanUp());
- *   afterAll(() => harness?.close());
+ *   const harness = RateLimitHarness.forFile();
  */
 import { randomUUID } from 'node:crypto';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { Redis } from 'ioredis';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { SCOPES } from '../../src/auth/caller.js';
 import type { RunningService } from '../../src/server/start.js';
@@ -38,16 +35,37 @@ export class RateLimitHarness {
   private prefixes: string[] = [];
   private proxies: TcpProxy[] = [];
 
-  private constructor(
-    /** Every server a test starts shares this database. */
-    readonly database: TestDatabase,
-    /** A connection of the test's own, to look at the buckets. */
-    readonly redis: Redis,
-  ) {}
+  private opened: { database: TestDatabase; redis: Redis } | undefined;
 
-  static async open(): Promise<RateLimitHarness> {
-    const database = await createTestDatabase();
-    return new RateLimitHarness(database, new Redis(REDIS_URL));
+  private constructor() {}
+
+  /**
+   * The harness of one test file: registers the hooks that open it before the file's tests, clean up after
+   * each test (cleanUp) and close it after the last. Call once, at the file's top level.
+   */
+  static forFile(): RateLimitHarness {
+    const harness = new RateLimitHarness();
+    beforeAll(async () => {
+      harness.opened = { database: await createTestDatabase(), redis: new Redis(REDIS_URL) };
+    });
+    afterEach(() => harness.cleanUp());
+    afterAll(() => harness.close());
+    return harness;
+  }
+
+  /** Every server a test starts shares this database. */
+  get database(): TestDatabase {
+    return this.open().database;
+  }
+
+  /** A connection of the test's own, to look at the buckets. */
+  get redis(): Redis {
+    return this.open().redis;
+  }
+
+  private open(): { database: TestDatabase; redis: Redis } {
+    if (!this.opened) throw new Error('RateLimitHarness used outside the tests of the file that made it (forFile)');
+    return this.opened;
   }
 
   /** A Redis key prefix of the test's own; its keys are deleted after the test. */
@@ -84,7 +102,7 @@ export class RateLimitHarness {
   }
 
   /** After each test: stops its servers and proxies and deletes its Redis keys. */
-  async cleanUp(): Promise<void> {
+  private async cleanUp(): Promise<void> {
     await Promise.all(this.running.map((service) => service.close()));
     await Promise.all(this.proxies.map((proxy) => proxy.stop()));
     for (const prefix of this.prefixes) {
@@ -96,10 +114,11 @@ export class RateLimitHarness {
     this.proxies = [];
   }
 
-  /** After the file: closes the Redis connection and drops the database. */
-  async close(): Promise<void> {
-    this.redis.disconnect();
-    await this.database.drop();
+  /** After the file: closes the Redis connection and drops the database (if they were opened). */
+  private async close(): Promise<void> {
+    if (!this.opened) return;
+    this.opened.redis.disconnect();
+    await this.opened.database.drop();
   }
 }
 

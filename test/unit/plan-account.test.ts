@@ -1,40 +1,14 @@
 /** Account status changes and payouts as pure decisions (plan-account.ts), without a database. */
 import { describe, expect, it } from 'vitest';
-import { DomainError } from '../../src/domain/errors.js';
 import type { AccountStatus } from '../../src/domain/records.js';
 import type { ChangeAccountStatusCommand, PayoutCommand } from '../../src/ledger/commands.js';
 import { accountsToLock, planCommand } from '../../src/ledger/plan.js';
-import { type AccountState, emptyEffects, fundingAccountId, type PlanContext } from '../../src/ledger/state.js';
+import { type AccountState, fundingAccountId } from '../../src/ledger/state.js';
+import { account as baseAccount, contextWith, errorReason } from './plan-fixtures.js';
 
-const now = new Date('2026-01-01T00:00:00Z');
-
-function account(id: string, postedMinor: bigint, overrides: Partial<AccountState> = {}): AccountState {
-  return {
-    id,
-    ownerRef: 'user:x',
-    currency: 'USD',
-    status: 'ACTIVE',
-    type: 'PERSONAL',
-    ledgerRole: 'USER',
-    createdAt: now,
-    postedMinor,
-    heldMinor: 0n,
-    pendingSettlementMinor: 0n,
-    version: 3n,
-    updatedAt: now,
-    ...overrides,
-  };
-}
-
-function contextWith(...states: AccountState[]): PlanContext {
-  return {
-    now,
-    maxPaymentMinor: () => 1_000n,
-    accounts: new Map(states.map((state) => [state.id, state])),
-    payments: new Map(),
-    effects: emptyEffects(),
-  };
-}
+/** Accounts here start at version 3, so a bump is visible as 4. */
+const account = (id: string, postedMinor: bigint, overrides: Partial<AccountState> = {}): AccountState =>
+  baseAccount(id, postedMinor, { version: 3n, ...overrides });
 
 const status = (action: ChangeAccountStatusCommand['action']): ChangeAccountStatusCommand => ({
   kind: 'changeAccountStatus',
@@ -53,8 +27,6 @@ const payout = (amountMinor: bigint, currency = 'USD'): PayoutCommand => ({
   amountMinor,
   currency,
 });
-
-const errorReason = (outcome: unknown) => (outcome instanceof DomainError ? outcome.reason : 'no error');
 
 describe('account status', () => {
   it.each<[ChangeAccountStatusCommand['action'], AccountStatus, AccountStatus, string]>([

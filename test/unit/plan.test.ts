@@ -1,62 +1,10 @@
 /** The ledger's rules, without a database: plan.ts decides outcomes from locked state. */
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors.js';
-import type { AuthorizePaymentCommand, DepositCommand, RefundPaymentCommand } from '../../src/ledger/commands.js';
+import type { DepositCommand, RefundPaymentCommand } from '../../src/ledger/commands.js';
 import { accountsToLock, planCommand } from '../../src/ledger/plan.js';
-import {
-  type AccountState,
-  emptyEffects,
-  fundingAccountId,
-  MAX_CURRENCY_SUPPLY_MINOR,
-  type PaymentState,
-  type PlanContext,
-} from '../../src/ledger/state.js';
-
-const now = new Date('2026-01-01T00:00:00Z');
-
-function account(id: string, postedMinor: bigint, overrides: Partial<AccountState> = {}): AccountState {
-  return {
-    id,
-    ownerRef: 'user:x',
-    currency: 'USD',
-    status: 'ACTIVE',
-    type: 'PERSONAL',
-    ledgerRole: 'USER',
-    createdAt: now,
-    postedMinor,
-    heldMinor: 0n,
-    pendingSettlementMinor: 0n,
-    version: 0n,
-    updatedAt: now,
-    ...overrides,
-  };
-}
-
-function contextWith(...states: AccountState[]): PlanContext {
-  return {
-    now,
-    maxPaymentMinor: () => 1_000n,
-    accounts: new Map(states.map((state) => [state.id, state])),
-    payments: new Map(),
-    effects: emptyEffects(),
-  };
-}
-
-function payment(amountMinor: bigint, overrides: Partial<AuthorizePaymentCommand> = {}): AuthorizePaymentCommand {
-  return {
-    kind: 'authorizePayment',
-    principal: 'p',
-    idempotencyKey: 'k',
-    payerAccountId: 'acct_a',
-    payeeAccountId: 'acct_b',
-    amountMinor,
-    currency: 'USD',
-    description: '',
-    captureMode: 'AUTOMATIC',
-    holdDurationMs: 0,
-    ...overrides,
-  };
-}
+import { fundingAccountId, MAX_CURRENCY_SUPPLY_MINOR } from '../../src/ledger/state.js';
+import { account, contextWith, hold, now, payment } from './plan-fixtures.js';
 
 describe('authorizePayment', () => {
   it('moves the amount with one debit and one credit and bumps both versions', () => {
@@ -194,29 +142,6 @@ describe('bounds that keep every sum inside int64 (issue 11)', () => {
 });
 
 describe('expired holds', () => {
-  function hold(id: string, amountMinor: bigint, expiresAt: Date): PaymentState {
-    return {
-      id,
-      payerAccountId: 'acct_a',
-      payeeAccountId: 'acct_c',
-      amountMinor,
-      currency: 'USD',
-      status: 'AUTHORIZED',
-      declineReason: null,
-      description: '',
-      captureMode: 'MANUAL',
-      capturedMinor: 0n,
-      refundedMinor: 0n,
-      expiresAt,
-      awaitsSettlement: false,
-      settlementId: null,
-      version: 1,
-      createdAt: now,
-      updatedAt: now,
-      lockedVersion: 1,
-    };
-  }
-
   it('no longer count against the payer from their expiry, sweeper or not', () => {
     const context = contextWith(account('acct_a', 500n, { heldMinor: 500n }), account('acct_b', 0n));
     context.payments.set('pay_expired', hold('pay_expired', 300n, now));
