@@ -7,8 +7,9 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { OutboxConfig } from '../src/config.js';
 import { type Database, openPostgres } from '../src/db/client.js';
+import { backoffMs } from '../src/outbox/backoff.js';
 import { PostgresLeadership } from '../src/outbox/leadership.js';
-import { backoffMs, DEFAULT_TIMINGS, OutboxPublisher } from '../src/outbox/publisher.js';
+import { DEFAULT_TIMINGS, OutboxPublisher } from '../src/outbox/publisher.js';
 import { HEADER, type OutgoingMessage } from '../src/outbox/routing.js';
 import { type EventSink, LogSink, type OutboxLogger, SinkError } from '../src/outbox/sink.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';

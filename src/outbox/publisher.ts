@@ -15,7 +15,8 @@
  *     aggregate (publishing them would reorder that aggregate). Those aggregates are retried on their own
  *     with backoff; every other aggregate keeps flowing.
  *   - Rows failing OUTBOX_WARN_AFTER_ATTEMPTS times or more are logged at warn with their event ids.
- *   - Published rows older than OUTBOX_RETENTION_HOURS are deleted in bounded batches, once a minute.
+ *   - Published rows older than OUTBOX_RETENTION_HOURS are deleted in bounded batches, once a minute
+ *     (maintenance.ts, which also watches the lag below).
  *   - Lag (unpublished count, age of the oldest) is checked periodically and logged when over
  *     OUTBOX_LAG_WARN_MS, and reported by status() for /readyz.
  *   - stop() lets the in-flight batch finish for a bounded time, else abandons it: its rows were not marked,
@@ -24,11 +25,12 @@
 import type { OutboxConfig } from '../config.js';
 import type { LedgerDb } from '../db/client.js';
 import { metrics } from '../observability/metrics.js';
+import { backoffMs, sleep, Waker } from './backoff.js';
 import type { Leadership, LeaderTerm } from './leadership.js';
+import { OutboxMaintenance } from './maintenance.js';
 import { messageOf, type OutboxRow, type OutgoingMessage } from './routing.js';
 import { type EventSink, type OutboxLogger, SinkError } from './sink.js';
 import {
-  deletePublished,
   type FailedRow,
   markPublished,
   type OutboxStats,
@@ -70,49 +72,6 @@ export const DEFAULT_TIMINGS: PublisherTimings = {
 
 const MAX_REPORTED_EVENT_IDS = 10;
 
-/** Exponential backoff with "equal jitter": a delay in [d/2, d] where d = min(max, base · 2^(failures-1)). */
-export function backoffMs(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random) {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(failures - 1, 0), 30));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
-
-/** Resolves after `ms`, or as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** Wake-ups that are never lost: a wake() while nobody waits makes the next wait() return at once. */
-class Waker {
-  private pending = false;
-  private resolveWait: (() => void) | undefined;
-
-  wake(): void {
-    if (this.resolveWait) this.resolveWait();
-    else this.pending = true;
-  }
-
-  async wait(ms: number, signal: AbortSignal): Promise<void> {
-    if (this.pending || signal.aborted) {
-      this.pending = false;
-      return;
-    }
-    const wakeUp = new AbortController();
-    this.resolveWait = () => wakeUp.abort();
-    await sleep(ms, AbortSignal.any([signal, wakeUp.signal]));
-    this.resolveWait = undefined;
-    this.pending = false;
-  }
-}
-
 class TransportFailure extends Error {}
 
 export class OutboxPublisher {
@@ -124,8 +83,7 @@ export class OutboxPublisher {
   /** Aggregates held back behind a row that failed on its own, and when to retry them. */
   private readonly blocked = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private lagging = false;
-  private cleaning = false;
+  private readonly maintenance: OutboxMaintenance;
 
   constructor(
     /** The shared (pooled) database: status and cleanup. */
@@ -135,7 +93,9 @@ export class OutboxPublisher {
     private readonly options: OutboxConfig,
     private readonly logger: OutboxLogger,
     private readonly timings: PublisherTimings = DEFAULT_TIMINGS,
-  ) {}
+  ) {
+    this.maintenance = new OutboxMaintenance(db, options, timings, logger);
+  }
 
   start(): void {
     if (this.running) return;
@@ -147,7 +107,7 @@ export class OutboxPublisher {
       timer.unref();
       this.timers.push(timer);
     };
-    every(this.timings.lagCheckIntervalMs, () => this.checkLag());
+    every(this.timings.lagCheckIntervalMs, () => this.maintenance.checkLag(this.role));
     every(this.timings.cleanupIntervalMs, () => this.cleanup().then(() => {}));
   }
 
@@ -193,38 +153,8 @@ export class OutboxPublisher {
   }
 
   /** One cleanup run: deletes published rows past retention, in bounded batches. Returns how many. */
-  async cleanup(): Promise<number> {
-    if (this.cleaning) return 0;
-    this.cleaning = true;
-    let total = 0;
-    try {
-      for (let batch = 0; batch < this.timings.cleanupMaxBatches; batch++) {
-        const deleted = await deletePublished(this.db, this.options.retentionMs, this.timings.cleanupBatchSize);
-        total += deleted;
-        if (deleted < this.timings.cleanupBatchSize) break;
-      }
-      if (total > 0) this.logger.info({ deleted: total }, 'deleted published outbox events past retention');
-    } catch (error) {
-      this.logger.warn({ err: error }, 'outbox cleanup failed; will retry');
-    } finally {
-      this.cleaning = false;
-    }
-    return total;
-  }
-
-  private async checkLag(): Promise<void> {
-    try {
-      const stats = await outboxStats(this.db);
-      if (stats.oldestAgeMs > this.options.lagWarnMs) {
-        this.lagging = true;
-        this.logger.warn({ ...stats, role: this.role }, 'outbox publisher is lagging');
-      } else if (this.lagging) {
-        this.lagging = false;
-        this.logger.info({ ...stats, role: this.role }, 'outbox publisher caught up');
-      }
-    } catch (error) {
-      this.logger.warn({ err: error }, 'outbox lag check failed');
-    }
+  cleanup(): Promise<number> {
+    return this.maintenance.cleanup();
   }
 
   private async run(): Promise<void> {
