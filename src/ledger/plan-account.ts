@@ -15,7 +15,7 @@
  */
 
 import { invariant } from '../domain/assert.js';
-import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
+import { DomainError, failedPrecondition, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { AccountStatus, PayoutRecord } from '../domain/records.js';
 import type { ChangeAccountStatusCommand, LedgerOutcome, PayoutCommand } from './commands.js';
@@ -23,6 +23,7 @@ import { releaseExpiredHolds, spendableOf } from './plan-payment.js';
 import {
   type AccountState,
   accountOf,
+  activeAccountIn,
   availableOf,
   balanceOf,
   customerAccount,
@@ -99,23 +100,8 @@ export function planChangeAccountStatus(
  * locked.
  */
 export function planPayout(command: PayoutCommand, context: PlanContext): LedgerOutcome | DomainError {
-  const account = customerAccount(context, command.accountId);
-  if (!account) return notFound('account', command.accountId, 'account_id');
-  if (account.status !== 'ACTIVE') {
-    // Named like a deposit's refusal (plan.ts): the client sees which field the refusal is about.
-    return failedPrecondition(
-      'ACCOUNT_INACTIVE',
-      `account ${account.id} is ${account.status.toLowerCase()}`,
-      'account_id',
-    );
-  }
-  if (account.currency !== command.currency) {
-    return failedPrecondition(
-      'CURRENCY_MISMATCH',
-      `account ${account.id} holds ${account.currency}, not ${command.currency}`,
-      'amount.currency',
-    );
-  }
+  const account = activeAccountIn(context, command.accountId, command.currency);
+  if (account instanceof DomainError) return account;
   // Expired holds no longer reserve money, swept or not (as for payments); released only if the payout goes on.
   const spendable = spendableOf(account, context);
   if (spendable < command.amountMinor) {

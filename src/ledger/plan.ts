@@ -6,7 +6,7 @@
  */
 
 import { invariant } from '../domain/assert.js';
-import { type DomainError, failedPrecondition, invalidArgument, notFound } from '../domain/errors.js';
+import { DomainError, failedPrecondition, invalidArgument } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { DepositRecord } from '../domain/records.js';
 import type { CreateAccountCommand, DepositCommand, LedgerCommand, LedgerOutcome } from './commands.js';
@@ -21,8 +21,8 @@ import {
 import {
   type AccountState,
   accountOf,
+  activeAccountIn,
   balanceOf,
-  customerAccount,
   eventBase,
   fundingAccountId,
   MAX_CURRENCY_SUPPLY_MINOR,
@@ -53,22 +53,8 @@ function planCreateAccount(command: CreateAccountCommand, context: PlanContext):
 }
 
 function planDeposit(command: DepositCommand, context: PlanContext): LedgerOutcome | DomainError {
-  const account = customerAccount(context, command.accountId);
-  if (!account) return notFound('account', command.accountId, 'account_id');
-  if (account.status !== 'ACTIVE') {
-    return failedPrecondition(
-      'ACCOUNT_INACTIVE',
-      `account ${account.id} is ${account.status.toLowerCase()}`,
-      'account_id',
-    );
-  }
-  if (account.currency !== command.currency) {
-    return failedPrecondition(
-      'CURRENCY_MISMATCH',
-      `account ${account.id} holds ${account.currency}, not ${command.currency}`,
-      'amount.currency',
-    );
-  }
+  const account = activeAccountIn(context, command.accountId, command.currency);
+  if (account instanceof DomainError) return account;
   const funding = context.accounts.get(fundingAccountId(command.currency));
   invariant(funding, `funding account for ${command.currency} was not locked`);
   const beyondLimit = depositBeyondLimit(command, funding, context);

@@ -4,6 +4,7 @@
  */
 
 import { invariant } from '../domain/assert.js';
+import { type DomainError, failedPrecondition, notFound } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type {
   AccountRecord,
@@ -205,6 +206,30 @@ export function eventBase(aggregateType: 'account' | 'payment', aggregateId: str
 export function customerAccount(context: PlanContext, id: string): AccountState | undefined {
   const state = context.accounts.get(id);
   return state?.ledgerRole === 'USER' ? state : undefined;
+}
+
+/**
+ * The account a deposit or payout moves money into or out of: a customer's (else NOT_FOUND), ACTIVE (else
+ * ACCOUNT_INACTIVE) and held in `currency` (else CURRENCY_MISMATCH). Each refusal names its request field.
+ */
+export function activeAccountIn(context: PlanContext, id: string, currency: string): AccountState | DomainError {
+  const account = customerAccount(context, id);
+  if (!account) return notFound('account', id, 'account_id');
+  if (account.status !== 'ACTIVE') {
+    return failedPrecondition(
+      'ACCOUNT_INACTIVE',
+      `account ${account.id} is ${account.status.toLowerCase()}`,
+      'account_id',
+    );
+  }
+  if (account.currency !== currency) {
+    return failedPrecondition(
+      'CURRENCY_MISMATCH',
+      `account ${account.id} holds ${account.currency}, not ${currency}`,
+      'amount.currency',
+    );
+  }
+  return account;
 }
 
 /** Records a payment change for write-back and bumps its version (its events' sequence). */
