@@ -5,10 +5,11 @@
  * PostgreSQL's out-of-range error), and a hold_duration with negative nanos was quietly read as a shorter hold.
  * Every such value is INVALID_ARGUMENT naming the field, and changes nothing.
  */
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { CaptureMode } from '../gen/payment/v1/payment_pb.js';
+import { connectErrorOf } from './support/calls.js';
 import { type Clients, clientsFor, type ProtocolName } from './support/clients.js';
 import { balanceOf, fundedAccount, key, openAccount } from './support/fixtures.js';
 import { serverForFile } from './support/server.js';
@@ -16,12 +17,7 @@ import { serverForFile } from './support/server.js';
 const server = serverForFile({ LOG_LEVEL: 'error' });
 
 async function refusal(call: Promise<unknown>): Promise<{ code: string; field?: string; message: string }> {
-  const error = await call.then(
-    () => {
-      throw new Error('expected the call to be refused, but it succeeded');
-    },
-    (caught: unknown) => ConnectError.from(caught),
-  );
+  const error = await connectErrorOf(call);
   const detail = error.findDetails(ErrorDetailSchema)[0];
   return { code: Code[error.code], field: detail?.field, message: error.rawMessage };
 }

@@ -5,12 +5,13 @@
  * "0x10", unknown enum names).
  */
 import { fromBinary } from '@bufbuild/protobuf';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AccountType } from '../gen/payment/v1/account_pb.js';
 import { ErrorDetailSchema } from '../gen/payment/v1/errors_pb.js';
 import { CaptureMode, PaymentStatus } from '../gen/payment/v1/payment_pb.js';
+import { connectErrorOf } from './support/calls.js';
 import { type Clients, clientsFor, type ProtocolName } from './support/clients.js';
 import { credentialHeaders, defaultCredentialsFor } from './support/credentials.js';
 import { balanceOf, expiredHold, fundedAccount, key, openAccount } from './support/fixtures.js';
@@ -25,12 +26,7 @@ const server = serverForFile(
 async function refusal(
   call: Promise<unknown>,
 ): Promise<{ code: string; reason?: string; field?: string; message: string }> {
-  const error = await call.then(
-    () => {
-      throw new Error('expected the call to be refused, but it succeeded');
-    },
-    (caught: unknown) => ConnectError.from(caught),
-  );
+  const error = await connectErrorOf(call);
   const detail = error.findDetails(ErrorDetailSchema)[0];
   return { code: Code[error.code], reason: detail?.reason, field: detail?.field, message: error.rawMessage };
 }

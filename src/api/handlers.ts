@@ -55,6 +55,22 @@ const PAYMENT_STATUSES = {
   [PaymentStatus.REFUNDED]: 'REFUNDED',
 } as const;
 
+/** Freeze, unfreeze and close differ only in the action asked for. */
+async function changeStatus(
+  app: PaymentsApp,
+  action: 'freeze' | 'unfreeze' | 'close',
+  request: { idempotencyKey: string; accountId: string; reason: string },
+  context: HandlerContext,
+) {
+  const account = await app.changeAccountStatus(context.values.get(callerKey), action, {
+    idempotencyKey: request.idempotencyKey,
+    accountId: request.accountId,
+    reason: request.reason,
+    signal: context.signal,
+  });
+  return { account: toAccount(unwrap(context, account)) };
+}
+
 // long: a route table, one short entry per RPC of the ledger's three services; it reads best as one list.
 export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp): void {
   const reads = app.walletReads();
@@ -206,27 +222,9 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       );
       return { accounts: page.items.map(toAccount), nextPageToken: page.nextPageToken };
     },
-    async freezeAccount(request, context) {
-      const account = await app.changeAccountStatus(context.values.get(callerKey), 'freeze', {
-        ...request,
-        signal: context.signal,
-      });
-      return { account: toAccount(unwrap(context, account)) };
-    },
-    async unfreezeAccount(request, context) {
-      const account = await app.changeAccountStatus(context.values.get(callerKey), 'unfreeze', {
-        ...request,
-        signal: context.signal,
-      });
-      return { account: toAccount(unwrap(context, account)) };
-    },
-    async closeAccount(request, context) {
-      const account = await app.changeAccountStatus(context.values.get(callerKey), 'close', {
-        ...request,
-        signal: context.signal,
-      });
-      return { account: toAccount(unwrap(context, account)) };
-    },
+    freezeAccount: (request, context) => changeStatus(app, 'freeze', request, context),
+    unfreezeAccount: (request, context) => changeStatus(app, 'unfreeze', request, context),
+    closeAccount: (request, context) => changeStatus(app, 'close', request, context),
     async payoutFunds(request, context) {
       const payout = await app.payout(context.values.get(callerKey), {
         idempotencyKey: request.idempotencyKey,
