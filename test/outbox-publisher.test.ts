@@ -53,6 +53,7 @@ const OPTIONS: OutboxConfig = {
   topics: TOPICS,
   batchSize: 50,
   pollIntervalMs: 100,
+  lingerMs: 5,
   leaderRetryMs: 100,
   retryMaxMs: 200,
   warnAfterAttempts: 3,

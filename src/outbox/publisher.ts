@@ -5,6 +5,7 @@
  *   - One active publisher among replicas sharing the database (leadership.ts); the others are standbys and
  *     retry every OUTBOX_LEADER_RETRY_MS, which bounds a takeover.
  *   - Woken by the outbox trigger's NOTIFY at commit; polls every OUTBOX_POLL_INTERVAL_MS as a fallback.
+ *     Once woken it lingers OUTBOX_LINGER_MS, so the commits of that moment go out as one batch.
  *   - Batches of at most OUTBOX_BATCH_SIZE rows; the next batch starts only after the previous one was
  *     acknowledged, so one aggregate's events (one key, one partition) leave in order.
  *   - A transport failure (broker down, timeout…) fails the whole batch: every row in it gets attempts + 1
@@ -214,7 +215,10 @@ export class OutboxPublisher {
         await sleep(delayMs, active);
         continue;
       }
-      if (!full) await waker.wait(this.nextWakeMs(), active);
+      if (!full) {
+        await waker.wait(this.nextWakeMs(), active);
+        if (this.options.lingerMs > 0) await sleep(this.options.lingerMs, active);
+      }
     }
   }
 

@@ -34,6 +34,7 @@ describe('configuration', () => {
       topics: { accounts: 'payment.events.v1.accounts', payments: 'payment.events.v1.payments' },
       batchSize: 500,
       pollIntervalMs: 1_000,
+      lingerMs: 20,
       leaderRetryMs: 5_000,
       retryMaxMs: 30_000,
       warnAfterAttempts: 5,
