@@ -27,8 +27,14 @@ import {
   type LedgerOutcome,
   paymentIdOf,
 } from './commands.js';
-import { claimKeys, idempotencyKeyOf, releaseKeysSql, storeOutcomesSql } from './idempotency-store.js';
-import { lockAccounts, lockExpiredHolds, lockPayments } from './locks.js';
+import {
+  claimKeys,
+  idempotencyKeyOf,
+  releaseKeysSql,
+  type StoredKey,
+  storeOutcomesSql,
+} from './idempotency-store.js';
+import { claimKeysAndLockAccounts, lockAccounts, lockExpiredHolds, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
 import { type AccountState, emptyEffects, fundingAccountId, type PaymentState, type PlanContext } from './state.js';
 import { inTransaction } from './transaction.js';
@@ -115,11 +121,14 @@ export class Ledger {
 
     // A key repeated inside one list is settled after its first use (fillRepeatedKeys).
     const firstIndexOfKey = firstIndexPerKey(commands, aborted, results);
-    const toPlan = await this.claimFirstUses(tx, commands, params, [...firstIndexOfKey.values()], results, now);
-
-    const planned = toPlan.map((index) => commands[index]!);
-    const createdFunding = await this.ensureFundingAccounts(tx, depositCurrencies(planned, this.fundedCurrencies));
-    const locked = await this.lockRowsOf(tx, planned, now);
+    const { toPlan, locked, createdFunding } = await this.claimAndLock(
+      tx,
+      commands,
+      params,
+      [...firstIndexOfKey.values()],
+      results,
+      now,
+    );
     const { context, outcomesToStore, keysToRelease } = this.planUntilNoneExpired(
       commands,
       toPlan,
@@ -141,23 +150,52 @@ export class Ledger {
   }
 
   /**
-   * Claims the idempotency key of each first use; returns the indices to plan. A key held by a transaction
-   * still running gets CONCURRENT_REQUEST, a key already stored its replay (or mismatch), in `results`.
+   * Claims the idempotency key of each first use and locks the rows the claimed commands touch; returns the
+   * indices to plan and the locked rows. A key held by a transaction still running gets CONCURRENT_REQUEST, a
+   * key already stored its replay (or mismatch), in `results`. When every account is known from the commands
+   * alone (none acts on an existing payment or needs a new funding account: the hot path), the claim and the
+   * locks are one statement; otherwise the claim comes first and the locks follow what it let through.
    */
-  private async claimFirstUses(
+  private async claimAndLock(
     tx: LedgerTx,
     commands: LedgerCommand[],
     params: IdempotencyParams[],
     firstUses: number[],
     results: (CommandResult | undefined)[],
     now: Date,
-  ): Promise<number[]> {
-    const { claimed, existing } = await claimKeys(
-      tx,
-      firstUses.map((index) => ({ ...commands[index]!, params: params[index]! })),
-      now,
-      this.options.idempotencyRetentionMs,
-    );
+  ) {
+    const claims = firstUses.map((index) => ({ ...commands[index]!, params: params[index]! }));
+    const retentionMs = this.options.idempotencyRetentionMs;
+    const firstCommands = firstUses.map((index) => commands[index]!);
+    const knownUpFront =
+      claims.length > 0 &&
+      firstCommands.every((command) => paymentIdOf(command) === undefined) &&
+      depositCurrencies(firstCommands, this.fundedCurrencies).length === 0;
+    if (knownUpFront) {
+      const accountIds = firstCommands.flatMap((command) => accountsToLock(command, undefined));
+      const claim = await claimKeysAndLockAccounts(tx, claims, accountIds, now, retentionMs);
+      const toPlan = this.toPlanAfterClaim(commands, params, firstUses, claim, results);
+      const locked = { accounts: claim.accounts, payments: new Map<string, PaymentState>() };
+      const planned = toPlan.map((index) => commands[index]!);
+      await this.lockExpiredHoldsOfPayers(tx, planned, locked.accounts, locked.payments, now);
+      return { toPlan, locked, createdFunding: [] as string[] };
+    }
+    const claim = await claimKeys(tx, claims, now, retentionMs);
+    const toPlan = this.toPlanAfterClaim(commands, params, firstUses, claim, results);
+    const planned = toPlan.map((index) => commands[index]!);
+    const createdFunding = await this.ensureFundingAccounts(tx, depositCurrencies(planned, this.fundedCurrencies));
+    const locked = await this.lockRowsOf(tx, planned, now);
+    return { toPlan, locked, createdFunding };
+  }
+
+  /** The first uses whose key was claimed (to plan); the others' results (in progress, replay, mismatch). */
+  private toPlanAfterClaim(
+    commands: LedgerCommand[],
+    params: IdempotencyParams[],
+    firstUses: number[],
+    { claimed, existing }: { claimed: Set<string>; existing: Map<string, StoredKey> },
+    results: (CommandResult | undefined)[],
+  ): number[] {
     const toPlan: number[] = [];
     for (const index of firstUses) {
       const command = commands[index]!;

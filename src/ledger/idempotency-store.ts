@@ -25,12 +25,11 @@ export interface StoredKey {
 const keyOf = (principal: string, idempotencyKey: string) => `${principal}\u0000${idempotencyKey}`;
 
 /**
- * One shape for any number of keys: inserted in the given (sorted) order; an expired key not reaped yet is taken
- * over; a live one is left alone and not returned.
+ * The claim, as a statement of its own or as the first CTE of a longer one (locks.ts): inserted in the given
+ * (sorted) order; an expired key not reaped yet is taken over; a live one is left alone and not returned.
+ * Parameters $1–$6: principals, keys, operations, request params (JSON text), now, expiry.
  */
-const CLAIM_KEYS: PreparedShape = {
-  name: 'ledger_claim_keys',
-  text: `insert into idempotency_keys
+export const CLAIM_KEYS_SQL = `insert into idempotency_keys
       (principal, idempotency_key, operation, request_params, response, created_at, expires_at)
     select v.principal, v.idempotency_key, v.operation, v.request_params::jsonb, null, $5::timestamptz, $6::timestamptz
     from unnest($1::text[], $2::text[], $3::text[], $4::text[]) with ordinality
@@ -40,13 +39,33 @@ const CLAIM_KEYS: PreparedShape = {
       operation = excluded.operation, request_params = excluded.request_params, response = null,
       created_at = excluded.created_at, expires_at = excluded.expires_at
     where idempotency_keys.expires_at <= $5::timestamptz
-    returning principal, idempotency_key`,
-};
+    returning principal, idempotency_key`;
+
+const CLAIM_KEYS: PreparedShape = { name: 'ledger_claim_keys', text: CLAIM_KEYS_SQL };
+
+/** Claims in a fixed (sorted) order, so that two transactions claiming overlapping keys cannot deadlock. */
+export function sortedClaims(claims: KeyClaim[]): KeyClaim[] {
+  return [...claims].sort((a, b) =>
+    keyOf(a.principal, a.idempotencyKey) < keyOf(b.principal, b.idempotencyKey) ? -1 : 1,
+  );
+}
+
+/** The values of CLAIM_KEYS_SQL's $1–$6 for `sorted` claims. */
+export function claimValues(sorted: KeyClaim[], now: Date, retentionMs: number): unknown[] {
+  return [
+    sorted.map((claim) => claim.principal),
+    sorted.map((claim) => claim.idempotencyKey),
+    sorted.map((claim) => claim.params.operation ?? ''),
+    sorted.map((claim) => JSON.stringify(claim.params)),
+    now.toISOString(),
+    new Date(now.getTime() + retentionMs).toISOString(),
+  ];
+}
 
 /**
- * Claims keys in one statement, in a fixed (sorted) order so that two transactions claiming overlapping keys
- * cannot deadlock. An expired key that the reaper has not deleted yet is taken over. Returns the claimed
- * keys, and the stored outcome of every key another request already completed.
+ * Claims keys in one statement (sorted, see sortedClaims). An expired key that the reaper has not deleted yet
+ * is taken over. Returns the claimed keys, and the stored outcome of every key another request already
+ * completed.
  */
 export async function claimKeys(
   tx: LedgerTx,
@@ -54,52 +73,51 @@ export async function claimKeys(
   now: Date,
   retentionMs: number,
 ): Promise<{ claimed: Set<string>; existing: Map<string, StoredKey> }> {
-  const claimed = new Set<string>();
-  const existing = new Map<string, StoredKey>();
-  if (claims.length === 0) return { claimed, existing };
-
-  const sorted = [...claims].sort((a, b) =>
-    keyOf(a.principal, a.idempotencyKey) < keyOf(b.principal, b.idempotencyKey) ? -1 : 1,
+  if (claims.length === 0) return { claimed: new Set(), existing: new Map() };
+  const sorted = sortedClaims(claims);
+  const inserted = await runPrepared<{ principal: string; idempotency_key: string }>(
+    tx,
+    CLAIM_KEYS,
+    claimValues(sorted, now, retentionMs),
   );
-  const expiresAt = new Date(now.getTime() + retentionMs);
-  const inserted = await runPrepared<{ principal: string; idempotency_key: string }>(tx, CLAIM_KEYS, [
-    sorted.map((claim) => claim.principal),
-    sorted.map((claim) => claim.idempotencyKey),
-    sorted.map((claim) => claim.params.operation ?? ''),
-    sorted.map((claim) => JSON.stringify(claim.params)),
-    now.toISOString(),
-    expiresAt.toISOString(),
-  ]);
-  for (const row of inserted) claimed.add(keyOf(row.principal, row.idempotency_key));
+  const claimed = new Set(inserted.map((row) => keyOf(row.principal, row.idempotency_key)));
+  return { claimed, existing: await storedOutcomesOfTaken(tx, sorted, claimed) };
+}
 
-  const taken = sorted.filter((claim) => !claimed.has(keyOf(claim.principal, claim.idempotencyKey)));
-  if (taken.length > 0) {
-    const rows = await tx
-      .select({
-        principal: idempotencyKeys.principal,
-        idempotencyKey: idempotencyKeys.idempotencyKey,
-        requestParams: idempotencyKeys.requestParams,
-        response: idempotencyKeys.response,
-      })
-      .from(idempotencyKeys)
-      .where(
-        and(
-          inArray(idempotencyKeys.principal, [...new Set(taken.map((claim) => claim.principal))]),
-          inArray(
-            idempotencyKeys.idempotencyKey,
-            taken.map((claim) => claim.idempotencyKey),
-          ),
+/** The stored outcomes of the keys in `claims` that were not claimed (another request used them first). */
+export async function storedOutcomesOfTaken(
+  tx: LedgerTx,
+  claims: KeyClaim[],
+  claimed: Set<string>,
+): Promise<Map<string, StoredKey>> {
+  const existing = new Map<string, StoredKey>();
+  const taken = claims.filter((claim) => !claimed.has(keyOf(claim.principal, claim.idempotencyKey)));
+  if (taken.length === 0) return existing;
+  const rows = await tx
+    .select({
+      principal: idempotencyKeys.principal,
+      idempotencyKey: idempotencyKeys.idempotencyKey,
+      requestParams: idempotencyKeys.requestParams,
+      response: idempotencyKeys.response,
+    })
+    .from(idempotencyKeys)
+    .where(
+      and(
+        inArray(idempotencyKeys.principal, [...new Set(taken.map((claim) => claim.principal))]),
+        inArray(
+          idempotencyKeys.idempotencyKey,
+          taken.map((claim) => claim.idempotencyKey),
         ),
-      );
-    for (const row of rows) {
-      if (row.response === null) continue;
-      existing.set(keyOf(row.principal, row.idempotencyKey), {
-        params: row.requestParams,
-        outcome: decodeOutcome(row.response),
-      });
-    }
+      ),
+    );
+  for (const row of rows) {
+    if (row.response === null) continue;
+    existing.set(keyOf(row.principal, row.idempotencyKey), {
+      params: row.requestParams,
+      outcome: decodeOutcome(row.response),
+    });
   }
-  return { claimed, existing };
+  return existing;
 }
 
 export { keyOf as idempotencyKeyOf };
