@@ -27,13 +27,7 @@ import {
   type LedgerOutcome,
   paymentIdOf,
 } from './commands.js';
-import {
-  claimKeys,
-  idempotencyKeyOf,
-  releaseKeysSql,
-  type StoredKey,
-  storeOutcomesSql,
-} from './idempotency-store.js';
+import { claimKeys, idempotencyKeyOf, releaseKeysSql, type StoredKey, storeOutcomesSql } from './idempotency-store.js';
 import { claimKeysAndLockAccounts, lockAccounts, lockExpiredHolds, lockPayments } from './locks.js';
 import { accountsToLock, planCommand } from './plan.js';
 import { type AccountState, emptyEffects, fundingAccountId, type PaymentState, type PlanContext } from './state.js';

@@ -9,12 +9,18 @@
  * (`LEDGER_OVERLOADED`, retry after a moment with the same idempotency key), and a caller whose signal aborts
  * while queued leaves the queue at once with DEADLINE_EXCEEDED: a refusal never comes after the deadline.
  *
+ * Batches in flight never share a row: a command whose accounts (or payment) a running batch holds waits for
+ * the next batch, and so does every later command touching any of its rows (per-row arrival order, so none
+ * starves). Commands on one hot account thus gather into one batch that locks its row once, instead of several
+ * transactions queueing on the row's lock, each holding a pool connection while it waits.
+ *
  * A batch that fails as a whole (the database refused the transaction, not a command) is split in halves and
  * each half applied again, so one poisonous command fails alone; failures that say nothing about the commands
  * (the pool or the database is busy) are answered to every command of the batch instead.
  */
 import { DomainError, deadlineExceeded, serviceUnavailable } from '../domain/errors.js';
-import type { ApplyOptions, CommandResult, LedgerCommand } from './commands.js';
+import { type ApplyOptions, type CommandResult, type LedgerCommand, paymentIdOf } from './commands.js';
+import { accountsToLock } from './plan.js';
 
 export interface BatcherOptions {
   /** Commands per transaction, at most. */
@@ -36,6 +42,8 @@ export interface ListApplier {
 
 interface Entry {
   command: LedgerCommand;
+  /** The rows its transaction locks, as far as the command itself tells (rowsOf). */
+  rows: string[];
   signal: AbortSignal | undefined;
   settle(result: CommandResult | { thrown: unknown }): void;
 }
@@ -43,6 +51,8 @@ interface Entry {
 export class CommandBatcher {
   private readonly queue: Entry[] = [];
   private inFlight = 0;
+  /** Rows (rowsOf) of the commands in running batches. */
+  private readonly busyRows = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   /** Commands refused because the queue was full, since start. */
   refused = 0;
@@ -79,7 +89,7 @@ export class CommandBatcher {
 
   private enqueue(command: LedgerCommand, signal: AbortSignal | undefined) {
     return new Promise<CommandResult | { thrown: unknown }>((resolve) => {
-      const entry: Entry = { command, signal, settle: resolve };
+      const entry: Entry = { command, rows: rowsOf(command), signal, settle: resolve };
       if (signal) {
         // Leaves the queue as soon as the deadline passes; once in a batch the ledger core checks the signal.
         const onAbort = () => {
@@ -102,13 +112,14 @@ export class CommandBatcher {
   /** Starts batches while there is a free slot and either a full batch or one whose wait is over. */
   private schedule(): void {
     while (this.inFlight < this.options.maxBatchesInFlight && this.queue.length >= this.options.maxBatchSize) {
-      this.startBatch();
+      if (!this.startBatch()) return;
     }
     if (this.queue.length === 0 || this.timer || this.inFlight >= this.options.maxBatchesInFlight) return;
     // setImmediate with no wait still gathers every command that arrived in the same turn of the event loop.
     const fire = () => {
       this.timer = undefined;
-      if (this.inFlight < this.options.maxBatchesInFlight && this.queue.length > 0) this.startBatch();
+      // Nothing startable: every queued command waits for a running batch, whose end schedules again.
+      if (this.inFlight < this.options.maxBatchesInFlight && this.queue.length > 0 && !this.startBatch()) return;
       this.schedule();
     };
     this.timer =
@@ -117,19 +128,46 @@ export class CommandBatcher {
         : (setImmediate(fire) as unknown as NodeJS.Timeout);
   }
 
-  private startBatch(): void {
-    const batch = this.queue.splice(0, this.options.maxBatchSize);
+  /** Starts a batch of the queued commands free to run; false when none is (all wait for running batches). */
+  private startBatch(): boolean {
+    const batch = this.takeFreeEntries();
+    if (batch.length === 0) return false;
+    const rows = batch.flatMap((entry) => entry.rows);
+    for (const row of rows) this.busyRows.add(row);
     this.inFlight++;
     this.batches++;
     this.batchedCommands += batch.length;
     void this.run(batch, MAX_SPLIT_DEPTH).finally(() => {
+      for (const row of rows) this.busyRows.delete(row);
       this.inFlight--;
       // The queue filled while every slot was busy: those commands have waited long enough already.
-      if (this.queue.length > 0 && !this.timer) {
-        this.startBatch();
-      }
+      if (this.queue.length > 0 && !this.timer && !this.startBatch()) return;
       this.schedule();
     });
+    return true;
+  }
+
+  /**
+   * Takes, in queue order, up to maxBatchSize entries whose rows no running batch holds. A skipped entry
+   * reserves its rows, so later entries on those rows wait behind it. Looks at a bounded number of entries.
+   */
+  private takeFreeEntries(): Entry[] {
+    const taken: Entry[] = [];
+    const reserved = new Set<string>();
+    const scanLimit = Math.min(this.queue.length, Math.max(MIN_SCAN, 4 * this.options.maxBatchSize));
+    const kept: Entry[] = [];
+    let index = 0;
+    for (; index < scanLimit && taken.length < this.options.maxBatchSize; index++) {
+      const entry = this.queue[index]!;
+      if (entry.rows.some((row) => this.busyRows.has(row) || reserved.has(row))) {
+        for (const row of entry.rows) reserved.add(row);
+        kept.push(entry);
+      } else {
+        taken.push(entry);
+      }
+    }
+    if (taken.length > 0) this.queue.splice(0, index, ...kept);
+    return taken;
   }
 
   /** Applies one batch; never rejects (every entry is settled). */
@@ -156,6 +194,18 @@ export class CommandBatcher {
       entry.settle(result ?? { thrown: new Error('ledger returned fewer results than commands') });
     });
   }
+}
+
+/** Entries looked at per batch start, at least (4 × maxBatchSize when larger). */
+const MIN_SCAN = 256;
+
+/**
+ * The rows a command's transaction will lock, as far as the command says: its accounts (with the funding
+ * account of a deposit or payout), or the payment it acts on (whose accounts only the database knows).
+ */
+function rowsOf(command: LedgerCommand): string[] {
+  const paymentId = paymentIdOf(command);
+  return paymentId === undefined ? accountsToLock(command, undefined) : [paymentId];
 }
 
 /** log2 of the largest batch the config allows: enough halvings to isolate any one command. */

@@ -16,6 +16,21 @@ const OPTIONS: BatcherOptions = {
   retryAfterMs: 50,
 };
 
+function payment(idempotencyKey: string, payerAccountId: string, payeeAccountId: string): LedgerCommand {
+  return {
+    kind: 'authorizePayment',
+    principal: 'p',
+    idempotencyKey,
+    payerAccountId,
+    payeeAccountId,
+    amountMinor: 1n,
+    currency: 'USD',
+    description: '',
+    captureMode: 'AUTOMATIC',
+    holdDurationMs: 0,
+  };
+}
+
 function command(idempotencyKey: string): LedgerCommand {
   return { kind: 'voidPayment', principal: 'p', idempotencyKey, paymentId: `pay_${idempotencyKey}` };
 }
@@ -25,6 +40,9 @@ class ScriptedLedger implements ListApplier {
   readonly lists: string[][] = [];
   inFlight = 0;
   maxInFlight = 0;
+  /** Accounts of the lists running now, and whether two running lists ever shared one. */
+  private readonly running = new Set<string>();
+  sharedAccountWhileRunning = false;
   constructor(private readonly fail: (keys: string[]) => unknown = () => undefined) {}
 
   async apply(commands: LedgerCommand[]): Promise<CommandResult[]> {
@@ -32,7 +50,13 @@ class ScriptedLedger implements ListApplier {
     this.lists.push(keys);
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const accounts = [
+      ...new Set(commands.flatMap((c) => (c.kind === 'authorizePayment' ? [c.payerAccountId, c.payeeAccountId] : []))),
+    ];
+    if (accounts.some((account) => this.running.has(account))) this.sharedAccountWhileRunning = true;
+    for (const account of accounts) this.running.add(account);
     await new Promise((resolve) => setImmediate(resolve));
+    for (const account of accounts) this.running.delete(account);
     this.inFlight--;
     const failure = this.fail(keys);
     if (failure) throw failure;
@@ -100,5 +124,33 @@ describe('CommandBatcher', () => {
       .catch((error: unknown) => error);
     expect(refused).toMatchObject({ kind: 'deadline_exceeded' });
     expect(ledger.lists).toEqual([]);
+  });
+
+  it('never runs two batches on one account: commands to a hot payee gather into the next batch', async () => {
+    const ledger = new ScriptedLedger();
+    const batcher = new CommandBatcher(ledger, { ...OPTIONS, maxBatchSize: 8, maxBatchesInFlight: 4 });
+    const commands = keys(20).map((key) => payment(key, `acct_payer_${key}`, 'acct_hot'));
+    const results = await Promise.all(commands.map((c) => batcher.apply([c])));
+    expect(results.map(([result]) => (result && !result.ok ? result.error.reason : 'ok'))).toEqual(keys(20));
+    expect(ledger.sharedAccountWhileRunning).toBe(false);
+    expect(ledger.maxInFlight).toBe(1);
+    expect(ledger.lists.flat().sort()).toEqual(keys(20).sort());
+  });
+
+  it('keeps arrival order per account: a command waiting for a busy account holds back later ones on its accounts', async () => {
+    const ledger = new ScriptedLedger();
+    const batcher = new CommandBatcher(ledger, { ...OPTIONS, maxBatchSize: 1, maxBatchesInFlight: 2 });
+    // c2 waits for c1 (account B); c3 shares only C with c2, so it waits behind c2 rather than overtaking it.
+    const chain = [payment('c1', 'A', 'B'), payment('c2', 'B', 'C'), payment('c3', 'C', 'D')];
+    await Promise.all(chain.map((c) => batcher.apply([c])));
+    expect(ledger.lists).toEqual([['c1'], ['c2'], ['c3']]);
+    expect(ledger.sharedAccountWhileRunning).toBe(false);
+  });
+
+  it('runs commands on different accounts side by side', async () => {
+    const ledger = new ScriptedLedger();
+    const batcher = new CommandBatcher(ledger, { ...OPTIONS, maxBatchSize: 1, maxBatchesInFlight: 2 });
+    await Promise.all([payment('x', 'A', 'B'), payment('y', 'C', 'D')].map((c) => batcher.apply([c])));
+    expect(ledger.maxInFlight).toBe(2);
   });
 });
