@@ -77,6 +77,24 @@ export function rpcAnswered(rpc: AnsweredRpc): void {
   );
 }
 
+/**
+ * A child logger made on first use: most requests log nothing, and making a pino child for each was ~1.5% of the
+ * server's CPU per request.
+ */
+function lazyChild(parent: RequestLogger, bindings: Record<string, unknown>): RequestLogger {
+  let child: RequestLogger | undefined;
+  const log = () => {
+    child ??= parent.child(bindings);
+    return child;
+  };
+  return {
+    info: (details, message) => log().info(details, message),
+    warn: (details, message) => log().warn(details, message),
+    error: (details, message) => log().error(details, message),
+    child: (more) => log().child(more),
+  };
+}
+
 /** `accessLog`: one info line per RPC (ACCESS_LOG); process-wide, like the metrics registry. */
 export function observabilityInterceptor(options: { accessLog: boolean }): Interceptor {
   accessLog = options.accessLog;
@@ -86,7 +104,7 @@ export function observabilityInterceptor(options: { accessLog: boolean }): Inter
     const protocol = rpcProtocolOf(request.header.get('content-type'));
     const http = request.contextValues.get(httpRequestKey);
     const principal = http.principal;
-    const log = http.log.child({ procedure, principal: principal ?? 'anonymous' });
+    const log = lazyChild(http.log, { procedure, principal: principal ?? 'anonymous' });
     const attributes = {
       'rpc.system': protocol === 'connect' ? 'connect_rpc' : 'grpc',
       'rpc.service': request.service.typeName,
