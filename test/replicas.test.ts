@@ -18,6 +18,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizePaymentResponseSchema, CaptureMode } from '../gen/payment/v1/payment_pb.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../src/api/headers.js';
+import { AdvisoryLock } from '../src/db/advisory-locks.js';
 import { OUTBOX_LOCK_KEY } from '../src/outbox/leadership.js';
 import { HEADER } from '../src/outbox/routing.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
@@ -28,8 +29,10 @@ import { type Failure, RETRY_CODES, untilAnswered } from './support/payment-load
 import { type PrivatePostgres, startPrivatePostgres } from './support/private-postgres.js';
 import { REDIS_URL } from './support/rate-limit.js';
 import {
+  busySessions,
   createBackendKey,
   type LedgerReader,
+  logTail,
   PROCESS_EXIT_TIMEOUT_MS,
   postgresProcessEnv,
   readPostgresLedger,
@@ -87,6 +90,51 @@ afterAll(async () => {
 
 const alive = () => replicas.map((replica, index) => ({ replica, index })).filter(({ replica }) => isRunning(replica));
 const isRunning = (replica: ServerProcess) => replica.child.exitCode === null && replica.child.signalCode === null;
+
+/** Each /readyz gets this long: a replica that cannot answer is reported as such, not waited for. */
+const READYZ_TIMEOUT_MS = 5_000;
+
+/** A replica's outbox role from its /readyz, or what it answered instead. */
+async function roleOf(replica: ServerProcess): Promise<string> {
+  try {
+    const { body } = await getJson(`${replica.url}/readyz`, READYZ_TIMEOUT_MS);
+    const outbox = (body as { outbox?: { role?: string; error?: string } }).outbox;
+    return outbox?.role ?? `unknown (${outbox?.error ?? 'no outbox in /readyz'})`;
+  } catch (error) {
+    return `no answer (${error instanceof Error ? error.message : String(error)})`;
+  }
+}
+
+/**
+ * What the replicas and the database look like now, for the message of a bounded wait that gave up: each
+ * replica's outbox role (or how it ended) and its last log lines; the busy sessions and who holds which lock.
+ */
+async function replicaReport(): Promise<string> {
+  const states = await Promise.all(
+    replicas.map(async (replica, index) => {
+      const state = isRunning(replica)
+        ? `role ${await roleOf(replica)}`
+        : `ended (${replica.child.exitCode ?? replica.child.signalCode})`;
+      const tail = logTail(replica).map((line) => `    ${line}`);
+      return [`replica ${index} (${replica.url}, pid ${replica.child.pid}): ${state}`, ...tail].join('\n');
+    }),
+  );
+  const sessions = await busySessions(ledger).catch((error: Error) => [`(cannot ask: ${error.message})`]);
+  const legend = `advisory ${OUTBOX_LOCK_KEY}: outbox leader, ${AdvisoryLock.settlementRun}: settlement run`;
+  return [...states, `busy sessions (${legend}):`, ...sessions.map((line) => `    ${line}`)].join('\n');
+}
+
+/**
+ * A bounded wait (WAIT_MS) for `condition`. If it gives up, its error says what `seen` reports (the counts or
+ * roles waited on, as they were) and what the replicas and the database were doing (replicaReport).
+ */
+function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  seen: () => string | Promise<string>,
+): Promise<number> {
+  return waitUntil(condition, what, WAIT_MS, async () => `seen: ${await seen()}\n${await replicaReport()}`);
+}
 
 it(
   'the same idempotency key sent to all three at once makes one payment and three identical answers',
@@ -203,13 +251,23 @@ it(
     const ours = sql`payee_account_id in ${inList(merchants)}`;
     const count = async (where: ReturnType<typeof sql>) =>
       (await ledger.rows<{ n: number }>(sql`select count(*)::int as n from payments where ${ours} and ${where}`))[0]!.n;
+    // Our payments per status and settlement state, and the holds still open: what a wait that gives up saw.
+    const tally = async () => {
+      const rows = await ledger.rows<{ status: string; awaiting: boolean; settled: boolean; n: number }>(sql`
+        select status, awaits_settlement as awaiting, settlement_id is not null as settled, count(*)::int as n
+        from payments where ${ours} group by 1, 2, 3 order by 1, 2, 3`);
+      const held = await ledger.rows<{ id: string; expires: string; now: string }>(sql`
+        select id, expires_at::text as expires, clock_timestamp()::text as now
+        from payments where ${ours} and status = 'AUTHORIZED' order by expires_at limit 5`);
+      return `payments ${JSON.stringify(rows)}; still held ${JSON.stringify(held)}`;
+    };
     // The replicas' own schedules expire the holds and settle whatever the on-demand runs left.
-    await waitUntil(
+    await waitFor(
       async () =>
         (await count(sql`status = 'AUTHORIZED'`)) === 0 &&
         (await count(sql`awaits_settlement and settlement_id is null`)) === 0,
       'every hold expired and every payment settled',
-      WAIT_MS,
+      tally,
     );
 
     expect(await ledger.violations()).toEqual([]);
@@ -297,12 +355,7 @@ describe('rate limit across replicas', () => {
 
 /** Each live replica's outbox role, from its /readyz. */
 async function roles(): Promise<{ index: number; role: string }[]> {
-  return Promise.all(
-    alive().map(async ({ replica, index }) => {
-      const { body } = await getJson(`${replica.url}/readyz`);
-      return { index, role: (body as { outbox?: { role?: string } }).outbox?.role ?? 'unknown' };
-    }),
-  );
+  return Promise.all(alive().map(async ({ replica, index }) => ({ index, role: await roleOf(replica) })));
 }
 
 /** pg_locks is cluster-wide: only this file's database counts. */
@@ -315,17 +368,20 @@ async function lockHolders(): Promise<number> {
 
 async function oneLeader(): Promise<number> {
   let leader = -1;
-  await waitUntil(
+  let last = 'no answer yet';
+  await waitFor(
     async () => {
       const now = await roles();
+      const holders = await lockHolders();
+      last = `roles ${JSON.stringify(now)}, sessions holding the outbox lock: ${holders}`;
       const leaders = now.filter(({ role }) => role === 'leader');
       const standbys = now.filter(({ role }) => role === 'standby');
-      if (leaders.length !== 1 || standbys.length !== now.length - 1 || (await lockHolders()) !== 1) return false;
+      if (leaders.length !== 1 || standbys.length !== now.length - 1 || holders !== 1) return false;
       leader = leaders[0]!.index;
       return true;
     },
     'exactly one outbox leader, the others standing by',
-    WAIT_MS,
+    () => last,
   );
   return leader;
 }
@@ -381,6 +437,8 @@ function writeStream(accounts: { payer: string; payee: string }[], maxRounds: nu
     depositsMade,
     failures,
     rounds: () => rounds,
+    /** Rounds done and the latest failed attempts: what a wait on the stream saw. */
+    progress: () => `${rounds} rounds, latest failures ${JSON.stringify(failures.slice(-5))}`,
     stop: async () => {
       stopping = true;
       await done;
@@ -395,18 +453,29 @@ async function expectOutboxDelivered(): Promise<{ aggregate_id: string }[]> {
   );
   const expected = new Set(rows.map((row) => row.event_id));
   const delivered = () => new Set(events.messages.map((message) => message.headers[HEADER.eventId]));
+  const undelivered = async () => {
+    const seen = delivered();
+    const missing = [...expected].filter((eventId) => !seen.has(eventId));
+    const rows = await ledger.rows(sql`
+      select event_id, published_at::text, attempts, last_error from outbox_events
+      where event_id in ${inList(missing.slice(0, 5).concat('-'))}`);
+    return `${missing.length} of ${expected.size} not received, e.g. ${JSON.stringify(rows)}`;
+  };
   await events.waitFor(
     () => [...expected].every((eventId) => delivered().has(eventId)),
     `all ${expected.size} outbox events delivered`,
     WAIT_MS,
+    async () => `seen: ${await undelivered()}\n${await replicaReport()}`,
   );
   const firstOnes = firstDeliveries(events.messages).map((message) => message.headers[HEADER.eventId]);
   expect(new Set(firstOnes)).toEqual(expected);
   expect(orderViolations(events.messages)).toEqual([]);
-  await waitUntil(
-    async () => (await ledger.rows(sql`select 1 from outbox_events where published_at is null`)).length === 0,
+  const unpublished = () =>
+    ledger.rows(sql`select id::text, event_id, attempts from outbox_events where published_at is null`);
+  await waitFor(
+    async () => (await unpublished()).length === 0,
     'every outbox row marked published',
-    WAIT_MS,
+    async () => `unpublished ${JSON.stringify((await unpublished()).slice(0, 5))}`,
   );
   return rows;
 }
@@ -446,11 +515,15 @@ it(
     const leader = await oneLeader();
     const stream = writeStream(await streamAccounts(4), 40);
     try {
-      await waitUntil(() => stream.rounds() >= 12, 'writes flowing before the kill', WAIT_MS);
+      await waitFor(() => stream.rounds() >= 12, 'writes flowing before the kill', stream.progress);
       await replicas[leader]!.stop('SIGKILL', PROCESS_EXIT_TIMEOUT_MS);
       expect(await oneLeader()).not.toBe(leader);
       const roundsAtTakeover = stream.rounds();
-      await waitUntil(() => stream.rounds() >= roundsAtTakeover + 12, 'writes flowing after the takeover', WAIT_MS);
+      await waitFor(
+        () => stream.rounds() >= roundsAtTakeover + 12,
+        'writes flowing after the takeover',
+        stream.progress,
+      );
     } finally {
       await stream.stop();
     }
@@ -469,10 +542,10 @@ it(
     await oneLeader();
     const stream = writeStream(await streamAccounts(4), 40);
     try {
-      await waitUntil(() => stream.rounds() >= 8, 'writes flowing before the restart', WAIT_MS);
+      await waitFor(() => stream.rounds() >= 8, 'writes flowing before the restart', stream.progress);
       await cluster.restart('immediate');
       const roundsAtRestart = stream.rounds();
-      await waitUntil(() => stream.rounds() >= roundsAtRestart + 8, 'writes flowing after the restart', WAIT_MS);
+      await waitFor(() => stream.rounds() >= roundsAtRestart + 8, 'writes flowing after the restart', stream.progress);
       // Every replica lost its sessions, the leader its lock: exactly one takes it again.
       await oneLeader();
     } finally {
