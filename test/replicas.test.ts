@@ -3,7 +3,8 @@
  * spread across them (each replica spoken to in another protocol):
  *   - the same idempotency key sent to all three at once makes one payment and three identical answers;
  *   - settlement runs and hold sweeps, running on every replica at once, never apply anything twice;
- *   - a principal's rate limit is exact across replicas (three more processes, limiter on, small bucket);
+ *   - a principal's rate limit is exact across replicas (three more processes, limiter on, small bucket, on a
+ *     database of their own so that they never join the outbox leadership race of the three);
  *   - exactly one replica publishes the outbox; SIGKILLed under load, another takes over, and every event of
  *     every acknowledged write reaches Kafka, in order per aggregate.
  *   - PostgreSQL restarted (immediate: a crash) under the surviving replicas: one leader again, nothing lost.
@@ -296,10 +297,20 @@ describe('rate limit across replicas', () => {
   const prefix = `test-replicas-ratelimit:${randomUUID()}:`;
   let limited: ServerProcess[] = [];
   let redis: Redis;
+  /**
+   * A database of their own: these processes run the outbox publisher (to the log: no Kafka) and the jobs as
+   * well, and on the replicas' database they would compete for the outbox leadership. Should the leader
+   * falter while they run, one of them would lead and mark events published that never reach Kafka, failing
+   * a later test that waits for every event.
+   */
+  let limitedDatabaseUrl: string;
+  let limitedLedger: LedgerReader;
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
-    const env = postgresProcessEnv(databaseUrl, {
+    limitedDatabaseUrl = await cluster.createDatabase('ratelimit');
+    limitedLedger = readPostgresLedger(limitedDatabaseUrl);
+    const env = postgresProcessEnv(limitedDatabaseUrl, {
       RATE_LIMIT_ENABLED: 'true',
       REDIS_URL,
       RATE_LIMIT_KEY_PREFIX: prefix,
@@ -316,7 +327,9 @@ describe('rate limit across replicas', () => {
   }, TEST_TIMEOUT_MS);
 
   afterAll(async () => {
-    for (const replica of limited) replica.kill();
+    // Gone before the next test starts, not merely signalled.
+    await Promise.all(limited.map((replica) => replica.stop('SIGKILL', PROCESS_EXIT_TIMEOUT_MS).catch(() => {})));
+    await limitedLedger?.close();
     const keys = (await redis?.keys(`${prefix}*`)) ?? [];
     if (keys.length > 0) await redis.del(...keys);
     redis?.disconnect();
@@ -326,7 +339,7 @@ describe('rate limit across replicas', () => {
     'a principal gets exactly its capacity of writes, spread over three replicas',
     async () => {
       // A principal of its own: a fresh key, valid on every replica.
-      const apiKey = await createBackendKey(databaseUrl);
+      const apiKey = await createBackendKey(limitedDatabaseUrl);
       const ownerRef = `user:limited-${randomUUID()}`;
       const perReplica = limited.map((replica, index) =>
         clientsFor(PROTOCOLS[index % PROTOCOLS.length]!, replica.url, { apiKey }),
@@ -344,7 +357,7 @@ describe('rate limit across replicas', () => {
       expect(codes.filter((code) => code !== 'OK')).toEqual(
         Array.from({ length: attempts - capacity }, () => Code[Code.ResourceExhausted]),
       );
-      const created = await ledger.rows<{ n: number }>(
+      const created = await limitedLedger.rows<{ n: number }>(
         sql`select count(*)::int as n from accounts where owner_ref = ${ownerRef}`,
       );
       expect(created[0]!.n).toBe(capacity);
