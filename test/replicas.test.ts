@@ -16,7 +16,7 @@ import { toJsonString } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizePaymentResponseSchema, CaptureMode } from '../gen/payment/v1/payment_pb.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../src/api/headers.js';
 import { AdvisoryLock } from '../src/db/advisory-locks.js';
@@ -40,6 +40,7 @@ import {
   type ServerProcess,
   startServerProcess,
 } from './support/server-processes.js';
+import { within } from './support/waits.js';
 
 const REPLICAS = 3;
 const LEADER_RETRY_MS = 300;
@@ -124,6 +125,20 @@ async function replicaReport(): Promise<string> {
   const legend = `advisory ${OUTBOX_LOCK_KEY}: outbox leader, ${AdvisoryLock.settlementRun}: settlement run`;
   return [...states, `busy sessions (${legend}):`, ...sessions.map((line) => `    ${line}`)].join('\n');
 }
+
+/** Halts the write streams whose test ended without stopping them (vitest's own timeout): see afterEach. */
+const unfinishedStreams = new Set<() => void>();
+
+// A test that fails other than in a bounded wait of its own (an assertion, vitest's test timeout) still leaves
+// the replicas' report in the output; a write stream it left running stops writing into the next test.
+afterEach(async ({ task }) => {
+  if (task.result?.state !== 'fail') return;
+  for (const halt of unfinishedStreams) halt();
+  unfinishedStreams.clear();
+  if (task.result.errors?.some((error) => error.message?.includes('busy sessions ('))) return;
+  const report = await within(replicaReport(), WAIT_MS, 'replica report').catch((error: Error) => error.message);
+  console.error(`"${task.name}" failed; replicas now:\n${report}`);
+}, TEST_TIMEOUT_MS);
 
 /**
  * A bounded wait (WAIT_MS) for `condition`. If it gives up, its error says what `seen` reports (the counts or
@@ -445,6 +460,10 @@ function writeStream(accounts: { payer: string; payee: string }[], maxRounds: nu
   };
   const done = Promise.all(accounts.map(worker));
   done.catch(() => {}); // surfaced by stop()
+  const halt = () => {
+    stopping = true;
+  };
+  unfinishedStreams.add(halt);
   return {
     acknowledgedPayments,
     depositsMade,
@@ -453,7 +472,8 @@ function writeStream(accounts: { payer: string; payee: string }[], maxRounds: nu
     /** Rounds done and the latest failed attempts: what a wait on the stream saw. */
     progress: () => `${rounds} rounds, latest failures ${JSON.stringify(failures.slice(-5))}`,
     stop: async () => {
-      stopping = true;
+      halt();
+      unfinishedStreams.delete(halt);
       await done;
     },
   };
