@@ -95,13 +95,21 @@ function readerOf(database: Database): LedgerReader {
 const TAIL_LINE_CHARS = 300;
 
 /**
- * The last `count` lines a server process wrote to stdout and to stderr, each cut to a readable length: for
- * the message of a test that gives up on it (what it last did, what it complained about).
+ * The last `count` lines a server process wrote to stdout and to stderr, each cut to a readable length, after
+ * its last few warnings and errors from further back (pino levels 40 and up), which the latest info lines would
+ * otherwise hide: for the message of a test that gives up on it (what it last did, what went wrong before).
  */
 export function logTail(process: ServiceProcess, count = 8): string[] {
   const lines = (text: string) => text.split('\n').filter((line) => line.trim() !== '');
+  const out = lines(process.stdout());
+  const earlierTrouble = out
+    .slice(0, -count)
+    .filter((line) => /^\{"level":[4-6]\d/.test(line))
+    .slice(-4)
+    .map((line) => `earlier: ${line}`);
   return [
-    ...lines(process.stdout()).slice(-count),
+    ...earlierTrouble,
+    ...out.slice(-count),
     ...lines(process.stderr())
       .slice(-count)
       .map((line) => `stderr: ${line}`),
