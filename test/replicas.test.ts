@@ -3,7 +3,8 @@
  * spread across them (each replica spoken to in another protocol):
  *   - the same idempotency key sent to all three at once makes one payment and three identical answers;
  *   - settlement runs and hold sweeps, running on every replica at once, never apply anything twice;
- *   - a principal's rate limit is exact across replicas (three more processes, limiter on, small bucket);
+ *   - a principal's rate limit is exact across replicas (three more processes, limiter on, small bucket, on a
+ *     database of their own so that they never join the outbox leadership race of the three);
  *   - exactly one replica publishes the outbox; SIGKILLed under load, another takes over, and every event of
  *     every acknowledged write reaches Kafka, in order per aggregate.
  *   - PostgreSQL restarted (immediate: a crash) under the surviving replicas: one leader again, nothing lost.
@@ -15,9 +16,10 @@ import { toJsonString } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizePaymentResponseSchema, CaptureMode } from '../gen/payment/v1/payment_pb.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from '../src/api/headers.js';
+import { AdvisoryLock } from '../src/db/advisory-locks.js';
 import { OUTBOX_LOCK_KEY } from '../src/outbox/leadership.js';
 import { HEADER } from '../src/outbox/routing.js';
 import { type Clients, clientsFor, PROTOCOLS } from './support/clients.js';
@@ -28,14 +30,17 @@ import { type Failure, RETRY_CODES, untilAnswered } from './support/payment-load
 import { type PrivatePostgres, startPrivatePostgres } from './support/private-postgres.js';
 import { REDIS_URL } from './support/rate-limit.js';
 import {
+  busySessions,
   createBackendKey,
   type LedgerReader,
+  logTail,
   PROCESS_EXIT_TIMEOUT_MS,
   postgresProcessEnv,
   readPostgresLedger,
   type ServerProcess,
   startServerProcess,
 } from './support/server-processes.js';
+import { within } from './support/waits.js';
 
 const REPLICAS = 3;
 const LEADER_RETRY_MS = 300;
@@ -87,6 +92,65 @@ afterAll(async () => {
 
 const alive = () => replicas.map((replica, index) => ({ replica, index })).filter(({ replica }) => isRunning(replica));
 const isRunning = (replica: ServerProcess) => replica.child.exitCode === null && replica.child.signalCode === null;
+
+/** Each /readyz gets this long: a replica that cannot answer is reported as such, not waited for. */
+const READYZ_TIMEOUT_MS = 5_000;
+
+/** A replica's outbox role from its /readyz, or what it answered instead. */
+async function roleOf(replica: ServerProcess): Promise<string> {
+  try {
+    const { body } = await getJson(`${replica.url}/readyz`, READYZ_TIMEOUT_MS);
+    const outbox = (body as { outbox?: { role?: string; error?: string } }).outbox;
+    return outbox?.role ?? `unknown (${outbox?.error ?? 'no outbox in /readyz'})`;
+  } catch (error) {
+    return `no answer (${error instanceof Error ? error.message : String(error)})`;
+  }
+}
+
+/**
+ * What the replicas and the database look like now, for the message of a bounded wait that gave up: each
+ * replica's outbox role (or how it ended) and its last log lines; the busy sessions and who holds which lock.
+ */
+async function replicaReport(): Promise<string> {
+  const states = await Promise.all(
+    replicas.map(async (replica, index) => {
+      const state = isRunning(replica)
+        ? `role ${await roleOf(replica)}`
+        : `ended (${replica.child.exitCode ?? replica.child.signalCode})`;
+      const tail = logTail(replica).map((line) => `    ${line}`);
+      return [`replica ${index} (${replica.url}, pid ${replica.child.pid}): ${state}`, ...tail].join('\n');
+    }),
+  );
+  const sessions = await busySessions(ledger).catch((error: Error) => [`(cannot ask: ${error.message})`]);
+  const legend = `advisory ${OUTBOX_LOCK_KEY}: outbox leader, ${AdvisoryLock.settlementRun}: settlement run`;
+  return [...states, `busy sessions (${legend}):`, ...sessions.map((line) => `    ${line}`)].join('\n');
+}
+
+/** Halts the write streams whose test ended without stopping them (vitest's own timeout): see afterEach. */
+const unfinishedStreams = new Set<() => void>();
+
+// A test that fails other than in a bounded wait of its own (an assertion, vitest's test timeout) still leaves
+// the replicas' report in the output; a write stream it left running stops writing into the next test.
+afterEach(async ({ task }) => {
+  if (task.result?.state !== 'fail') return;
+  for (const halt of unfinishedStreams) halt();
+  unfinishedStreams.clear();
+  if (task.result.errors?.some((error) => error.message?.includes('busy sessions ('))) return;
+  const report = await within(replicaReport(), WAIT_MS, 'replica report').catch((error: Error) => error.message);
+  console.error(`"${task.name}" failed; replicas now:\n${report}`);
+}, TEST_TIMEOUT_MS);
+
+/**
+ * A bounded wait (WAIT_MS) for `condition`. If it gives up, its error says what `seen` reports (the counts or
+ * roles waited on, as they were) and what the replicas and the database were doing (replicaReport).
+ */
+function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  seen: () => string | Promise<string>,
+): Promise<number> {
+  return waitUntil(condition, what, WAIT_MS, async () => `seen: ${await seen()}\n${await replicaReport()}`);
+}
 
 it(
   'the same idempotency key sent to all three at once makes one payment and three identical answers',
@@ -203,13 +267,23 @@ it(
     const ours = sql`payee_account_id in ${inList(merchants)}`;
     const count = async (where: ReturnType<typeof sql>) =>
       (await ledger.rows<{ n: number }>(sql`select count(*)::int as n from payments where ${ours} and ${where}`))[0]!.n;
+    // Our payments per status and settlement state, and the holds still open: what a wait that gives up saw.
+    const tally = async () => {
+      const rows = await ledger.rows<{ status: string; awaiting: boolean; settled: boolean; n: number }>(sql`
+        select status, awaits_settlement as awaiting, settlement_id is not null as settled, count(*)::int as n
+        from payments where ${ours} group by 1, 2, 3 order by 1, 2, 3`);
+      const held = await ledger.rows<{ id: string; expires: string; now: string }>(sql`
+        select id, expires_at::text as expires, clock_timestamp()::text as now
+        from payments where ${ours} and status = 'AUTHORIZED' order by expires_at limit 5`);
+      return `payments ${JSON.stringify(rows)}; still held ${JSON.stringify(held)}`;
+    };
     // The replicas' own schedules expire the holds and settle whatever the on-demand runs left.
-    await waitUntil(
+    await waitFor(
       async () =>
         (await count(sql`status = 'AUTHORIZED'`)) === 0 &&
         (await count(sql`awaits_settlement and settlement_id is null`)) === 0,
       'every hold expired and every payment settled',
-      WAIT_MS,
+      tally,
     );
 
     expect(await ledger.violations()).toEqual([]);
@@ -238,10 +312,20 @@ describe('rate limit across replicas', () => {
   const prefix = `test-replicas-ratelimit:${randomUUID()}:`;
   let limited: ServerProcess[] = [];
   let redis: Redis;
+  /**
+   * A database of their own: these processes run the outbox publisher (to the log: no Kafka) and the jobs as
+   * well, and on the replicas' database they would compete for the outbox leadership. Should the leader
+   * falter while they run, one of them would lead and mark events published that never reach Kafka, failing
+   * a later test that waits for every event.
+   */
+  let limitedDatabaseUrl: string;
+  let limitedLedger: LedgerReader;
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
-    const env = postgresProcessEnv(databaseUrl, {
+    limitedDatabaseUrl = await cluster.createDatabase('ratelimit');
+    limitedLedger = readPostgresLedger(limitedDatabaseUrl);
+    const env = postgresProcessEnv(limitedDatabaseUrl, {
       RATE_LIMIT_ENABLED: 'true',
       REDIS_URL,
       RATE_LIMIT_KEY_PREFIX: prefix,
@@ -258,7 +342,9 @@ describe('rate limit across replicas', () => {
   }, TEST_TIMEOUT_MS);
 
   afterAll(async () => {
-    for (const replica of limited) replica.kill();
+    // Gone before the next test starts, not merely signalled.
+    await Promise.all(limited.map((replica) => replica.stop('SIGKILL', PROCESS_EXIT_TIMEOUT_MS).catch(() => {})));
+    await limitedLedger?.close();
     const keys = (await redis?.keys(`${prefix}*`)) ?? [];
     if (keys.length > 0) await redis.del(...keys);
     redis?.disconnect();
@@ -268,7 +354,7 @@ describe('rate limit across replicas', () => {
     'a principal gets exactly its capacity of writes, spread over three replicas',
     async () => {
       // A principal of its own: a fresh key, valid on every replica.
-      const apiKey = await createBackendKey(databaseUrl);
+      const apiKey = await createBackendKey(limitedDatabaseUrl);
       const ownerRef = `user:limited-${randomUUID()}`;
       const perReplica = limited.map((replica, index) =>
         clientsFor(PROTOCOLS[index % PROTOCOLS.length]!, replica.url, { apiKey }),
@@ -286,7 +372,7 @@ describe('rate limit across replicas', () => {
       expect(codes.filter((code) => code !== 'OK')).toEqual(
         Array.from({ length: attempts - capacity }, () => Code[Code.ResourceExhausted]),
       );
-      const created = await ledger.rows<{ n: number }>(
+      const created = await limitedLedger.rows<{ n: number }>(
         sql`select count(*)::int as n from accounts where owner_ref = ${ownerRef}`,
       );
       expect(created[0]!.n).toBe(capacity);
@@ -297,12 +383,7 @@ describe('rate limit across replicas', () => {
 
 /** Each live replica's outbox role, from its /readyz. */
 async function roles(): Promise<{ index: number; role: string }[]> {
-  return Promise.all(
-    alive().map(async ({ replica, index }) => {
-      const { body } = await getJson(`${replica.url}/readyz`);
-      return { index, role: (body as { outbox?: { role?: string } }).outbox?.role ?? 'unknown' };
-    }),
-  );
+  return Promise.all(alive().map(async ({ replica, index }) => ({ index, role: await roleOf(replica) })));
 }
 
 /** pg_locks is cluster-wide: only this file's database counts. */
@@ -315,17 +396,20 @@ async function lockHolders(): Promise<number> {
 
 async function oneLeader(): Promise<number> {
   let leader = -1;
-  await waitUntil(
+  let last = 'no answer yet';
+  await waitFor(
     async () => {
       const now = await roles();
+      const holders = await lockHolders();
+      last = `roles ${JSON.stringify(now)}, sessions holding the outbox lock: ${holders}`;
       const leaders = now.filter(({ role }) => role === 'leader');
       const standbys = now.filter(({ role }) => role === 'standby');
-      if (leaders.length !== 1 || standbys.length !== now.length - 1 || (await lockHolders()) !== 1) return false;
+      if (leaders.length !== 1 || standbys.length !== now.length - 1 || holders !== 1) return false;
       leader = leaders[0]!.index;
       return true;
     },
     'exactly one outbox leader, the others standing by',
-    WAIT_MS,
+    () => last,
   );
   return leader;
 }
@@ -376,13 +460,20 @@ function writeStream(accounts: { payer: string; payee: string }[], maxRounds: nu
   };
   const done = Promise.all(accounts.map(worker));
   done.catch(() => {}); // surfaced by stop()
+  const halt = () => {
+    stopping = true;
+  };
+  unfinishedStreams.add(halt);
   return {
     acknowledgedPayments,
     depositsMade,
     failures,
     rounds: () => rounds,
+    /** Rounds done and the latest failed attempts: what a wait on the stream saw. */
+    progress: () => `${rounds} rounds, latest failures ${JSON.stringify(failures.slice(-5))}`,
     stop: async () => {
-      stopping = true;
+      halt();
+      unfinishedStreams.delete(halt);
       await done;
     },
   };
@@ -395,18 +486,29 @@ async function expectOutboxDelivered(): Promise<{ aggregate_id: string }[]> {
   );
   const expected = new Set(rows.map((row) => row.event_id));
   const delivered = () => new Set(events.messages.map((message) => message.headers[HEADER.eventId]));
+  const undelivered = async () => {
+    const seen = delivered();
+    const missing = [...expected].filter((eventId) => !seen.has(eventId));
+    const rows = await ledger.rows(sql`
+      select event_id, published_at::text, attempts, last_error from outbox_events
+      where event_id in ${inList(missing.slice(0, 5).concat('-'))}`);
+    return `${missing.length} of ${expected.size} not received, e.g. ${JSON.stringify(rows)}`;
+  };
   await events.waitFor(
     () => [...expected].every((eventId) => delivered().has(eventId)),
     `all ${expected.size} outbox events delivered`,
     WAIT_MS,
+    async () => `seen: ${await undelivered()}\n${await replicaReport()}`,
   );
   const firstOnes = firstDeliveries(events.messages).map((message) => message.headers[HEADER.eventId]);
   expect(new Set(firstOnes)).toEqual(expected);
   expect(orderViolations(events.messages)).toEqual([]);
-  await waitUntil(
-    async () => (await ledger.rows(sql`select 1 from outbox_events where published_at is null`)).length === 0,
+  const unpublished = () =>
+    ledger.rows(sql`select id::text, event_id, attempts from outbox_events where published_at is null`);
+  await waitFor(
+    async () => (await unpublished()).length === 0,
     'every outbox row marked published',
-    WAIT_MS,
+    async () => `unpublished ${JSON.stringify((await unpublished()).slice(0, 5))}`,
   );
   return rows;
 }
@@ -446,11 +548,15 @@ it(
     const leader = await oneLeader();
     const stream = writeStream(await streamAccounts(4), 40);
     try {
-      await waitUntil(() => stream.rounds() >= 12, 'writes flowing before the kill', WAIT_MS);
+      await waitFor(() => stream.rounds() >= 12, 'writes flowing before the kill', stream.progress);
       await replicas[leader]!.stop('SIGKILL', PROCESS_EXIT_TIMEOUT_MS);
       expect(await oneLeader()).not.toBe(leader);
       const roundsAtTakeover = stream.rounds();
-      await waitUntil(() => stream.rounds() >= roundsAtTakeover + 12, 'writes flowing after the takeover', WAIT_MS);
+      await waitFor(
+        () => stream.rounds() >= roundsAtTakeover + 12,
+        'writes flowing after the takeover',
+        stream.progress,
+      );
     } finally {
       await stream.stop();
     }
@@ -469,10 +575,10 @@ it(
     await oneLeader();
     const stream = writeStream(await streamAccounts(4), 40);
     try {
-      await waitUntil(() => stream.rounds() >= 8, 'writes flowing before the restart', WAIT_MS);
+      await waitFor(() => stream.rounds() >= 8, 'writes flowing before the restart', stream.progress);
       await cluster.restart('immediate');
       const roundsAtRestart = stream.rounds();
-      await waitUntil(() => stream.rounds() >= roundsAtRestart + 8, 'writes flowing after the restart', WAIT_MS);
+      await waitFor(() => stream.rounds() >= roundsAtRestart + 8, 'writes flowing after the restart', stream.progress);
       // Every replica lost its sessions, the leader its lock: exactly one takes it again.
       await oneLeader();
     } finally {

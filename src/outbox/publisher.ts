@@ -116,14 +116,23 @@ export class OutboxPublisher {
     return this.role;
   }
 
-  /** Never rejects: without the database the counts are null. */
-  async status(): Promise<OutboxStatus> {
-    let stats: OutboxStats | { unpublished: null; oldestAgeMs: null };
-    try {
-      stats = await outboxStats(this.db);
-    } catch {
-      stats = { unpublished: null, oldestAgeMs: null };
-    }
+  /**
+   * Never rejects: without the database the counts are null. With `statsTimeoutMs`, counts that take longer
+   * (a busy pool, a slow database) are null too, and the role, which is this process's own and needs no
+   * database, is still reported on time: a probe asking "who leads?" always gets the answer.
+   */
+  async status(statsTimeoutMs?: number): Promise<OutboxStatus> {
+    const unknown = { unpublished: null, oldestAgeMs: null };
+    let timer: NodeJS.Timeout | undefined;
+    const late =
+      statsTimeoutMs === undefined
+        ? []
+        : [new Promise<typeof unknown>((resolve) => (timer = setTimeout(() => resolve(unknown), statsTimeoutMs)))];
+    const stats: OutboxStats | typeof unknown = await Promise.race([
+      outboxStats(this.db).catch(() => unknown),
+      ...late,
+    ]);
+    clearTimeout(timer);
     return { role: this.role, sink: this.sink.kind, published: this.published, ...stats };
   }
 

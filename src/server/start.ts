@@ -84,7 +84,7 @@ export async function startService(config: Config, options: ServiceOptions = {})
     settlementsApp: new SettlementsApp(database.db),
     health,
     shutdownSignal: shutdown.signal,
-    outboxStatus: () => outbox.status(),
+    outboxStatus: (statsTimeoutMs) => outbox.status(statsTimeoutMs),
     rateLimitRedis,
     authenticator,
     logStream: options.logStream,

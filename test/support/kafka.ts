@@ -96,8 +96,16 @@ export interface ReceivedMessage {
 
 export interface EventCollector {
   messages: ReceivedMessage[];
-  /** Polls until `condition` holds or the bounded wait is over (then throws with `what`). */
-  waitFor(condition: (messages: ReceivedMessage[]) => boolean, what: string, timeoutMs?: number): Promise<number>;
+  /**
+   * Polls until `condition` holds or the bounded wait is over (then throws with `what`, and what `explain`
+   * says about the state it gave up in).
+   */
+  waitFor(
+    condition: (messages: ReceivedMessage[]) => boolean,
+    what: string,
+    timeoutMs?: number,
+    explain?: () => string | Promise<string>,
+  ): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -137,21 +145,34 @@ export async function collectEvents(brokers: string, topics: string[]): Promise<
   });
   return {
     messages,
-    waitFor: (condition, what, timeoutMs = 20_000) => waitUntil(() => condition(messages), what, timeoutMs),
+    waitFor: (condition, what, timeoutMs = 20_000, explain) =>
+      waitUntil(() => condition(messages), what, timeoutMs, explain),
     stop: () => consumer.disconnect(),
   };
 }
 
-/** Polls `condition` every 25 ms until it is true; throws after `timeoutMs`. No fixed sleeps. */
+/**
+ * Polls `condition` every 25 ms until it is true; throws after `timeoutMs`. No fixed sleeps. The error names
+ * `what` and, when given, what `explain` reports at that moment (what was seen instead), so that a wait that
+ * gives up on a busy machine says why.
+ */
 export async function waitUntil(
   condition: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 20_000,
+  explain?: () => string | Promise<string>,
 ): Promise<number> {
   const started = Date.now();
   for (;;) {
     if (await condition()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() - started > timeoutMs) {
+      const seen = explain
+        ? await Promise.resolve()
+            .then(explain)
+            .catch((error) => `(no details: ${error})`)
+        : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${seen ? `\n${seen}` : ''}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }

@@ -143,18 +143,28 @@ export function recordProblems(message: ReceivedMessage, row: OutboxRowView): st
 
 /**
  * GET a JSON document on a fresh connection that is closed afterwards (fetch's keep-alive connection would
- * hold the server's shutdown for its whole grace period).
+ * hold the server's shutdown for its whole grace period). With `timeoutMs`, a server that does not answer in
+ * time (hung, stopped, starved) rejects instead of leaving the caller waiting for ever.
  */
-export function getJson(url: string): Promise<{ status: number; body: unknown }> {
+export function getJson(url: string, timeoutMs?: number): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
-    http
+    const request = http
       .get(url, { agent: false, headers: { connection: 'close' } }, (response) => {
         let text = '';
         response.on('data', (chunk: Buffer) => {
           text += chunk.toString();
         });
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
+        response.on('end', () => {
+          try {
+            resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
+          } catch (error) {
+            reject(error);
+          }
+        });
       })
       .on('error', reject);
+    if (timeoutMs !== undefined) {
+      request.setTimeout(timeoutMs, () => request.destroy(new Error(`GET ${url}: no answer within ${timeoutMs} ms`)));
+    }
   });
 }

@@ -3,7 +3,7 @@
  * free port, with its URL read from its start-up log line, plus what those tests need around it: a backend
  * API key in a PostgreSQL database, and the ledger's tables read straight from either kind of database.
  */
-import type { sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { SCOPES } from '../../src/auth/caller.js';
 import { type Database, openPglite, openPostgres } from '../../src/db/client.js';
@@ -90,6 +90,54 @@ function readerOf(database: Database): LedgerReader {
       (await checkLedger(database.db)).checks.flatMap((check) => check.violations.map((v) => `${check.name}: ${v}`)),
     close: () => database.close(),
   };
+}
+
+const TAIL_LINE_CHARS = 300;
+
+/**
+ * The last `count` lines a server process wrote to stdout and to stderr, each cut to a readable length, after
+ * its last few warnings and errors from further back (pino levels 40 and up), which the latest info lines would
+ * otherwise hide: for the message of a test that gives up on it (what it last did, what went wrong before).
+ */
+export function logTail(process: ServiceProcess, count = 8): string[] {
+  const lines = (text: string) => text.split('\n').filter((line) => line.trim() !== '');
+  const out = lines(process.stdout());
+  const earlierTrouble = out
+    .slice(0, -count)
+    .filter((line) => /^\{"level":[4-6]\d/.test(line))
+    .slice(-4)
+    .map((line) => `earlier: ${line}`);
+  return [
+    ...earlierTrouble,
+    ...out.slice(-count),
+    ...lines(process.stderr())
+      .slice(-count)
+      .map((line) => `stderr: ${line}`),
+  ].map((line) => (line.length > TAIL_LINE_CHARS ? `${line.slice(0, TAIL_LINE_CHARS)}…` : line));
+}
+
+/**
+ * The sessions on the reader's database that are in a transaction, waiting, or holding an advisory lock
+ * (the outbox leadership, a settlement run), one line each: who holds what, and for how long.
+ */
+export async function busySessions(ledger: LedgerReader): Promise<string[]> {
+  const rows = await ledger.rows<Record<string, string | number | null>>(sql`
+    select a.pid, a.application_name as app, a.state, a.wait_event_type as wait_type, a.wait_event as wait,
+           floor(extract(epoch from clock_timestamp() - a.xact_start))::int as xact_s,
+           (select string_agg(l.objid::text, ',') from pg_locks l
+             where l.pid = a.pid and l.locktype = 'advisory' and l.granted) as advisory,
+           left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 100) as query
+    from pg_stat_activity a
+    where a.datname = current_database() and a.pid <> pg_backend_pid()
+      and (a.state not in ('idle') or exists (
+        select 1 from pg_locks l where l.pid = a.pid and l.locktype = 'advisory' and l.granted))
+    order by a.pid`);
+  return rows.map((row) =>
+    Object.entries(row)
+      .filter(([, value]) => value !== null && value !== '')
+      .map(([name, value]) => `${name}=${value}`)
+      .join(' '),
+  );
 }
 
 /** Reads a PostgreSQL ledger. */
