@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,19 @@ const READY_REQUEST_TIMEOUT_MS = 2_000;
 const STOP_TIMEOUT_MS = 15_000;
 // Server log lines echoed to stderr; beyond this they are only counted, so an error storm stays readable.
 const MAX_ECHOED_LOG_LINES = 40;
+
+/**
+ * The node flags the server is deployed with: those of `npm run start:dist` (the same as the Dockerfile's CMD
+ * and `npm start`, checked by test/unit/node-flags.test.ts), so the child runs as the image does.
+ */
+export function deployedNodeFlags(): string[] {
+  const scripts = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+  const words = scripts['start:dist']?.split(/\s+/) ?? [];
+  const start = words.indexOf('node');
+  const end = words.indexOf('dist/src/main.js');
+  if (start < 0 || end < start) throw new Error('package.json start:dist is not "exec node [flags] dist/src/main.js"');
+  return words.slice(start + 1, end);
+}
 
 export interface Target {
   url: string;
@@ -185,7 +198,7 @@ async function startChild(
   // --cpu-prof: V8 writes the profile when the server exits, which it does cleanly on SIGTERM (stopChild).
   const cpuProfileDir = cpuProfile ? mkdtempSync(join(tmpdir(), 'bench-cpu-prof-')) : undefined;
   const profileArgs = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : [];
-  const child = spawn(process.execPath, [...profileArgs, 'dist/src/main.js'], {
+  const child = spawn(process.execPath, [...profileArgs, ...deployedNodeFlags(), 'dist/src/main.js'], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
