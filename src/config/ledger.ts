@@ -14,8 +14,21 @@ export interface BatchConfig {
   retryAfterMs: number;
 }
 
+/**
+ * Two batches in flight: one being written while the next is planned. On the 2-core bench machine 1 and 2 gave
+ * the same throughput and 4 about 15% less (smaller batches: more transactions, each ~4 round trips), see
+ * docs/benchmark.md.
+ */
+const DEFAULT_BATCHES_IN_FLIGHT = 2;
+
 export function readBatch(env: Env, poolSize: number): BatchConfig {
-  const maxBatchesInFlight = readInt(env, 'LEDGER_BATCHES_IN_FLIGHT', Math.min(4, poolSize), 1, 64);
+  const maxBatchesInFlight = readInt(
+    env,
+    'LEDGER_BATCHES_IN_FLIGHT',
+    Math.min(DEFAULT_BATCHES_IN_FLIGHT, poolSize),
+    1,
+    64,
+  );
   if (maxBatchesInFlight > poolSize) {
     throw new ConfigError('LEDGER_BATCHES_IN_FLIGHT', `must be at most DB_POOL_SIZE (${poolSize})`);
   }
