@@ -36,14 +36,17 @@ describe('the token bucket script', () => {
     const buckets = new RedisTokenBuckets(harness.redis);
     const policy = { name: 'writes', capacity: 10, refillPerSecond: 5 } as const;
     const bucket = `${prefix}a`;
+    const started = performance.now();
     expect(await buckets.take(bucket, policy)).toEqual({ allowed: true, remaining: 9, retryAfterMs: 0, resetMs: 200 });
     const ttl = await harness.redis.pttl(bucket);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(200);
 
     const burst = await Promise.all(Array.from({ length: 20 }, () => buckets.take(bucket, policy)));
+    // The 9 left, plus whatever came back (5/s) in the time this measurably took on a possibly loaded machine.
+    const refilledAtMost = Math.floor(((performance.now() - started) / 1000) * policy.refillPerSecond) + 1;
     expect(burst.filter((decision) => decision.allowed).length).toBeGreaterThanOrEqual(9);
-    expect(burst.filter((decision) => decision.allowed).length).toBeLessThanOrEqual(10);
+    expect(burst.filter((decision) => decision.allowed).length).toBeLessThanOrEqual(9 + refilledAtMost);
     const refused = burst.find((decision) => !decision.allowed)!;
     expect(refused.retryAfterMs).toBeGreaterThan(0);
     expect(refused.retryAfterMs).toBeLessThanOrEqual(200);
