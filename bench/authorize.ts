@@ -181,6 +181,33 @@ async function interleavedRounds(
   return { pooled: [...byKey.values()].map(poolRounds), pgbenchRuns };
 }
 
+/**
+ * pgbench's one-payment transactions at the rate of the service's half-peak round, with as many clients, when
+ * the anchor runs at all (pgbench among --scenarios): the p99 that PostgreSQL alone gives at that load on this
+ * machine, next to the service's.
+ */
+async function pgbenchOpenLoop(
+  context: Context,
+  pgbench: Pgbench,
+  clients: number,
+  ratePerSecond: number,
+): Promise<PgbenchRun | undefined> {
+  if (!pgbench.database || !context.options.scenarios.includes('pgbench') || context.signal.aborted) return undefined;
+  progress(`pgbench, open loop at ${ratePerSecond.toFixed(0)} payments/s (the same rate)…`);
+  const run = await pgbench.database.run({
+    hot: false,
+    clients,
+    seconds: Math.max(1, Math.ceil(context.options.durationMs / 1000)),
+    reset: pgbench.runs++ > 0,
+    ratePerSecond,
+    warmupMs: context.options.warmupMs,
+  });
+  progress(
+    `  ${run.tps.toFixed(1)} tps, p50 ${run.latency?.p50Ms.toFixed(1)} ms, p99 ${run.latency?.p99Ms.toFixed(1)} ms`,
+  );
+  return run;
+}
+
 /** 4x the peak's concurrency, then the peak's concurrency again: the server must refuse cleanly and recover. */
 async function overloadRounds(context: Context, peak: RoundResult): Promise<OverloadReport> {
   const peakConcurrency = peak.concurrency;
@@ -277,11 +304,13 @@ async function benchmark(options: BenchOptions, target: Target, signal: AbortSig
       undefined,
     );
     let halfPeak: RoundResult | undefined;
+    let halfPeakPgbench: PgbenchRun | undefined;
     let overload: OverloadReport | undefined;
     if (peak && peak.throughput > 0 && !signal.aborted) {
       const rate = peak.throughput / 2;
       progress(`uniform, open loop at ${rate.toFixed(0)} payments/s (half the peak)…`);
       halfPeak = await round(context, context.workloads.uniform, peak.concurrency, { ratePerSecond: rate });
+      halfPeakPgbench = await pgbenchOpenLoop(context, pgbench, peak.concurrency, rate);
       if (options.overload && !signal.aborted) overload = await overloadRounds(context, peak);
     }
     if (overload) overload.serverFaults = serverFaults(context.all);
@@ -311,6 +340,7 @@ async function benchmark(options: BenchOptions, target: Target, signal: AbortSig
       pgbench: pgbenchRuns,
       pgbenchSkipped: pgbench.skipped,
       halfPeak,
+      halfPeakPgbench,
       overload,
       verification,
       serverLogLines: target.logLines(),

@@ -66,8 +66,8 @@ PostgreSQL database (TEST_ADMIN_DATABASE_URL, default postgres://postgres@127.0.
 the accounts (500 through the ledger core, the rest by bulk insert), and drops the database at the end.
 
 One run interleaves rounds of each scenario (A B A B …), then an open-loop round at half the peak
-payments/s (p99 at half peak), then an overload round at 4x the peak's concurrency and a recovery round,
-then checks the ledger. It prints a table and, last, one line of JSON with the ratios. Exit status 1 when
+payments/s (p99 at half peak) and pgbench at that same rate (PostgreSQL's own p99 there), then an overload
+round at 4x the peak's concurrency and a recovery round, then checks the ledger. It prints a table and, last, one line of JSON with the ratios. Exit status 1 when
 the ledger check fails, any answer was INTERNAL or UNKNOWN, or the server did not recover after overload.
 
   --quick                   a run of well under a minute: ${QUICK.accounts} accounts, ${QUICK.warmupMs / 1000} s warm-up,

@@ -5,10 +5,12 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { type LatencySummary, summarizeLatencies } from './stats.js';
 
 const run = promisify(execFile);
 const PGBENCH_CANDIDATES = ['/usr/lib/postgresql/15/bin/pgbench'];
@@ -73,13 +75,51 @@ export function splitSqlStatements(text: string): string[] {
 }
 
 export interface PgbenchRun {
-  scenario: 'pgbench' | 'pgbench-hot';
+  /** pgbench-open-loop: uniform at a fixed rate (-R), the anchor for the service's p99 at half peak. */
+  scenario: 'pgbench' | 'pgbench-hot' | 'pgbench-open-loop';
   clients: number;
   tps: number;
   latencyAverageMs: number | undefined;
   transactions: number;
   failedTransactions: number;
   seconds: number;
+  /** Per-transaction latencies from pgbench's log (-l): open-loop runs only. */
+  latency?: LatencySummary;
+}
+
+/** One line of pgbench's per-transaction log: the transaction's latency and when it finished. */
+export interface PgbenchLogEntry {
+  latencyMs: number;
+  finishedAtMs: number;
+}
+
+/**
+ * pgbench's per-transaction log (`-l`): one line per transaction, "client_id transaction_no time script_no
+ * time_epoch time_us [schedule_lag]", `time` in microseconds, time_epoch/time_us when it finished. Under
+ * --rate pgbench counts `time` from the transaction's scheduled start, as the service's open loop counts from
+ * when a request was due (PostgreSQL's pgbench documentation, "Per-Transaction Logging"). Lines that are not
+ * numbers (a "skipped" transaction) are left out.
+ */
+export function parsePgbenchLog(logText: string): PgbenchLogEntry[] {
+  const entries: PgbenchLogEntry[] = [];
+  for (const line of logText.split('\n')) {
+    const fields = line.split(' ').map(Number);
+    const [micros, epochSeconds, epochMicros] = [fields[2], fields[4], fields[5]];
+    if (fields.length < 6 || !Number.isFinite(micros) || !Number.isFinite(epochSeconds)) continue;
+    entries.push({ latencyMs: micros! / 1000, finishedAtMs: epochSeconds! * 1000 + epochMicros! / 1000 });
+  }
+  return entries;
+}
+
+/**
+ * The latencies of the transactions that finished at least `warmupMs` after the first one did: pgbench has
+ * no warm-up of its own, and its first transactions pay for new connections and cold caches.
+ */
+export function latenciesAfterWarmup(entries: PgbenchLogEntry[], warmupMs: number): Float64Array {
+  const firstMs = entries.reduce((first, entry) => Math.min(first, entry.finishedAtMs), Number.POSITIVE_INFINITY);
+  return Float64Array.from(
+    entries.filter((entry) => entry.finishedAtMs >= firstMs + warmupMs).map((entry) => entry.latencyMs),
+  );
 }
 
 /** Parses pgbench's summary; undefined fields when a line is missing (a different pgbench version). */
@@ -135,9 +175,48 @@ export class PgbenchDatabase {
     });
   }
 
-  /** One pgbench run of authorize.sql, after reset.sql so every run starts from the same state. */
-  async run(options: { hot: boolean; clients: number; seconds: number; reset: boolean }): Promise<PgbenchRun> {
+  /**
+   * One pgbench run of authorize.sql, after reset.sql so every run starts from the same state. With
+   * `ratePerSecond` (uniform only) it is an open loop at that many transactions per second (-R), with each
+   * transaction's latency logged (-l) and summarised.
+   */
+  async run(options: {
+    hot: boolean;
+    clients: number;
+    seconds: number;
+    reset: boolean;
+    /** An open loop at this rate; its first `warmupMs` (default 0) are run but not counted. */
+    ratePerSecond?: number;
+    warmupMs?: number;
+  }): Promise<PgbenchRun> {
     if (options.reset) await this.runFile('reset.sql');
+    const logDir = options.ratePerSecond === undefined ? undefined : mkdtempSync(join(tmpdir(), 'bench-pgbench-'));
+    const warmupMs = options.warmupMs ?? 0;
+    try {
+      if (logDir === undefined) return await this.runPgbench(options, undefined);
+      const run = await this.runPgbench({ ...options, seconds: options.seconds + Math.ceil(warmupMs / 1000) }, logDir);
+      const latency = readLatencies(logDir, warmupMs);
+      // The counts and seconds of the measured part, like the service's rounds.
+      return {
+        ...run,
+        scenario: 'pgbench-open-loop',
+        latency,
+        transactions: latency?.samples ?? 0,
+        seconds: options.seconds,
+      };
+    } finally {
+      if (logDir !== undefined) rmSync(logDir, { recursive: true, force: true });
+    }
+  }
+
+  private async runPgbench(
+    options: { hot: boolean; clients: number; seconds: number; ratePerSecond?: number },
+    logDir: string | undefined,
+  ): Promise<PgbenchRun> {
+    const rateArgs =
+      logDir === undefined
+        ? []
+        : ['-R', options.ratePerSecond!.toFixed(1), '-l', `--log-prefix=${join(logDir, 'log')}`];
     const args = [
       ...[
         '-h',
@@ -149,6 +228,7 @@ export class PgbenchDatabase {
       ],
       ...['-n', '-M', 'prepared', '-c', String(options.clients), '-j', String(Math.min(2, options.clients))],
       ...['-T', String(options.seconds), '-D', `hot=${options.hot ? 1 : 0}`, '--max-tries=20'],
+      ...rateArgs,
       ...['-f', join(this.setup.anchorsDir, 'authorize.sql'), this.name],
     ];
     const env = { ...process.env };
@@ -173,6 +253,12 @@ export class PgbenchDatabase {
   async drop(): Promise<void> {
     await withClient(this.adminUrl, (client) => client.query(`drop database if exists ${this.name} with (force)`));
   }
+}
+
+/** The latencies after the warm-up in every log file pgbench wrote into `logDir` (one per thread). */
+function readLatencies(logDir: string, warmupMs: number): LatencySummary | undefined {
+  const entries = readdirSync(logDir).flatMap((file) => parsePgbenchLog(readFileSync(join(logDir, file), 'utf8')));
+  return summarizeLatencies(latenciesAfterWarmup(entries, warmupMs));
 }
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {

@@ -28,6 +28,8 @@ export interface BenchReport {
   /** Why pgbench rows are missing, when they are. */
   pgbenchSkipped: string | undefined;
   halfPeak: RoundResult | undefined;
+  /** pgbench at the half-peak round's rate, with its per-transaction latencies (absent without pgbench). */
+  halfPeakPgbench?: PgbenchRun | undefined;
   overload: OverloadReport | undefined;
   verification: Verification | undefined;
   serverLogLines: number;
@@ -68,15 +70,18 @@ function roundRow(round: RoundResult, label = round.scenario): string[] {
   ];
 }
 
-function pgbenchRow(run: PgbenchRun): string[] {
+function pgbenchRow(run: PgbenchRun, label: string = run.scenario): string[] {
+  const latency = run.latency
+    ? [fixed(run.latency.p50Ms), fixed(run.latency.p99Ms), fixed(run.latency.maxMs)]
+    : [`avg ${fixed(run.latencyAverageMs)}`, '-', '-'];
   return [
-    run.scenario,
+    label,
     String(run.clients),
     run.tps.toFixed(1),
     String(run.transactions),
     '-',
     String(run.failedTransactions),
-  ].concat([`avg ${fixed(run.latencyAverageMs)}`, '-', '-', '-', '-', '-']);
+  ].concat(latency, ['-', '-', '-']);
 }
 
 export function renderTable(report: BenchReport): string {
@@ -99,8 +104,9 @@ export function renderTable(report: BenchReport): string {
     'bench CPU ms/op',
   ]);
   const rows = report.rounds.map((round) => roundRow(round));
-  rows.push(...report.pgbench.map(pgbenchRow));
+  rows.push(...report.pgbench.map((run) => pgbenchRow(run)));
   if (report.halfPeak) rows.push(roundRow(report.halfPeak, 'uniform, open loop at half peak'));
+  if (report.halfPeakPgbench) rows.push(pgbenchRow(report.halfPeakPgbench, 'pgbench, open loop at the same rate'));
   if (report.overload) {
     rows.push(roundRow(report.overload.overload, `uniform, overload (4x)`));
     rows.push(roundRow(report.overload.recovery, `uniform, recovery`));
@@ -119,7 +125,10 @@ export function renderTable(report: BenchReport): string {
       notes.push(`${round.scenario} @${round.concurrency}: stopped early (${round.stoppedBy})`);
   }
   if (report.pgbenchSkipped) notes.push(`pgbench skipped: ${report.pgbenchSkipped}`);
-  notes.push('ops/s: completed payments (declines not counted) or health checks; pgbench: tps, latency average only');
+  notes.push(
+    'ops/s: completed payments (declines not counted) or health checks; pgbench: tps, latency average only ' +
+      '(its open loop: per-transaction latencies from its log, counted from when each was due)',
+  );
   notes.push('srv CPU ms/op: server process user+system CPU over the measured window ÷ successful operations');
   if (report.serverLogLines > 0) notes.push(`the server wrote ${report.serverLogLines} log lines at warn or above`);
   lines.push('', ...notes, '');

@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { areaOf, summarizeCpuProfile } from '../../bench/lib/cpu-profile.js';
 import { poolRounds, type RoundResult } from '../../bench/lib/load.js';
-import { locatePgbench, parsePgbenchOutput, splitSqlStatements } from '../../bench/lib/pgbench.js';
+import {
+  latenciesAfterWarmup,
+  locatePgbench,
+  parsePgbenchLog,
+  parsePgbenchOutput,
+  splitSqlStatements,
+} from '../../bench/lib/pgbench.js';
 import { computeRatios, cpuMsPerOp, isServerFault, verdict } from '../../bench/lib/ratios.js';
 import { summarizeLatencies } from '../../bench/lib/stats.js';
 
@@ -165,6 +171,31 @@ describe('pgbench anchor helpers', () => {
       failed: 3,
     });
     expect(() => parsePgbenchOutput('pgbench: error: connection refused')).toThrow(/no "tps =" line/);
+  });
+
+  it('reads latencies and finish times from pgbench logs, with and without the --rate lag column', () => {
+    const log = ['0 0 2731 0 1765091234 123456 105', '1 0 12004 0 1765091234 223456 0', '3 7 skipped 0 1 2 3', ''].join(
+      '\n',
+    );
+    expect(parsePgbenchLog(log)).toEqual([
+      { latencyMs: 2.731, finishedAtMs: 1765091234123.456 },
+      { latencyMs: 12.004, finishedAtMs: 1765091234223.456 },
+    ]);
+    expect(parsePgbenchLog('5 1 987 0 1765091234 1\n')).toEqual([
+      { latencyMs: 0.987, finishedAtMs: 1765091234000.001 },
+    ]);
+  });
+
+  it("leaves out the transactions that finished within the warm-up after pgbench's first", () => {
+    const entries = [
+      { latencyMs: 50, finishedAtMs: 1_000 },
+      { latencyMs: 40, finishedAtMs: 1_499 },
+      { latencyMs: 3, finishedAtMs: 1_500 },
+      { latencyMs: 4, finishedAtMs: 2_700 },
+    ];
+    expect([...latenciesAfterWarmup(entries, 500)]).toEqual([3, 4]);
+    expect([...latenciesAfterWarmup(entries, 0)]).toEqual([50, 40, 3, 4]);
+    expect([...latenciesAfterWarmup([], 500)]).toEqual([]);
   });
 
   it('splits the anchor SQL files into statements, dropping comments', () => {
