@@ -4,11 +4,11 @@
  * INTERNAL, while the original is logged with the request.
  */
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import { Code, ConnectError, type ContextValues, type Interceptor } from '@connectrpc/connect';
 import { ErrorDetailSchema } from '../../gen/payment/v1/errors_pb.js';
 import { isConnectionFailure, isPoolWaitTimeout } from '../db/errors.js';
 import { DomainError, type DomainErrorKind, databasePoolExhausted, databaseUnavailable } from '../domain/errors.js';
-import { currentRequest } from '../observability/request-context.js';
+import { rpcLogKey } from './observe.js';
 
 /** The protocol code of each kind of domain error. */
 export const CODE_OF: Readonly<Record<DomainErrorKind, Code>> = {
@@ -36,7 +36,7 @@ export interface ErrorLogger {
 }
 
 export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
-  const mapped = (error: unknown, procedure: string): unknown => {
+  const mapped = (error: unknown, request: { url: string; contextValues: ContextValues }): unknown => {
     if (error instanceof DomainError) return toConnectError(error);
     // Reads and authentication reach the pool outside the ledger core; a wait that timed out is retryable.
     if (isPoolWaitTimeout(error)) return toConnectError(databasePoolExhausted());
@@ -45,9 +45,9 @@ export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
     // Reads reach the database outside the ledger core: an outage there is retryable too, not a bug.
     if (isConnectionFailure(error)) return toConnectError(databaseUnavailable());
     // The request's own logger carries request id, principal and procedure; the root one needs them said.
-    const requestLog = currentRequest()?.log;
+    const requestLog = request.contextValues.get(rpcLogKey);
     if (requestLog) requestLog.error({ err: error }, 'request failed with an internal error');
-    else logger.error({ err: error, procedure }, 'request failed with an internal error');
+    else logger.error({ err: error, procedure: request.url }, 'request failed with an internal error');
     return new ConnectError('internal error', Code.Internal);
   };
   return (next) => async (request) => {
@@ -55,9 +55,9 @@ export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
       const response = await next(request);
       // A server stream fails while it is read, after this function returned: map those errors too.
       if (!response.stream) return response;
-      return { ...response, message: mapStreamErrors(response.message, (error) => mapped(error, request.url)) };
+      return { ...response, message: mapStreamErrors(response.message, (error) => mapped(error, request)) };
     } catch (error) {
-      throw mapped(error, request.url);
+      throw mapped(error, request);
     }
   };
 }

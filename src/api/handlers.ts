@@ -7,7 +7,7 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
 import { AccountService, AccountType } from '../../gen/payment/v1/account_pb.js';
 import { CaptureMode, PaymentService, PaymentStatus } from '../../gen/payment/v1/payment_pb.js';
-import type { Mutation, PaymentsApp } from '../app/payments-app.js';
+import type { CallOptions, Mutation, PaymentsApp } from '../app/payments-app.js';
 import { callerKey } from '../auth/interceptor.js';
 import {
   toAccount,
@@ -20,7 +20,13 @@ import {
   toWatchUpdate,
 } from '../wire/messages.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from './headers.js';
+import { originOf } from './observe.js';
 import { serveStrictly } from './strict-input.js';
+
+/** The call's deadline and the origin its ledger command records (request id and span). */
+function callOptionsOf(context: HandlerContext): CallOptions {
+  return { signal: context.signal, origin: originOf(context.values) };
+}
 
 function unwrap<T>(context: HandlerContext, mutation: Mutation<T>): T {
   if (mutation.replayed) context.responseHeader.set(IDEMPOTENT_REPLAYED_HEADER, 'true');
@@ -66,7 +72,7 @@ async function changeStatus(
     idempotencyKey: request.idempotencyKey,
     accountId: request.accountId,
     reason: request.reason,
-    signal: context.signal,
+    ...callOptionsOf(context),
   });
   return { account: toAccount(unwrap(context, account)) };
 }
@@ -77,7 +83,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
   serveStrictly(router, PaymentService, {
     async authorizePayment(request, context) {
       const payment = await app.authorizePayment(context.values.get(callerKey), {
-        signal: context.signal,
+        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         payerAccountId: request.payerAccountId,
         payeeAccountId: request.payeeAccountId,
@@ -90,7 +96,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     },
     async capturePayment(request, context) {
       const payment = await app.capturePayment(context.values.get(callerKey), {
-        signal: context.signal,
+        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         paymentId: request.paymentId,
         amount: request.amount,
@@ -99,7 +105,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     },
     async voidPayment(request, context) {
       const payment = await app.voidPayment(context.values.get(callerKey), {
-        signal: context.signal,
+        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         paymentId: request.paymentId,
       });
@@ -109,7 +115,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       const result = unwrap(
         context,
         await app.refundPayment(context.values.get(callerKey), {
-          signal: context.signal,
+          ...callOptionsOf(context),
           idempotencyKey: request.idempotencyKey,
           paymentId: request.paymentId,
           amount: request.amount,
@@ -176,7 +182,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
   serveStrictly(router, AccountService, {
     async createAccount(request, context) {
       const account = await app.createAccount(context.values.get(callerKey), {
-        signal: context.signal,
+        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         ownerRef: request.ownerRef,
         currency: request.currency,
@@ -191,7 +197,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     },
     async depositFunds(request, context) {
       const deposit = await app.deposit(context.values.get(callerKey), {
-        signal: context.signal,
+        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         accountId: request.accountId,
         amount: request.amount,
@@ -230,7 +236,7 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
         idempotencyKey: request.idempotencyKey,
         accountId: request.accountId,
         amount: request.amount,
-        signal: context.signal,
+        ...callOptionsOf(context),
       });
       return { payout: toPayout(unwrap(context, payout)) };
     },

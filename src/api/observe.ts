@@ -2,14 +2,15 @@
  * One Connect interceptor observes every RPC on every protocol (gRPC over HTTP/2, gRPC-Web, Connect): the
  * HTTP layer cannot, since Node's HTTP instrumentation does not see the HTTP/2 server. Per RPC it
  *   - opens a server span, child of the caller's `traceparent` if it sent one;
- *   - makes the request's logger (request id, principal, procedure on every line) current for the call;
+ *   - puts the request's logger (request id, principal, procedure on every line) in the call's context values
+ *     (rpcLogKey), for the error mapping and anything else that logs for the request;
  *   - counts and times it by procedure, protocol and code, and writes the access log line if enabled.
  * Place it outermost so that it sees the final status code, after errors have been mapped. Requests
  * answered early by hooks never reach it; answerEarly reports those through rpcAnswered.
  */
 import { Code, ConnectError, type ContextValues, createContextKey, type Interceptor } from '@connectrpc/connect';
 import { codeLabel, metrics, type RpcProtocol, rpcProtocolOf } from '../observability/metrics.js';
-import { type RequestLogger, runInRequest } from '../observability/request-context.js';
+import { type CommandOrigin, commandOrigin, type RequestLogger } from '../observability/request-context.js';
 import { contextFromHeaders, SpanKind, SpanStatusCode, tracer } from '../observability/tracing.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from './headers.js';
 
@@ -34,6 +35,14 @@ export function withHttpRequest(
   request: { id: string; log: RequestLogger; principal?: string | undefined },
 ): ContextValues {
   return values.set(httpRequestKey, { id: request.id, log: request.log, principal: request.principal });
+}
+
+/** The RPC's own logger (request id, principal and procedure on every line); undefined outside an RPC. */
+export const rpcLogKey = createContextKey<RequestLogger | undefined>(undefined, { description: 'RPC logger' });
+
+/** The origin a ledger command issued by this call records with its events: the request id and span. */
+export function originOf(values: ContextValues): CommandOrigin {
+  return commandOrigin(values.get(httpRequestKey).id);
 }
 
 let accessLog = false;
@@ -112,25 +121,24 @@ export function observabilityInterceptor(options: { accessLog: boolean }): Inter
       'request.id': http.id,
     };
     const parent = contextFromHeaders(request.header);
-    return tracer().startActiveSpan(procedure, { kind: SpanKind.SERVER, attributes }, parent, (span) =>
-      runInRequest({ requestId: http.id, log }, async () => {
-        let code: Code | undefined;
-        let replayed = false;
-        try {
-          const response = await next(request);
-          replayed = response.header.get(IDEMPOTENT_REPLAYED_HEADER) === 'true';
-          return response;
-        } catch (error) {
-          code = error instanceof ConnectError ? error.code : Code.Internal;
-          span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
-          throw error;
-        } finally {
-          span.setAttribute('rpc.grpc.status_code', code ?? 0);
-          span.end();
-          const durationSeconds = (performance.now() - started) / 1000;
-          rpcAnswered({ procedure, protocol, code, durationSeconds, log, principal, replayed });
-        }
-      }),
-    );
+    request.contextValues.set(rpcLogKey, log);
+    return tracer().startActiveSpan(procedure, { kind: SpanKind.SERVER, attributes }, parent, async (span) => {
+      let code: Code | undefined;
+      let replayed = false;
+      try {
+        const response = await next(request);
+        replayed = response.header.get(IDEMPOTENT_REPLAYED_HEADER) === 'true';
+        return response;
+      } catch (error) {
+        code = error instanceof ConnectError ? error.code : Code.Internal;
+        span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
+        throw error;
+      } finally {
+        span.setAttribute('rpc.grpc.status_code', code ?? 0);
+        span.end();
+        const durationSeconds = (performance.now() - started) / 1000;
+        rpcAnswered({ procedure, protocol, code, durationSeconds, log, principal, replayed });
+      }
+    });
   };
 }

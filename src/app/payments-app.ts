@@ -21,7 +21,7 @@ import type {
 } from '../domain/records.js';
 import type { CommandRunner, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
-import { commandOrigin } from '../observability/request-context.js';
+import { type CommandOrigin, commandOrigin } from '../observability/request-context.js';
 import { AccountWatches } from './account-watch.js';
 import { decodePageToken, encodePageToken, isPositiveInt64 } from './page-token.js';
 import {
@@ -39,9 +39,12 @@ import {
 } from './validation.js';
 import { WalletReads } from './wallet-reads.js';
 
-/** The caller's deadline: aborted when it passes (Connect's handler context signal). */
-export interface CallSignal {
+/** What a call brings besides its input: its deadline and where its commands come from. */
+export interface CallOptions {
+  /** The caller's deadline: aborted when it passes (Connect's handler context signal). */
   signal?: AbortSignal;
+  /** The request issuing the call, recorded with the events its command causes; absent: no request id. */
+  origin?: CommandOrigin;
 }
 
 /** A mutation's result: the record, and whether it was replayed from an earlier request with the same key. */
@@ -101,9 +104,9 @@ export class PaymentsApp {
   /** A new ACTIVE account with zero balances (type PERSONAL unless given). No plan reason: it never fails. */
   async createAccount(
     caller: Caller,
-    input: { idempotencyKey: string; ownerRef: string; currency: string; type: AccountType | undefined } & CallSignal,
+    input: { idempotencyKey: string; ownerRef: string; currency: string; type: AccountType | undefined } & CallOptions,
   ): Promise<Mutation<AccountRecord>> {
-    const outcome = await this.run(input.signal, {
+    const outcome = await this.run(input, {
       kind: 'createAccount',
       principal: caller.principal,
       idempotencyKey: requireIdempotencyKey(input.idempotencyKey),
@@ -120,13 +123,13 @@ export class PaymentsApp {
    */
   async deposit(
     caller: Caller,
-    input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
+    input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallOptions,
   ): Promise<Mutation<DepositRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
     const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const amount = requirePositiveMoney('amount', input.amount);
     if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
-    const outcome = await this.run(input.signal, {
+    const outcome = await this.run(input, {
       kind: 'deposit',
       principal: caller.principal,
       idempotencyKey,
@@ -153,7 +156,7 @@ export class PaymentsApp {
       captureMode: CaptureMode | undefined;
       /** Undefined: the policy's default. */
       holdDurationMs: number | undefined;
-    } & CallSignal,
+    } & CallOptions,
   ): Promise<Mutation<PaymentRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
     const payerIdWellFormed = isWellFormedId('payer_account_id', 'acct', input.payerAccountId);
@@ -167,7 +170,7 @@ export class PaymentsApp {
     const holdDurationMs = this.holdDurationOf(captureMode, input.holdDurationMs);
     if (!payerIdWellFormed) throw notFound('account', input.payerAccountId, 'payer_account_id');
     if (!payeeIdWellFormed) throw notFound('account', input.payeeAccountId, 'payee_account_id');
-    const outcome = await this.run(input.signal, {
+    const outcome = await this.run(input, {
       kind: 'authorizePayment',
       principal: caller.principal,
       actingOwnerRef: ownerConstraintOf(caller),
@@ -189,11 +192,11 @@ export class PaymentsApp {
    */
   async capturePayment(
     caller: Caller,
-    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined } & CallSignal,
+    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined } & CallOptions,
   ): Promise<Mutation<PaymentRecord>> {
     const command = this.paymentCommand(input);
     const amount = requireOptionalPositiveMoney('amount', input.amount);
-    const outcome = await this.run(input.signal, {
+    const outcome = await this.run(input, {
       kind: 'capturePayment',
       ...this.actingAs(caller),
       ...command,
@@ -205,9 +208,9 @@ export class PaymentsApp {
   /** Releases a MANUAL payment's hold to the payer. NOT_FOUND, PAYMENT_NOT_AUTHORIZED, HOLD_EXPIRED. */
   async voidPayment(
     caller: Caller,
-    input: { idempotencyKey: string; paymentId: string } & CallSignal,
+    input: { idempotencyKey: string; paymentId: string } & CallOptions,
   ): Promise<Mutation<PaymentRecord>> {
-    const outcome = await this.run(input.signal, {
+    const outcome = await this.run(input, {
       kind: 'voidPayment',
       ...this.actingAs(caller),
       ...this.paymentCommand(input),
@@ -222,12 +225,12 @@ export class PaymentsApp {
    */
   async refundPayment(
     caller: Caller,
-    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined; reason: string } & CallSignal,
+    input: { idempotencyKey: string; paymentId: string; amount: MoneyInput | undefined; reason: string } & CallOptions,
   ): Promise<Mutation<{ refund: RefundRecord; payment: PaymentRecord }>> {
     const command = this.paymentCommand(input);
     const amount: OptionalAmount | null = requireOptionalPositiveMoney('amount', input.amount);
     const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
-    const outcome = await this.run(input.signal, {
+    const outcome = await this.run(input, {
       kind: 'refundPayment',
       ...this.actingAs(caller),
       ...command,
@@ -242,13 +245,13 @@ export class PaymentsApp {
   async changeAccountStatus(
     caller: Caller,
     action: 'freeze' | 'unfreeze' | 'close',
-    input: { idempotencyKey: string; accountId: string; reason: string } & CallSignal,
+    input: { idempotencyKey: string; accountId: string; reason: string } & CallOptions,
   ): Promise<Mutation<AccountRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
     const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const reason = requireText('reason', input.reason, MAX_REFUND_REASON_LENGTH, false);
     if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
-    const outcome = await this.run(input.signal, {
+    const outcome = await this.run(input, {
       kind: 'changeAccountStatus',
       principal: caller.principal,
       idempotencyKey,
@@ -262,13 +265,13 @@ export class PaymentsApp {
   /** Available money out of the ledger: the mirror of deposit(). See planPayout for its reasons. */
   async payout(
     caller: Caller,
-    input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallSignal,
+    input: { idempotencyKey: string; accountId: string; amount: MoneyInput | undefined } & CallOptions,
   ): Promise<Mutation<PayoutRecord>> {
     const idempotencyKey = requireIdempotencyKey(input.idempotencyKey);
     const accountIdWellFormed = isWellFormedId('account_id', 'acct', input.accountId);
     const amount = requirePositiveMoney('amount', input.amount);
     if (!accountIdWellFormed) throw notFound('account', input.accountId, 'account_id');
-    const outcome = await this.run(input.signal, {
+    const outcome = await this.run(input, {
       kind: 'payout',
       principal: caller.principal,
       idempotencyKey,
@@ -371,13 +374,11 @@ export class PaymentsApp {
     return { entries, nextPageToken };
   }
 
-  private async run(
-    signal: AbortSignal | undefined,
-    command: LedgerCommand,
-  ): Promise<{ value: LedgerOutcome; replayed: boolean }> {
+  private async run(call: CallOptions, command: LedgerCommand): Promise<{ value: LedgerOutcome; replayed: boolean }> {
+    const { signal } = call;
     // Past its deadline already (e.g. spent in authentication): not started at all.
     stopIfAborted(signal);
-    const [result] = await this.ledger.apply([{ ...command, origin: commandOrigin() }], { signal });
+    const [result] = await this.ledger.apply([{ ...command, origin: call.origin ?? commandOrigin() }], { signal });
     invariant(result, 'ledger returned no result');
     if (!result.ok) throw result.error satisfies DomainError;
     return { value: result.outcome, replayed: result.replayed };

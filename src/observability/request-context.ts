@@ -1,9 +1,9 @@
 /**
- * The request an asynchronous call chain is serving: its id, the request's own logger (which carries the
- * request id, principal and procedure on every line) and what the ledger records as an event's origin.
- * Set by the observability interceptor around each RPC; undefined in background jobs.
+ * What a request hands down its call chain, explicitly rather than through AsyncLocalStorage: on Node 20 an
+ * AsyncLocalStorage installs promise hooks for every promise in the process, which cost ~8% of the server's
+ * CPU per request (measured with the benchmark, docs/benchmark.md). The RPC's logger travels in Connect's
+ * context values (src/api/observe.ts); a ledger command carries its CommandOrigin.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { currentTraceparent } from './tracing.js';
 
 /** The subset of a pino logger the code uses. */
@@ -14,12 +14,6 @@ export interface RequestLogger {
   child(bindings: Record<string, unknown>): RequestLogger;
 }
 
-export interface RequestContext {
-  /** The x-request-id the client sent, or the one the server made up. */
-  requestId: string;
-  log: RequestLogger;
-}
-
 /** Where a ledger command came from, recorded with the outbox events it causes. */
 export interface CommandOrigin {
   /** The request id: the events' correlation id. */
@@ -28,17 +22,10 @@ export interface CommandOrigin {
   traceparent?: string | undefined;
 }
 
-const storage = new AsyncLocalStorage<RequestContext>();
-
-export function runInRequest<T>(request: RequestContext, work: () => T): T {
-  return storage.run(request, work);
-}
-
-export function currentRequest(): RequestContext | undefined {
-  return storage.getStore();
-}
-
-/** The origin of a command issued now: the current request and span, where there are any. */
-export function commandOrigin(): CommandOrigin {
-  return { requestId: storage.getStore()?.requestId, traceparent: currentTraceparent() };
+/**
+ * The origin of a command issued now: `requestId` (the x-request-id of the request issuing it; undefined or
+ * empty for a background job) and the current span, when tracing records one.
+ */
+export function commandOrigin(requestId?: string): CommandOrigin {
+  return { requestId: requestId || undefined, traceparent: currentTraceparent() };
 }
