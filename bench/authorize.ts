@@ -202,9 +202,8 @@ async function pgbenchOpenLoop(
     ratePerSecond,
     warmupMs: context.options.warmupMs,
   });
-  progress(
-    `  ${run.tps.toFixed(1)} tps, p50 ${run.latency?.p50Ms.toFixed(1)} ms, p99 ${run.latency?.p99Ms.toFixed(1)} ms`,
-  );
+  const ms = (value: number | undefined) => (value === undefined ? '-' : value.toFixed(1));
+  progress(`  ${run.tps.toFixed(1)} tps, p50 ${ms(run.latency?.p50Ms)} ms, p99 ${ms(run.latency?.p99Ms)} ms`);
   return run;
 }
 

@@ -97,15 +97,16 @@ export interface PgbenchLogEntry {
  * pgbench's per-transaction log (`-l`): one line per transaction, "client_id transaction_no time script_no
  * time_epoch time_us [schedule_lag]", `time` in microseconds, time_epoch/time_us when it finished. Under
  * --rate pgbench counts `time` from the transaction's scheduled start, as the service's open loop counts from
- * when a request was due (PostgreSQL's pgbench documentation, "Per-Transaction Logging"). Lines that are not
- * numbers (a "skipped" transaction) are left out.
+ * when a request was due (PostgreSQL's pgbench documentation, "Per-Transaction Logging"). Lines whose time is
+ * not a number ("skipped", or "failed" after --max-tries) have no latency and are left out; the run's
+ * failedTransactions counts the failed ones.
  */
 export function parsePgbenchLog(logText: string): PgbenchLogEntry[] {
   const entries: PgbenchLogEntry[] = [];
   for (const line of logText.split('\n')) {
     const fields = line.split(' ').map(Number);
     const [micros, epochSeconds, epochMicros] = [fields[2], fields[4], fields[5]];
-    if (fields.length < 6 || !Number.isFinite(micros) || !Number.isFinite(epochSeconds)) continue;
+    if (fields.length < 6 || ![micros, epochSeconds, epochMicros].every(Number.isFinite)) continue;
     entries.push({ latencyMs: micros! / 1000, finishedAtMs: epochSeconds! * 1000 + epochMicros! / 1000 });
   }
   return entries;
@@ -196,12 +197,14 @@ export class PgbenchDatabase {
       if (logDir === undefined) return await this.runPgbench(options, undefined);
       const run = await this.runPgbench({ ...options, seconds: options.seconds + Math.ceil(warmupMs / 1000) }, logDir);
       const latency = readLatencies(logDir, warmupMs);
-      // The counts and seconds of the measured part, like the service's rounds.
+      // The measured part, like the service's rounds (failedTransactions still counts the warm-up's too).
+      const transactions = latency?.samples ?? 0;
       return {
         ...run,
         scenario: 'pgbench-open-loop',
         latency,
-        transactions: latency?.samples ?? 0,
+        tps: transactions / options.seconds,
+        transactions,
         seconds: options.seconds,
       };
     } finally {

@@ -2,7 +2,9 @@
  * What a request hands down its call chain, explicitly rather than through AsyncLocalStorage: on Node 20 an
  * AsyncLocalStorage installs promise hooks for every promise in the process, which cost ~8% of the server's
  * CPU per request (measured with the benchmark, docs/benchmark.md). The RPC's logger travels in Connect's
- * context values (src/api/observe.ts); a ledger command carries its CommandOrigin.
+ * context values (src/api/observe.ts); a ledger command carries its CommandOrigin, which handlers give the
+ * app with the call's deadline (CallOptions). Only tracing, when on, keeps an AsyncLocalStorage: OpenTelemetry's
+ * context manager, which makes the server span current for currentTraceparent.
  */
 import { currentTraceparent } from './tracing.js';
 
