@@ -184,6 +184,8 @@ describe('pgbench anchor helpers', () => {
     expect(parsePgbenchLog('5 1 987 0 1765091234 1\n')).toEqual([
       { latencyMs: 0.987, finishedAtMs: 1765091234000.001 },
     ]);
+    // A failed transaction, and a line cut short or garbled, have no usable latency or finish time.
+    expect(parsePgbenchLog('2 3 failed 0 1765091234 5 0\n4 1 100 0 1765091234 x\n4 2 100 0')).toEqual([]);
   });
 
   it("leaves out the transactions that finished within the warm-up after pgbench's first", () => {
