@@ -16,6 +16,7 @@ import { metrics } from '../observability/metrics.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { isPoolWaitTimeout } from './errors.js';
 import { migratePglite, migratePostgres } from './migrate.js';
+import { forgetTransaction, pipelineTransactions } from './pipelined-transactions.js';
 import * as schema from './schema.js';
 
 export type LedgerDb = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -63,6 +64,9 @@ export function openPostgres(options: PostgresOptions): Database {
     idleTimeoutMillis: 30_000,
     // Set per connection rather than per transaction: saves a round trip on every payment.
     options: `-c lock_timeout=${options.lockTimeoutMs ?? 5_000} -c statement_timeout=${options.statementTimeoutMs ?? 15_000}`,
+    // Statements sent together are answered in order, each with its own Sync: lets a transaction's BEGIN and
+    // COMMIT share a write with its statements (pipelined-transactions.ts).
+    pipeline: true,
   });
   // A client's error (e.g. the server restarted or terminated it) must not crash the process: an idle one
   // is replaced by the pool, one in use fails its query, and one being closed by pool.end() is done anyway.
@@ -70,7 +74,9 @@ export function openPostgres(options: PostgresOptions): Database {
   pool.on('connect', (client) => {
     client.on('error', () => {});
     traceQueries(client);
+    pipelineTransactions(client);
   });
+  pool.on('release', (_error: unknown, client: pg.PoolClient) => forgetTransaction(client));
   let poolWaitTimeouts = 0;
   countPoolWaitTimeouts(pool, () => {
     poolWaitTimeouts++;

@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import type { LedgerDb, LedgerTx } from './client.js';
+import { queryThenCommit } from './pipelined-transactions.js';
 
 export interface PreparedShape {
   /** Unique per text: node-postgres refuses a name reused for another text on one connection. */
@@ -30,15 +31,32 @@ function clientOf(db: LedgerDb | LedgerTx): Queryable | PgliteQueryable {
   return client as Queryable | PgliteQueryable;
 }
 
+export interface RunOptions {
+  /**
+   * The transaction's last statement: on node-postgres its COMMIT goes out in the same write
+   * (pipelined-transactions.ts), and the transaction's own commit then waits for that one. Nothing may
+   * query or refuse the result after it. Ignored outside a transaction and on PGlite.
+   */
+  commit?: boolean;
+}
+
 /** Runs `shape` with `values` ($1, $2, … in order); returns the rows as the driver parsed them. */
 export async function runPrepared<Row>(
   db: LedgerDb | LedgerTx,
   shape: PreparedShape,
   values: unknown[],
+  options: RunOptions = {},
 ): Promise<Row[]> {
   const client = clientOf(db);
-  if (client instanceof pg.Client || client instanceof pg.Pool) {
-    const result = await (client as Queryable).query({ name: shape.name, text: shape.text, values });
+  const config = { name: shape.name, text: shape.text, values };
+  if (client instanceof pg.Client) {
+    const result = options.commit
+      ? await queryThenCommit<{ rows: unknown[] }>(client, config)
+      : await (client as Queryable).query(config);
+    return result.rows as Row[];
+  }
+  if (client instanceof pg.Pool) {
+    const result = await (client as Queryable).query(config);
     return result.rows as Row[];
   }
   const result = await (client as PgliteQueryable).query(shape.text, values);

@@ -366,11 +366,15 @@ async function writePlan(
   keysToRelease: KeyRef[],
 ): Promise<void> {
   if (preparedCanWrite(context.effects)) {
-    // The hot path (payments and their follow-ups): one prepared statement whatever the list's length.
-    await writeEffectsPrepared(tx, context.effects, context.accounts, {
-      outcomes: outcomesToStore,
-      releases: keysToRelease,
-    });
+    // The hot path (payments and their follow-ups): one prepared statement whatever the list's length. It is
+    // the transaction's last statement, so its COMMIT may travel with it.
+    await writeEffectsPrepared(
+      tx,
+      context.effects,
+      context.accounts,
+      { outcomes: outcomesToStore, releases: keysToRelease },
+      { commit: true },
+    );
     return;
   }
   const keyParts = [storeOutcomesSql(outcomesToStore), releaseKeysSql(keysToRelease)];

@@ -238,6 +238,7 @@ export async function writeEffectsPrepared(
   effects: Effects,
   lockedAccounts: Map<string, AccountState>,
   keys: KeyWrites,
+  options: { commit?: boolean } = {},
 ): Promise<void> {
   const parts = [
     paymentsInsert(effects),
@@ -250,12 +251,15 @@ export async function writeEffectsPrepared(
   ].filter((part) => part !== undefined);
   if (parts.length === 0) return;
   const shape = compose(parts);
+  const changed = [...effects.changedPayments.values()];
+  // A guarded payment update is checked below, after the statement: its transaction must still be open then.
+  const commit = options.commit === true && changed.length === 0;
   const [row] = await runPrepared<{ changed_payments: number }>(
     tx,
     shape,
     parts.flatMap((part) => part.values),
+    { commit },
   );
-  const changed = [...effects.changedPayments.values()];
   const touched = Number(row?.changed_payments ?? 0);
   invariant(touched === changed.length, `guarded payment update touched ${touched} of ${changed.length} rows`);
   for (const payment of changed) payment.lockedVersion = payment.version;
