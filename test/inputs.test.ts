@@ -236,6 +236,18 @@ describe.each(['connect-json', 'grpc', 'grpc-web'] satisfies ProtocolName[])('ov
     expect(payment?.description).toBe('lunch\nfor two\t(tip incl.)');
   });
 
+  it('stores quotes, backslashes, JSON-like text and non-BMP characters exactly, and replays them', async () => {
+    // The hot path sends each batch's rows as JSON text (writes-prepared.ts): none of this may be reinterpreted.
+    const description = 'a "quoted" \\ back\\slash, {"json": [1, null]}, \\u0041 literally, ünï 🎉 \u2028';
+    const idempotencyKey = `${key()}-"\\🎉`;
+    const request = { idempotencyKey, description, amount: { amountMinor: 3n, currency: 'USD' } };
+    const { payment } = await authorize(request);
+    const stored = await clients.payments.getPayment({ paymentId: payment!.id });
+    expect(stored.payment?.description).toBe(description);
+    const replayed = await authorize(request);
+    expect(replayed.payment).toEqual(payment);
+  });
+
   it('refuses a NUL refund reason and a NUL owner reference', async () => {
     const { payment } = await authorize({ amount: { amountMinor: 2n, currency: 'USD' } });
     const refund = await refusal(
