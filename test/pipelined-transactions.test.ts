@@ -91,14 +91,26 @@ describe('pipelined transactions', () => {
       await tx.execute(sql`insert into pt_deferred (v) values (1)`);
       await runPrepared(tx, CURRENT_TX, [1], { commit: true });
     });
-    // drizzle wraps the failure of the COMMIT it sent; the database's error is its cause.
-    await expect(failed).rejects.toMatchObject({ cause: { code: '23505' } });
+    // The write sent with COMMIT carries COMMIT's failure: it resolves only once COMMIT succeeded.
+    await expect(failed).rejects.toMatchObject({ code: '23505' });
     expect(await rowsOf('pt_rows')).toEqual([]);
     expect(await rowsOf('pt_deferred')).toEqual([1]);
     await database.db.transaction(async (tx) => {
       await runPrepared(tx, INSERT, [4], { commit: true });
     });
     expect(await rowsOf('pt_rows')).toEqual([4]);
+  });
+
+  it('inside a savepoint a statement asking for COMMIT does not end the outer transaction', async () => {
+    const failed = database.db.transaction(async (tx) => {
+      await runPrepared(tx, INSERT, [8]);
+      await tx.transaction(async (nested) => {
+        await runPrepared(nested, INSERT, [9], { commit: true });
+      });
+      throw new Error('the outer transaction fails after its savepoint');
+    });
+    await expect(failed).rejects.toThrow('after its savepoint');
+    expect(await rowsOf('pt_rows')).toEqual([]);
   });
 
   it('a transaction that fails before its last statement rolls back what ran', async () => {

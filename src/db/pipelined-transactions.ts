@@ -1,99 +1,228 @@
 /**
- * Fewer round trips per transaction on node-postgres: a transaction's BEGIN travels in one write with its first
- * statement, and its COMMIT, when the caller asks, with its last one (as pgjdbc does), so a ledger batch of one
- * read and one write is two round trips instead of four. It relies on the client's pipeline mode (node-postgres
- * `pipeline: true`, https://node-postgres.com/features/pipelining): each statement keeps its own Sync, and the
- * server answers them in order.
+ * Fewer round trips per transaction on node-postgres: a transaction's BEGIN travels with its first statement,
+ * and its COMMIT, when the caller asks, with its last one (as pgjdbc does), so a ledger batch of one read and
+ * one write is two round trips instead of four. The pool's clients run in pipeline mode (node-postgres
+ * `pipeline: true`, https://node-postgres.com/features/pipelining), which accepts pg.Query objects.
  *
- * Why the semantics stay those of a plain transaction:
- *  - BEGIN is only held back, never dropped: it goes out, before anything else, with the transaction's first
- *    statement. A transaction that runs no statement sends neither BEGIN nor COMMIT/ROLLBACK.
- *  - A statement sent with COMMIT that fails aborts the transaction; the COMMIT behind it then ends it as a
- *    ROLLBACK (PostgreSQL answers COMMIT in a failed transaction that way, without an error). The statement's
- *    own promise carries the error, as it would without pipelining.
- *  - A COMMIT sent early is the one the transaction's owner (drizzle) waits for when it commits: its failure
- *    fails the transaction then. Nothing may run after such a statement: the caller must send COMMIT only with
- *    its transaction's last statement, and only when nothing it does afterwards can refuse the result.
+ * BEGIN + statement, and statement + COMMIT, each go as ONE extended-protocol exchange ending in a single Sync
+ * (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY): when any message of it
+ * fails, PostgreSQL skips the rest until the Sync. So
+ *  - a BEGIN that fails runs nothing after it (the statement cannot run outside a transaction);
+ *  - a statement that fails never reaches its COMMIT: the transaction stays open and aborted, and its owner
+ *    (drizzle's transaction()) rolls it back, as it would without pipelining;
+ *  - a statement sent with COMMIT resolves only once COMMIT succeeded; a failed COMMIT rejects it, and nothing
+ *    was committed. Nothing may run after such a statement: the caller sends COMMIT only with its
+ *    transaction's last statement, and only when nothing it does afterwards can refuse the result.
+ * BEGIN and COMMIT are named statements parsed once per connection (by the first transaction on it, which sends
+ * them on their own), so the combined exchanges never carry a Parse of theirs.
  */
-import type pg from 'pg';
+import pg from 'pg';
 
 /** The exact texts drizzle's transaction() sends (drizzle-orm/node-postgres session.js). */
 const BEGIN = 'begin';
 const COMMIT = 'commit';
 const ROLLBACK = 'rollback';
+const BEGIN_STATEMENT = { name: 'pipelined_begin', text: 'BEGIN' };
+const COMMIT_STATEMENT = { name: 'pipelined_commit', text: 'COMMIT' };
 
 type QueryFn = (...args: unknown[]) => unknown;
 
+/** The parts of node-postgres's Connection used here (pg/lib/connection.js). */
+interface Connection {
+  parsedStatements: Record<string, string>;
+  submittedNamedStatements: Record<string, string>;
+  stream: { cork(): void; uncork(): void };
+  bind(config: { statement: string; portal: string; values: unknown[] }): void;
+  execute(config: { portal: string; rows: number }): void;
+  sync(): void;
+}
+
+/** pg.Query as this module uses it (pg/lib/query.js): its type definitions leave these members out. */
+interface QueryInternals {
+  name: string | undefined;
+  text: string | undefined;
+  values: unknown;
+  submit(connection: Connection): Error | null;
+  handleCommandComplete(message: unknown, connection: Connection): void;
+  portal: string;
+  callback: ((error: Error | null, result: pg.QueryResult) => void) | undefined;
+}
+const QueryBase = pg.Query as unknown as new (config: pg.QueryConfig) => QueryInternals;
+const base = pg.Query.prototype as unknown as QueryInternals;
+
+/** Writes Bind and Execute of an already parsed, parameterless named statement (BEGIN or COMMIT), no Sync. */
+function runParsed(connection: Connection, statement: string): void {
+  connection.bind({ statement, portal: '', values: [] });
+  connection.execute({ portal: '', rows: 0 });
+}
+
+const isParsed = (connection: Connection, statement: { name: string; text: string }) =>
+  connection.parsedStatements[statement.name] === statement.text;
+
+/**
+ * One statement with BEGIN before it and/or COMMIT after it, in one exchange with one Sync. Its promise (or
+ * callback) settles at the Sync: with the statement's result when every part succeeded, else the first error.
+ */
+class PipelinedQuery extends QueryBase {
+  private commandsAnswered = 0;
+
+  constructor(
+    config: pg.QueryConfig,
+    private readonly withBegin: boolean,
+    private readonly withCommit: boolean,
+  ) {
+    // Extended protocol even without parameters: a simple Query message would end the exchange early.
+    super({ ...config, queryMode: 'extended' } as pg.QueryConfig);
+  }
+
+  /** One socket write for the whole exchange (pg.Query.submit corks only its own messages). */
+  override submit(connection: Connection): Error | null {
+    // A query pg.Query.submit refuses writes nothing, so neither may its BEGIN.
+    if (this.refusedBySubmit(connection)) return base.submit.call(this, connection);
+    connection.stream.cork();
+    try {
+      if (this.withBegin) runParsed(connection, BEGIN_STATEMENT.name);
+      return base.submit.call(this, connection);
+    } finally {
+      connection.stream.uncork();
+    }
+  }
+
+  /** pg.Query.submit's own checks (pg 8.23, lib/query.js), made before it writes anything. */
+  private refusedBySubmit(connection: Connection): boolean {
+    if (typeof this.text !== 'string' && typeof this.name !== 'string') return true;
+    const name = this.name ?? '';
+    const previous = connection.parsedStatements[name] || connection.submittedNamedStatements[name];
+    if (this.text && previous && this.text !== previous) return true;
+    return this.values !== undefined && this.values !== null && !Array.isArray(this.values);
+  }
+
+  /** Called by pg.Query after the statement's Describe (not when its Bind failed): Execute, COMMIT, Sync. */
+  _getRows(connection: Connection): void {
+    connection.execute({ portal: this.portal, rows: 0 });
+    if (this.withCommit) runParsed(connection, COMMIT_STATEMENT.name);
+    connection.sync();
+  }
+
+  /** BEGIN's and COMMIT's CommandComplete are not results of the statement. */
+  override handleCommandComplete(message: unknown, connection: Connection): void {
+    const index = this.commandsAnswered++;
+    const statementIndex = this.withBegin ? 1 : 0;
+    if (index === statementIndex) base.handleCommandComplete.call(this, message, connection);
+  }
+}
+
 interface TransactionState {
+  /** Between the owner's BEGIN and its COMMIT or ROLLBACK. */
+  inTransaction: boolean;
+  /** Savepoints open in it (drizzle's nested transactions): COMMIT would end their outer transaction early. */
+  savepoints: number;
   /** A BEGIN was asked for and not yet sent: it goes with the next statement. */
   beginHeld: boolean;
-  /** A COMMIT already on the wire, sent with the transaction's last statement. */
+  /** The statement sent with COMMIT, settled once COMMIT was answered; the owner's commit waits for it. */
   commitSent: Promise<unknown> | undefined;
   /** The client's query before this wrapper: sends right away. */
   send: QueryFn;
-  stream: { cork(): void; uncork(): void };
+  connection: Connection;
 }
 
 const states = new WeakMap<object, TransactionState>();
 
-/** The SQL text of a query call: its first argument, a string or a config object with `text`. */
-function textOf(args: unknown[]): unknown {
-  const first = args[0];
-  return typeof first === 'string' ? first : (first as { text?: unknown } | undefined)?.text;
+/** Sends `query` through the client; resolves with its result (pg.Query objects are not promises). */
+function sendQuery(state: TransactionState, query: QueryInternals): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    query.callback = (error, result) => (error ? reject(error) : resolve(result));
+    state.send(query);
+  });
 }
 
-/** Sends `args` now, preceded by a held-back BEGIN in the same write; returns what the client's query returns. */
-function sendAfterHeldBegin(state: TransactionState, args: unknown[]): unknown {
-  if (!state.beginHeld) return state.send(...args);
+/** A promise-form query call as a pg.QueryConfig, or undefined for the callback form. */
+function configOf(args: unknown[]): pg.QueryConfig | undefined {
+  if (typeof args[args.length - 1] === 'function') return undefined;
+  const [first, values] = args;
+  if (typeof first === 'string') return { text: first, values: values as unknown[] | undefined };
+  const config = first as pg.QueryConfig;
+  return values === undefined ? config : { ...config, values: values as unknown[] };
+}
+
+/** Sends a query that follows a held-back BEGIN: both in one exchange once BEGIN is parsed here, else in turn. */
+function sendAfterHeldBegin(state: TransactionState, args: unknown[], withCommit = false): unknown {
   state.beginHeld = false;
-  state.stream.cork();
-  try {
-    const begun = state.send(BEGIN) as Promise<unknown>;
-    // BEGIN fails only when the connection does, and then so does the statement behind it.
-    begun.catch(() => {});
-    return state.send(...args);
-  } finally {
-    state.stream.uncork();
+  const config = configOf(args);
+  if (config && isParsed(state.connection, BEGIN_STATEMENT)) {
+    return sendQuery(state, new PipelinedQuery(config, true, withCommit));
   }
+  // The connection's first transaction (BEGIN gets parsed now), or a callback-form call: BEGIN first, alone.
+  const begun = state.send(BEGIN_STATEMENT) as Promise<unknown>;
+  if (!config) {
+    const callback = args[args.length - 1] as (error: unknown) => void;
+    begun.then(() => state.send(...args), callback);
+    return undefined;
+  }
+  return begun.then(() =>
+    withCommit ? sendQuery(state, new PipelinedQuery(config, false, true)) : state.send(config),
+  );
+}
+
+/** Follows the owner's transaction and savepoints by the texts drizzle sends for them. */
+function trackTransaction(state: TransactionState, text: unknown): void {
+  if (typeof text !== 'string') return;
+  if (text === BEGIN) state.inTransaction = true;
+  else if (text === COMMIT || text === ROLLBACK) {
+    state.inTransaction = false;
+    state.savepoints = 0;
+  } else if (text.startsWith('savepoint ')) state.savepoints++;
+  else if (text.startsWith('release savepoint ') || text.startsWith('rollback to savepoint ')) state.savepoints--;
+}
+
+/** What the wrapper answers for the owner's BEGIN, COMMIT or ROLLBACK; undefined to send the call as it is. */
+function answerOwner(state: TransactionState, text: unknown): Promise<unknown> | undefined {
+  trackTransaction(state, text);
+  if (text === BEGIN && !state.beginHeld && state.commitSent === undefined) {
+    state.beginHeld = true;
+    return Promise.resolve(EMPTY_RESULT);
+  }
+  if ((text === COMMIT || text === ROLLBACK) && state.beginHeld) {
+    // Nothing ran: there is no transaction on the server to end.
+    state.beginHeld = false;
+    return Promise.resolve(EMPTY_RESULT);
+  }
+  const commitSent = state.commitSent;
+  if (commitSent && (text === COMMIT || text === ROLLBACK)) {
+    state.commitSent = undefined;
+    if (text === COMMIT) return commitSent;
+    // After a failure: if the statement failed, its COMMIT was skipped and the transaction is still open (and
+    // aborted); if COMMIT failed, it ended the transaction. ROLLBACK is right, or a harmless warning, in both.
+    return commitSent.then(
+      () => state.send(ROLLBACK),
+      () => state.send(ROLLBACK),
+    );
+  }
+  // Parsed by the first transaction on the connection, so that later ones can send it with their last statement.
+  if (text === COMMIT) return state.send(COMMIT_STATEMENT) as Promise<unknown>;
+  return undefined;
 }
 
 /**
- * Installs held-back BEGIN and early COMMIT on `client` (a pooled node-postgres client created with
- * `pipeline: true`); every other query passes through unchanged. Call once per client, when the pool opens it.
+ * Installs held-back BEGIN and COMMIT-with-the-last-statement on `client` (a pooled node-postgres client created
+ * with `pipeline: true`); every other query passes through unchanged. Call once per client, when the pool opens
+ * it, after anything else that wraps its query (tracing).
  */
 export function pipelineTransactions(client: pg.ClientBase): void {
-  const connection = (client as unknown as { connection: { stream: TransactionState['stream'] } }).connection;
   const state: TransactionState = {
+    inTransaction: false,
+    savepoints: 0,
     beginHeld: false,
     commitSent: undefined,
     send: client.query.bind(client) as QueryFn,
-    stream: connection.stream,
+    connection: (client as unknown as { connection: Connection }).connection,
   };
   states.set(client, state);
   (client as unknown as { query: QueryFn }).query = (...args: unknown[]) => {
-    const text = textOf(args);
-    const promiseForm = typeof args[args.length - 1] !== 'function';
-    if (promiseForm && text === BEGIN && !state.beginHeld && state.commitSent === undefined) {
-      state.beginHeld = true;
-      return Promise.resolve(EMPTY_RESULT);
-    }
-    if (promiseForm && (text === COMMIT || text === ROLLBACK) && state.beginHeld) {
-      // Nothing ran: there is no transaction on the server to end.
-      state.beginHeld = false;
-      return Promise.resolve(EMPTY_RESULT);
-    }
-    if (promiseForm && state.commitSent && (text === COMMIT || text === ROLLBACK)) {
-      const commitSent = state.commitSent;
-      state.commitSent = undefined;
-      if (text === COMMIT) return commitSent;
-      // The owner rolls back after a failure: the early COMMIT has ended the transaction already (as a
-      // ROLLBACK when a statement failed); the ROLLBACK is still sent, so the connection is surely idle.
-      return commitSent.then(
-        () => state.send(ROLLBACK),
-        () => state.send(ROLLBACK),
-      );
-    }
-    return sendAfterHeldBegin(state, args);
+    const config = configOf(args);
+    const answer = config ? answerOwner(state, config.text) : undefined;
+    if (answer) return answer;
+    return state.beginHeld ? sendAfterHeldBegin(state, args) : state.send(...args);
   };
 }
 
@@ -105,6 +234,8 @@ export function pipelineTransactions(client: pg.ClientBase): void {
 export function forgetTransaction(client: pg.ClientBase): void {
   const state = states.get(client);
   if (!state) return;
+  state.inTransaction = false;
+  state.savepoints = 0;
   state.beginHeld = false;
   state.commitSent = undefined;
 }
@@ -112,20 +243,26 @@ export function forgetTransaction(client: pg.ClientBase): void {
 const EMPTY_RESULT = { command: '', rowCount: 0, oid: 0, rows: [], fields: [] };
 
 /**
- * Runs `config` on `client` and sends the transaction's COMMIT in the same write; resolves with `config`'s
- * result. On a client without pipelineTransactions it only runs `config` (the owner commits as usual).
+ * Runs `config` on `client` as its transaction's last statement, with COMMIT in the same exchange once the
+ * connection has COMMIT parsed; resolves with `config`'s result after COMMIT succeeded. Otherwise (another
+ * client, the connection's first transaction, no transaction of drizzle's open, or inside a savepoint) it only
+ * runs `config`, and the owner commits as usual.
  */
 export function queryThenCommit<R>(client: pg.ClientBase, config: pg.QueryConfig): Promise<R> {
   const state = states.get(client);
-  if (!state) return client.query(config) as unknown as Promise<R>;
-  state.stream.cork();
-  try {
-    const result = sendAfterHeldBegin(state, [config]) as Promise<R>;
-    const committed = state.send(COMMIT) as Promise<unknown>;
-    committed.catch(() => {});
-    state.commitSent = committed;
-    return result;
-  } finally {
-    state.stream.uncork();
-  }
+  const canCommit = (known: TransactionState) =>
+    known.inTransaction &&
+    known.savepoints === 0 &&
+    known.commitSent === undefined &&
+    isParsed(known.connection, COMMIT_STATEMENT);
+  if (!state || !canCommit(state)) return client.query(config) as unknown as Promise<R>;
+  const result = state.beginHeld
+    ? (sendAfterHeldBegin(state, [config], true) as Promise<R>)
+    : (sendQuery(state, new PipelinedQuery(config, false, true)) as Promise<R>);
+  // The owner's commit waits for this (answerOwner); its own failure is the caller's to see, not this copy's.
+  state.commitSent = result.catch(() => {
+    throw new Error('the statement sent with COMMIT failed');
+  });
+  state.commitSent.catch(() => {});
+  return result;
 }
