@@ -113,6 +113,19 @@ describe('pipelined transactions', () => {
     expect(await rowsOf('pt_rows')).toEqual([]);
   });
 
+  it('a held BEGIN goes out with whatever statement comes first, so ROLLBACK undoes that statement', async () => {
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      // Unusual but accepted by node-postgres: values that are falsy rather than an array.
+      await client.query('insert into pt_rows (v) values (42)', '' as unknown as unknown[]);
+      await client.query('rollback');
+    } finally {
+      client.release();
+    }
+    expect(await rowsOf('pt_rows')).toEqual([]);
+  });
+
   it('a transaction that fails before its last statement rolls back what ran', async () => {
     const failed = database.db.transaction(async (tx) => {
       await runPrepared(tx, INSERT, [5]);

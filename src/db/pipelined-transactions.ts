@@ -94,7 +94,7 @@ class PipelinedQuery extends QueryBase {
     const name = this.name ?? '';
     const previous = connection.parsedStatements[name] || connection.submittedNamedStatements[name];
     if (this.text && previous && this.text !== previous) return true;
-    return this.values !== undefined && this.values !== null && !Array.isArray(this.values);
+    return Boolean(this.values) && !Array.isArray(this.values);
   }
 
   /** Called by pg.Query after the statement's Describe (not when its Bind failed): Execute, COMMIT, Sync. */
@@ -115,8 +115,11 @@ class PipelinedQuery extends QueryBase {
 interface TransactionState {
   /** Between the owner's BEGIN and its COMMIT or ROLLBACK. */
   inTransaction: boolean;
-  /** Savepoints open in it (drizzle's nested transactions): COMMIT would end their outer transaction early. */
-  savepoints: number;
+  /**
+   * A savepoint (drizzle's nested transaction) was opened in it: from then on COMMIT is never sent early, since
+   * it would end the outer transaction from inside one, however the savepoints later fared.
+   */
+  usedSavepoint: boolean;
   /** A BEGIN was asked for and not yet sent: it goes with the next statement. */
   beginHeld: boolean;
   /** The statement sent with COMMIT, settled once COMMIT was answered; the owner's commit waits for it. */
@@ -136,10 +139,11 @@ function sendQuery(state: TransactionState, query: QueryInternals): Promise<pg.Q
   });
 }
 
-/** A promise-form query call as a pg.QueryConfig, or undefined for the callback form. */
+/** A promise-form query call as a pg.QueryConfig, or undefined for the callback form and query objects. */
 function configOf(args: unknown[]): pg.QueryConfig | undefined {
   if (typeof args[args.length - 1] === 'function') return undefined;
   const [first, values] = args;
+  if (typeof (first as { submit?: unknown } | undefined)?.submit === 'function') return undefined;
   if (typeof first === 'string') return { text: first, values: values as unknown[] | undefined };
   const config = first as pg.QueryConfig;
   return values === undefined ? config : { ...config, values: values as unknown[] };
@@ -152,27 +156,36 @@ function sendAfterHeldBegin(state: TransactionState, args: unknown[], withCommit
   if (config && isParsed(state.connection, BEGIN_STATEMENT)) {
     return sendQuery(state, new PipelinedQuery(config, true, withCommit));
   }
-  // The connection's first transaction (BEGIN gets parsed now), or a callback-form call: BEGIN first, alone.
+  // The connection's first transaction (BEGIN gets parsed now), a callback-form call or a query object: BEGIN
+  // first, alone, and the call only once it succeeded.
   const begun = state.send(BEGIN_STATEMENT) as Promise<unknown>;
-  if (!config) {
-    const callback = args[args.length - 1] as (error: unknown) => void;
-    begun.then(() => state.send(...args), callback);
-    return undefined;
-  }
+  if (!config) return sendOtherFormAfter(state, begun, args);
   return begun.then(() =>
     withCommit ? sendQuery(state, new PipelinedQuery(config, false, true)) : state.send(config),
   );
 }
 
-/** Follows the owner's transaction and savepoints by the texts drizzle sends for them. */
+/** Follows the owner's transaction and its savepoints by the texts drizzle sends for them. */
 function trackTransaction(state: TransactionState, text: unknown): void {
   if (typeof text !== 'string') return;
   if (text === BEGIN) state.inTransaction = true;
   else if (text === COMMIT || text === ROLLBACK) {
     state.inTransaction = false;
-    state.savepoints = 0;
-  } else if (text.startsWith('savepoint ')) state.savepoints++;
-  else if (text.startsWith('release savepoint ') || text.startsWith('rollback to savepoint ')) state.savepoints--;
+    state.usedSavepoint = false;
+  } else if (text.startsWith('savepoint ')) state.usedSavepoint = true;
+}
+
+/** A callback-form call or a query object, sent once `begun` succeeded; given BEGIN's error otherwise. */
+function sendOtherFormAfter(state: TransactionState, begun: Promise<unknown>, args: unknown[]): unknown {
+  const last = args[args.length - 1];
+  const query = args[0] as { submit?: unknown; handleError?: (error: unknown, connection: Connection) => void };
+  const fail = (error: unknown) => {
+    if (typeof last === 'function') (last as (error: unknown) => void)(error);
+    else query.handleError?.(error, state.connection);
+  };
+  begun.then(() => state.send(...args), fail);
+  // A query object is what client.query returns for one; a callback-form call returns nothing.
+  return typeof query?.submit === 'function' ? query : undefined;
 }
 
 /** What the wrapper answers for the owner's BEGIN, COMMIT or ROLLBACK; undefined to send the call as it is. */
@@ -211,7 +224,7 @@ function answerOwner(state: TransactionState, text: unknown): Promise<unknown> |
 export function pipelineTransactions(client: pg.ClientBase): void {
   const state: TransactionState = {
     inTransaction: false,
-    savepoints: 0,
+    usedSavepoint: false,
     beginHeld: false,
     commitSent: undefined,
     send: client.query.bind(client) as QueryFn,
@@ -235,7 +248,7 @@ export function forgetTransaction(client: pg.ClientBase): void {
   const state = states.get(client);
   if (!state) return;
   state.inTransaction = false;
-  state.savepoints = 0;
+  state.usedSavepoint = false;
   state.beginHeld = false;
   state.commitSent = undefined;
 }
@@ -252,7 +265,7 @@ export function queryThenCommit<R>(client: pg.ClientBase, config: pg.QueryConfig
   const state = states.get(client);
   const canCommit = (known: TransactionState) =>
     known.inTransaction &&
-    known.savepoints === 0 &&
+    !known.usedSavepoint &&
     known.commitSent === undefined &&
     isParsed(known.connection, COMMIT_STATEMENT);
   if (!state || !canCommit(state)) return client.query(config) as unknown as Promise<R>;
