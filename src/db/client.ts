@@ -64,8 +64,8 @@ export function openPostgres(options: PostgresOptions): Database {
     idleTimeoutMillis: 30_000,
     // Set per connection rather than per transaction: saves a round trip on every payment.
     options: `-c lock_timeout=${options.lockTimeoutMs ?? 5_000} -c statement_timeout=${options.statementTimeoutMs ?? 15_000}`,
-    // Statements sent together are answered in order, each with its own Sync: lets a transaction's BEGIN and
-    // COMMIT share a write with its statements (pipelined-transactions.ts).
+    // Queries may be sent before the previous one is answered: lets a transaction's BEGIN and COMMIT go out in
+    // one exchange with its first and last statements (pipelined-transactions.ts).
     pipeline: true,
   });
   // A client's error (e.g. the server restarted or terminated it) must not crash the process: an idle one

@@ -33,9 +33,10 @@ function clientOf(db: LedgerDb | LedgerTx): Queryable | PgliteQueryable {
 
 export interface RunOptions {
   /**
-   * The transaction's last statement: on node-postgres its COMMIT goes out in the same write
-   * (pipelined-transactions.ts), and the transaction's own commit then waits for that one. Nothing may
-   * query or refuse the result after it. Ignored outside a transaction and on PGlite.
+   * The transaction's last statement: on node-postgres its COMMIT goes out in the same exchange
+   * (pipelined-transactions.ts) and it resolves only once COMMIT succeeded; the transaction's own commit then
+   * waits for that one. Nothing may query or refuse the result after it. Ignored outside a transaction drizzle
+   * opened, inside a savepoint, and on PGlite.
    */
   commit?: boolean;
 }

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { LedgerTx } from '../db/client.js';
-import { runPrepared } from '../db/prepared.js';
+import { type RunOptions, runPrepared } from '../db/prepared.js';
 import { invariant } from '../domain/assert.js';
 import { encodeEvent } from '../events/domain-events.js';
 import { currentTraceparent } from '../observability/tracing.js';
@@ -238,7 +238,7 @@ export async function writeEffectsPrepared(
   effects: Effects,
   lockedAccounts: Map<string, AccountState>,
   keys: KeyWrites,
-  options: { commit?: boolean } = {},
+  options: RunOptions = {},
 ): Promise<void> {
   const parts = [
     paymentsInsert(effects),
