@@ -18,8 +18,8 @@ import type { Caller } from '../auth/caller.js';
 import type { WatchConfig } from '../config/watch.js';
 import type { LedgerDb } from '../db/client.js';
 import { invalidArgument, resourceExhausted } from '../domain/errors.js';
-import type { BalanceRecord, WatchUpdate } from '../domain/records.js';
-import { findAccount, findBalance } from '../ledger/queries.js';
+import type { AccountStatus, BalanceRecord, WatchUpdate } from '../domain/records.js';
+import { findBalance } from '../ledger/queries.js';
 import { balanceVersionsOf, entriesBetween } from '../ledger/watch-queries.js';
 import type { PaymentsApp } from './payments-app.js';
 
@@ -217,8 +217,10 @@ export class AccountWatches {
     this.hub.close();
   }
 
-  private async firstUpdate(balance: BalanceRecord, afterVersion: bigint): Promise<WatchUpdate> {
-    const status = (await findAccount(this.db, balance.accountId))?.status;
+  private async firstUpdate(
+    { status, ...balance }: BalanceRecord & { status: AccountStatus },
+    afterVersion: bigint,
+  ): Promise<WatchUpdate> {
     const behind = balance.version - afterVersion;
     if (afterVersion === 0n || behind < 0n || behind > BigInt(MAX_ENTRIES_PER_UPDATE)) {
       return { kind: 'SNAPSHOT', balance, status, entries: [] };
@@ -233,15 +235,16 @@ export class AccountWatches {
     return { kind: 'CATCH_UP', balance, status, entries };
   }
 
-  /** Everything committed after version `sent`, or undefined when nothing was. */
+  /**
+   * Everything committed after version `sent`, or undefined when nothing was. Balance and status come from one
+   * statement, so the status is the one at that version; the entries up to it are committed with it.
+   */
   private async changeSince(accountId: string, sent: bigint): Promise<WatchUpdate | undefined> {
-    const [balance, account] = await Promise.all([findBalance(this.db, accountId), findAccount(this.db, accountId)]);
-    if (!balance || balance.version <= sent) return undefined;
+    const found = await findBalance(this.db, accountId);
+    if (!found || found.version <= sent) return undefined;
+    const { ownerRef: _owner, status, ...balance } = found;
     const entries = await entriesBetween(this.db, accountId, sent, balance.version, MAX_ENTRIES_PER_UPDATE + 1);
-    const { ownerRef: _owner, ...record } = balance;
-    if (entries.length > MAX_ENTRIES_PER_UPDATE) {
-      return { kind: 'SNAPSHOT', balance: record, status: account?.status, entries: [] };
-    }
-    return { kind: 'CHANGE', balance: record, status: account?.status, entries };
+    if (entries.length > MAX_ENTRIES_PER_UPDATE) return { kind: 'SNAPSHOT', balance, status, entries: [] };
+    return { kind: 'CHANGE', balance, status, entries };
   }
 }

@@ -10,6 +10,7 @@ import { invariant } from '../domain/assert.js';
 import { type DomainError, deadlineExceeded, invalidArgument, notFound } from '../domain/errors.js';
 import type {
   AccountRecord,
+  AccountStatus,
   AccountType,
   BalanceRecord,
   CaptureMode,
@@ -329,7 +330,11 @@ export class PaymentsApp {
   }
 
   /** Posted, held, pending settlement and available, in minor units. NOT_FOUND as getAccount. */
-  async getBalance(caller: Caller, accountId: string, signal?: AbortSignal): Promise<BalanceRecord> {
+  async getBalance(
+    caller: Caller,
+    accountId: string,
+    signal?: AbortSignal,
+  ): Promise<BalanceRecord & { status: AccountStatus }> {
     stopIfAborted(signal);
     const balance = isWellFormedId('account_id', 'acct', accountId) ? await findBalance(this.db, accountId) : undefined;
     if (!balance || !visibleTo(caller, [balance.ownerRef])) throw notFound('account', accountId, 'account_id');

@@ -4,6 +4,7 @@ import type { LedgerDb } from '../db/client.js';
 import { accountBalances, accounts, ledgerEntries, payments, settlements } from '../db/schema.js';
 import type {
   AccountRecord,
+  AccountStatus,
   BalanceRecord,
   DeclineReason,
   LedgerEntryRecord,
@@ -44,13 +45,18 @@ export async function findAccountByOwner(
   return row;
 }
 
+/**
+ * A customer account's balance with its owner and status, read by one statement: the status is the one at
+ * the balance's version (a status change bumps the version), never a later one.
+ */
 export async function findBalance(
   db: LedgerDb,
   accountId: string,
-): Promise<(BalanceRecord & { ownerRef: string }) | undefined> {
+): Promise<(BalanceRecord & { ownerRef: string; status: AccountStatus }) | undefined> {
   const [row] = await db
     .select({
       ownerRef: accounts.ownerRef,
+      status: accounts.status,
       accountId: accountBalances.accountId,
       currency: accountBalances.currency,
       postedMinor: accountBalances.postedMinor,
