@@ -226,6 +226,35 @@ it('stop() gives up the lock so another publisher can lead at once', async () =>
   }
 });
 
+it('stop() publishes what committed while the last batch was in flight, instead of leaving it to the next leader', async () => {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const delivered: string[] = [];
+  let sends = 0;
+  // The first send waits for the gate, so the second event commits while a batch is in flight and stop()
+  // is called before the publisher can come round to it.
+  const gated: EventSink = {
+    kind: 'kafka',
+    send: async (messages) => {
+      if (sends++ === 0) await gate;
+      delivered.push(...messages.map((message) => message.row.eventId));
+    },
+    stop: async () => {},
+  };
+  const first = syntheticEvent('AccountCreated', 'acct_first', 0n);
+  const last = syntheticEvent('AccountCreated', 'acct_last', 0n);
+  const stopping = startPublisher(gated);
+  await insert(first);
+  await waitUntil(() => sends > 0, 'the first batch is in flight');
+  await insert(last);
+  const stopped = stopping.stop();
+  release();
+  await stopped;
+  expect(delivered).toEqual([first.eventId, last.eventId]);
+  expect(await isPublished(last.eventId)).toBe(true);
+  expect(logger.lines.filter((line) => line.level !== 'info')).toEqual([]);
+});
+
 it('a batch still in flight at shutdown is abandoned after the stop timeout and sent again by the next leader', async () => {
   let sendStarted = false;
   const hanging: EventSink = {

@@ -20,8 +20,11 @@
  *     (maintenance.ts, which also watches the lag below).
  *   - Lag (unpublished count, age of the oldest) is checked periodically and logged when over
  *     OUTBOX_LAG_WARN_MS, and reported by status() for /readyz.
- *   - stop() lets the in-flight batch finish for a bounded time, else abandons it: its rows were not marked,
- *     so they stay unpublished and the next leader sends them again (at-least-once, never lost).
+ *   - stop() (called once the server takes no more requests) publishes what is still pending, at most
+ *     MAX_BATCHES_AT_STOP batches, unless the last round failed: a replica that stops does not leave its last
+ *     commits waiting for the next leader. All of it, with the in-flight batch, is bounded by the stop
+ *     timeout; past it the batch is abandoned: its rows were not marked, so they stay unpublished and the next
+ *     leader sends them again (at-least-once, never lost).
  */
 import type { OutboxConfig } from '../config.js';
 import type { LedgerDb } from '../db/client.js';
@@ -72,6 +75,8 @@ export const DEFAULT_TIMINGS: PublisherTimings = {
 };
 
 const MAX_REPORTED_EVENT_IDS = 10;
+/** Batches published at shutdown, at most (the stop timeout bounds them too). */
+const MAX_BATCHES_AT_STOP = 10;
 
 class TransportFailure extends Error {}
 
@@ -136,7 +141,10 @@ export class OutboxPublisher {
     return { role: this.role, sink: this.sink.kind, published: this.published, ...stats };
   }
 
-  /** Finishes (or, past the stop timeout, abandons) the in-flight batch, releases the lock and the producer. */
+  /**
+   * Finishes the in-flight batch and publishes what is pending (see the module comment), or past the stop
+   * timeout abandons them; then releases the lock and the producer.
+   */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       this.stopping.abort();
@@ -228,6 +236,22 @@ export class OutboxPublisher {
         await waker.wait(this.nextWakeMs(), active);
         if (this.options.lingerMs > 0) await sleep(this.options.lingerMs, active);
       }
+    }
+    if (!term.signal.aborted && failures === 0) await this.publishPendingAtStop(term.db);
+  }
+
+  /**
+   * At stop, while this process still leads: publishes what is pending, batch by batch, until a batch is not
+   * full or MAX_BATCHES_AT_STOP were sent. A failure ends it with a warning: those rows stay for the next leader.
+   */
+  private async publishPendingAtStop(db: LedgerDb): Promise<void> {
+    try {
+      for (let batch = 0; batch < MAX_BATCHES_AT_STOP; batch++) {
+        if (!(await this.publishBatch(db))) return;
+      }
+    } catch (error) {
+      const cause = error instanceof TransportFailure ? error.cause : error;
+      this.logger.warn({ err: cause }, 'publishing outbox events at shutdown failed; the next leader sends them');
     }
   }
 
