@@ -22,7 +22,7 @@ import type {
 } from '../domain/records.js';
 import type { CommandRunner, LedgerCommand, LedgerOutcome, OptionalAmount } from '../ledger/commands.js';
 import { findAccount, findBalance, findPayment, listEntries, ownerRefsOf } from '../ledger/queries.js';
-import { type CommandOrigin, commandOrigin } from '../observability/request-context.js';
+import type { CommandOrigin } from '../observability/request-context.js';
 import { AccountWatches } from './account-watch.js';
 import { decodePageToken, encodePageToken, isPositiveInt64 } from './page-token.js';
 import {
@@ -44,8 +44,11 @@ import { WalletReads } from './wallet-reads.js';
 export interface CallOptions {
   /** The caller's deadline: aborted when it passes (Connect's handler context signal). */
   signal?: AbortSignal;
-  /** The request issuing the call, recorded with the events its command causes; absent: no request id. */
-  origin?: CommandOrigin;
+  /**
+   * The request issuing the call, recorded with the events its command causes. Required, so that a handler
+   * cannot forget it and lose its events' correlation id silently; a job or the seeder passes commandOrigin().
+   */
+  origin: CommandOrigin;
 }
 
 /** A mutation's result: the record, and whether it was replayed from an earlier request with the same key. */
@@ -383,7 +386,7 @@ export class PaymentsApp {
     const { signal } = call;
     // Past its deadline already (e.g. spent in authentication): not started at all.
     stopIfAborted(signal);
-    const [result] = await this.ledger.apply([{ ...command, origin: call.origin ?? commandOrigin() }], { signal });
+    const [result] = await this.ledger.apply([{ ...command, origin: call.origin }], { signal });
     invariant(result, 'ledger returned no result');
     if (!result.ok) throw result.error satisfies DomainError;
     return { value: result.outcome, replayed: result.replayed };

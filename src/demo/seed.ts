@@ -11,6 +11,7 @@ import { type DevKeyPair, signDevToken } from '../auth/dev-keys.js';
 import type { LedgerDb } from '../db/client.js';
 import type { AccountRecord, AccountType } from '../domain/records.js';
 import { findAccountByOwner } from '../ledger/queries.js';
+import { commandOrigin } from '../observability/request-context.js';
 
 /** Seeding acts as a backend holding every scope. */
 const DEMO_SEEDER: Caller = { kind: 'backend', principal: 'system:demo-seed', scopes: new Set(SCOPES) };
@@ -58,12 +59,14 @@ async function demoAccount(
     ownerRef: owner.ownerRef,
     currency: CURRENCY,
     type: owner.type,
+    origin: commandOrigin(),
   });
   if (owner.depositMinor > 0n) {
     await app.deposit(DEMO_SEEDER, {
       idempotencyKey: `demo-deposit-${randomUUID()}`,
       accountId: account.id,
       amount: { amountMinor: owner.depositMinor, currency: CURRENCY },
+      origin: commandOrigin(),
     });
   }
   return account;
