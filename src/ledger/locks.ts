@@ -20,12 +20,20 @@ import {
 } from './idempotency-store.js';
 import type { AccountState, LedgerRole, PaymentState } from './state.js';
 
+/**
+ * Locks the account rows as well as the balances. A statement that waits for a balance lock re-reads the
+ * balance once it gets it (READ COMMITTED), but a joined row it does not lock it would take from its first
+ * snapshot: a status change committed while it waited (freeze, close: they update the account and bump the
+ * balance under its lock) would be planned against as if it had not happened. NO KEY UPDATE is enough for
+ * that, and does not conflict with the key-share locks that inserts referencing an account take.
+ * Source: PostgreSQL manual, 13.2.1 (Read Committed Isolation Level).
+ */
 const LOCK_ACCOUNTS_SQL = (idsParam: string) => `select a.id, a.owner_ref, a.currency, a.status, a.type, a.kind,
       a.created_at, b.posted_minor, b.held_minor, b.pending_settlement_minor, b.version, b.updated_at
     from account_balances b join accounts a on a.id = b.account_id
     where b.account_id = any(${idsParam}::text[])
     order by b.account_id
-    for update of b`;
+    for update of b for no key update of a`;
 
 const LOCK_ACCOUNTS: PreparedShape = { name: 'ledger_lock_accounts', text: LOCK_ACCOUNTS_SQL('$1') };
 
