@@ -255,6 +255,30 @@ it('stop() publishes what committed while the last batch was in flight, instead 
   expect(logger.lines.filter((line) => line.level !== 'info')).toEqual([]);
 });
 
+it('stop() does not try again when the batch in flight at that moment failed', async () => {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let sends = 0;
+  const failing: EventSink = {
+    kind: 'kafka',
+    send: async () => {
+      sends++;
+      await gate;
+      throw new SinkError('transport', 'KafkaJSConnectionError: broker unreachable');
+    },
+    stop: async () => {},
+  };
+  const event = syntheticEvent('AccountCreated', 'acct_unsent', 0n);
+  const stopping = startPublisher(failing);
+  await insert(event);
+  await waitUntil(() => sends > 0, 'the batch is in flight');
+  const stopped = stopping.stop();
+  release();
+  await stopped;
+  expect(sends).toBe(1);
+  expect(await isPublished(event.eventId)).toBe(false);
+});
+
 it('a batch still in flight at shutdown is abandoned after the stop timeout and sent again by the next leader', async () => {
   let sendStarted = false;
   const hanging: EventSink = {

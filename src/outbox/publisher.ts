@@ -222,11 +222,11 @@ export class OutboxPublisher {
         full = await this.publishBatch(term.db);
         failures = 0;
       } catch (error) {
+        failures++;
         if (active.aborted) break;
         // A database error may mean the lock's session is in trouble: end this term (run() starts over on a
         // fresh connection). Rows not yet marked stay unpublished and are sent again.
         if (!(error instanceof TransportFailure)) throw error;
-        failures++;
         const delayMs = backoffMs(failures, this.timings.retryBaseMs, this.options.retryMaxMs);
         this.logger.warn({ err: error.cause, failures, delayMs }, 'publishing outbox events failed; retrying');
         await sleep(delayMs, active);
@@ -237,6 +237,7 @@ export class OutboxPublisher {
         if (this.options.lingerMs > 0) await sleep(this.options.lingerMs, active);
       }
     }
+    // Not after a failed round, even one cut short by the stop: the sink or the database is in trouble.
     if (!term.signal.aborted && failures === 0) await this.publishPendingAtStop(term.db);
   }
 
