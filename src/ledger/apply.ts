@@ -2,7 +2,7 @@
  * The ledger core: applies a list of commands in one database transaction and returns one result per
  * command, in order. Steps, each a single set-based statement for the whole list:
  *   1. claim the idempotency keys (sorted), replaying outcomes of keys already used;
- *   2. lock the payments the commands act on, then every balance row involved, each in id order
+ *   2. lock the payments the commands act on, then every balance and account row involved, each in id order
  *      (locks.ts: one global order, so A→B and B→A never deadlock);
  *   3. plan each command in memory against the locked state (plan.ts, pure);
  *   4. write accounts, payments, refunds, entries, balances, outbox events and stored outcomes, all in one

@@ -1,8 +1,8 @@
 /**
  * Row locks, always taken in one global order so that transactions cannot deadlock each other:
- * idempotency keys (sorted) → payments (by id) → balances (by account id). ORDER BY is applied before
- * FOR UPDATE locks the rows, so each statement locks in its sort order. The hot path's locks are prepared
- * statements with the ids as one array parameter (db/prepared.ts).
+ * idempotency keys (sorted) → payments (by id) → balances with their accounts (by account id). ORDER BY is
+ * applied before FOR UPDATE locks the rows, so each statement locks in its sort order. The hot path's locks
+ * are prepared statements with the ids as one array parameter (db/prepared.ts).
  */
 import { and, eq, inArray, isNull, lte } from 'drizzle-orm';
 import type { LedgerTx } from '../db/client.js';
@@ -88,9 +88,9 @@ function accountStateOf(row: AccountRow): AccountState {
 }
 
 /**
- * Locks (FOR UPDATE) the accounts with these ids and their balance rows, in id order: the one global lock
- * order that keeps concurrent transactions from deadlocking. Returns them by id; an id that does not exist
- * is silently left out (the plan answers NOT_FOUND for it). Duplicates are locked once.
+ * Locks the balance rows (FOR UPDATE) and account rows (FOR NO KEY UPDATE) of these ids, in id order: the
+ * one global lock order that keeps concurrent transactions from deadlocking. Returns them by id; an id that
+ * does not exist is silently left out (the plan answers NOT_FOUND for it). Duplicates are locked once.
  */
 export async function lockAccounts(tx: LedgerTx, ids: string[]): Promise<Map<string, AccountState>> {
   const unique = [...new Set(ids)];

@@ -84,6 +84,8 @@ export class OutboxPublisher {
   private role: PublisherRole = 'starting';
   private published = 0;
   private readonly stopping = new AbortController();
+  /** Aborted when stop() gives up waiting: the publishing at stop starts no further batch. */
+  private readonly abandoned = new AbortController();
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   /** Aggregates held back behind a row that failed on its own, and when to retry them. */
@@ -157,9 +159,10 @@ export class OutboxPublisher {
         ]);
         clearTimeout(timer);
         if (!finished) {
+          this.abandoned.abort();
           this.logger.warn(
             { timeoutMs: this.timings.stopTimeoutMs },
-            'outbox batch still in flight at shutdown: abandoned; its rows stay unpublished and will be sent again',
+            'outbox publishing still in flight at shutdown: abandoned; rows not yet published will be sent again',
           );
         }
       }
@@ -243,11 +246,12 @@ export class OutboxPublisher {
 
   /**
    * At stop, while this process still leads: publishes what is pending, batch by batch, until a batch is not
-   * full or MAX_BATCHES_AT_STOP were sent. A failure ends it with a warning: those rows stay for the next leader.
+   * full, MAX_BATCHES_AT_STOP were sent or stop() gave up waiting. A failure ends it with a warning: those rows
+   * stay for the next leader.
    */
   private async publishPendingAtStop(db: LedgerDb): Promise<void> {
     try {
-      for (let batch = 0; batch < MAX_BATCHES_AT_STOP; batch++) {
+      for (let batch = 0; batch < MAX_BATCHES_AT_STOP && !this.abandoned.signal.aborted; batch++) {
         if (!(await this.publishBatch(db))) return;
       }
     } catch (error) {
