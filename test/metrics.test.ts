@@ -61,6 +61,8 @@ describe('GET /metrics', () => {
       RATE_LIMIT_WRITE_CAPACITY: '1000',
       RATE_LIMIT_READ_CAPACITY: '2',
       RATE_LIMIT_READ_REFILL_PER_SECOND: '0',
+      // The counts below are Redis's: a reply slower than the default 250 ms would fall back to memory.
+      RATE_LIMIT_REDIS_TIMEOUT_MS: '2000',
     });
   });
   afterAll(async () => {

@@ -216,7 +216,7 @@ it('stop() gives up the lock so another publisher can lead at once', async () =>
     await waitUntil(() => other.currentRole === 'standby', 'other stands by');
     await one.stop();
     expect(one.currentRole).toBe('stopped');
-    await waitUntil(() => other.currentRole === 'leader', 'other leads', OPTIONS.leaderRetryMs + 1_000);
+    await waitUntil(() => other.currentRole === 'leader', 'other leads', OPTIONS.leaderRetryMs + 5_000);
     const event = syntheticEvent('AccountCreated', 'acct_after', 0n);
     await insert(event);
     await waitUntil(() => isPublished(event.eventId), 'published by the new leader');

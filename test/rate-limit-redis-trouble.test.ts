@@ -27,6 +27,8 @@ describe('when Redis is in trouble', () => {
     RATE_LIMIT_WRITE_CAPACITY: '3',
     RATE_LIMIT_WRITE_REFILL_PER_SECOND: '0',
     TRUSTED_PROXIES: '127.0.0.1',
+    // The default, which the answers' time bounds below are scaled to (the harness's own is longer).
+    RATE_LIMIT_REDIS_TIMEOUT_MS: '250',
   };
 
   it('keeps serving from the in-memory bucket, with the same policy, when Redis is unreachable', async () => {

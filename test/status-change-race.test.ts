@@ -32,10 +32,11 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Backends of this test's database waiting for a lock. */
+/** Statements of this test's database waiting for a lock, among those that lock balance rows. */
 async function waitingForLocks(): Promise<number> {
   const [row] = await server.database.query<{ waiting: string }>(
-    `select count(*) as waiting from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+    `select count(*) as waiting from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock' and query like '%account_balances%'`,
   );
   return Number(row!.waiting);
 }

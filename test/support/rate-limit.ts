@@ -75,12 +75,17 @@ export class RateLimitHarness {
     return prefix;
   }
 
-  /** A service with the limiter on against the shared test database; `prefix` is the Redis key prefix. */
+  /**
+   * A service with the limiter on against the shared test database; `prefix` is the Redis key prefix. Redis
+   * gets 2 s to answer (not the default 250 ms): on a loaded machine one slow reply would fall back to the
+   * in-memory bucket, as it should, and spoil a test's exact counts. Tests of that fallback set their own.
+   */
   async start(prefix: string, overrides: Record<string, string> = {}): Promise<RunningService> {
     const service = await startTestReplica(this.database.url, {
       RATE_LIMIT_ENABLED: 'true',
       REDIS_URL,
       RATE_LIMIT_KEY_PREFIX: prefix,
+      RATE_LIMIT_REDIS_TIMEOUT_MS: '2000',
       ...overrides,
     });
     this.running.push(service);
