@@ -107,6 +107,23 @@ async function payUntilAnswered(
 export const CALL_TIMEOUT_MS = 10_000;
 
 /**
+ * A failed attempt as a client sees it. A socket error on the client's side (a write to a connection the
+ * killed server left: EPIPE, which connect-node does not map and reports as INTERNAL) is a transport
+ * failure, UNAVAILABLE in gRPC's terms; a code the server sent is kept as it is.
+ */
+export function failureOf(error: unknown): Failure {
+  const connectError = ConnectError.from(error);
+  let cause: unknown = connectError.cause;
+  for (let depth = 0; cause instanceof Error && depth < 5; depth++, cause = cause.cause) {
+    const systemCode = (cause as NodeJS.ErrnoException).code;
+    if ('syscall' in cause && typeof systemCode === 'string') {
+      return { code: 'Unavailable', message: `client-side transport failure (${systemCode}): ${cause.message}` };
+    }
+  }
+  return { code: Code[connectError.code], message: connectError.rawMessage };
+}
+
+/**
  * Calls `call` with `clients()` until it answers, as a client retrying under one idempotency key would: any
  * error (connection refused, UNAVAILABLE, a timeout) means "try again" after a short back-off. Throws with the
  * latest errors once `retryForMs` have passed since the first attempt.
@@ -124,10 +141,7 @@ export async function untilAnswered<T>(
     try {
       return { value: await call(clients()), attempts: attempt, failures };
     } catch (error) {
-      const connectError = ConnectError.from(error);
-      if (failures.length < MAX_FAILURES_KEPT) {
-        failures.push({ code: Code[connectError.code], message: connectError.rawMessage });
-      }
+      if (failures.length < MAX_FAILURES_KEPT) failures.push(failureOf(error));
       // The latest few say why it is still failing.
       errors.push(String(error));
       if (errors.length > 3) errors.shift();
