@@ -22,8 +22,8 @@ import type { AccountState, LedgerRole, PaymentState } from './state.js';
 
 /**
  * Locks the account rows as well as the balances. A statement that waits for a balance lock re-reads the
- * balance once it gets it (READ COMMITTED), but a joined row it does not lock it would take from its first
- * snapshot: a status change committed while it waited (freeze, close: they update the account and bump the
+ * balance once it gets it (READ COMMITTED), but would keep any joined row it does not lock as its first
+ * snapshot saw it: a status change committed while it waited (freeze, close: they update the account and bump the
  * balance under its lock) would be planned against as if it had not happened. NO KEY UPDATE is enough for
  * that, and does not conflict with the key-share locks that inserts referencing an account take.
  * Source: PostgreSQL manual, 13.2.1 (Read Committed Isolation Level).
