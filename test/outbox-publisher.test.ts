@@ -15,6 +15,7 @@ import { type EventSink, LogSink, type OutboxLogger, SinkError } from '../src/ou
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { waitUntil } from './support/kafka.js';
 import { INSERT_OUTBOX_SQL, insertParams, type SyntheticEvent, syntheticEvent, TOPICS } from './support/outbox.js';
+import { deferred } from './support/waits.js';
 
 class ScriptedSink implements EventSink {
   readonly kind = 'kafka' as const;
@@ -227,8 +228,7 @@ it('stop() gives up the lock so another publisher can lead at once', async () =>
 });
 
 it('stop() publishes what committed while the last batch was in flight, instead of leaving it to the next leader', async () => {
-  let release: () => void = () => {};
-  const gate = new Promise<void>((resolve) => (release = resolve));
+  const gate = deferred();
   const delivered: string[] = [];
   let sends = 0;
   // The first send waits for the gate, so the second event commits while a batch is in flight and stop()
@@ -236,7 +236,7 @@ it('stop() publishes what committed while the last batch was in flight, instead 
   const gated: EventSink = {
     kind: 'kafka',
     send: async (messages) => {
-      if (sends++ === 0) await gate;
+      if (sends++ === 0) await gate.promise;
       delivered.push(...messages.map((message) => message.row.eventId));
     },
     stop: async () => {},
@@ -248,7 +248,7 @@ it('stop() publishes what committed while the last batch was in flight, instead 
   await waitUntil(() => sends > 0, 'the first batch is in flight');
   await insert(last);
   const stopped = stopping.stop();
-  release();
+  gate.resolve();
   await stopped;
   expect(delivered).toEqual([first.eventId, last.eventId]);
   expect(await isPublished(last.eventId)).toBe(true);
@@ -256,14 +256,13 @@ it('stop() publishes what committed while the last batch was in flight, instead 
 });
 
 it('stop() does not try again when the batch in flight at that moment failed', async () => {
-  let release: () => void = () => {};
-  const gate = new Promise<void>((resolve) => (release = resolve));
+  const gate = deferred();
   let sends = 0;
   const failing: EventSink = {
     kind: 'kafka',
     send: async () => {
       sends++;
-      await gate;
+      await gate.promise;
       throw new SinkError('transport', 'KafkaJSConnectionError: broker unreachable');
     },
     stop: async () => {},
@@ -273,7 +272,7 @@ it('stop() does not try again when the batch in flight at that moment failed', a
   await insert(event);
   await waitUntil(() => sends > 0, 'the batch is in flight');
   const stopped = stopping.stop();
-  release();
+  gate.resolve();
   await stopped;
   expect(sends).toBe(1);
   expect(await isPublished(event.eventId)).toBe(false);
