@@ -153,13 +153,11 @@ function answerGrpc(
     const stream = raw.stream;
     if (!stream.destroyed && !stream.headersSent) {
       stream.respond(
-        {
-          ...headersObject(reply.getHeaders()),
-          ':status': 200,
-          'content-type': contentType,
-          'x-request-id': request.id,
-          ...status,
-        },
+        Object.assign(
+          headersObject(reply.getHeaders()),
+          { ':status': 200, 'content-type': contentType, 'x-request-id': request.id },
+          status,
+        ),
         { endStream: true },
       );
     }

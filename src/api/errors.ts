@@ -55,7 +55,9 @@ export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
       const response = await next(request);
       // A server stream fails while it is read, after this function returned: map those errors too.
       if (!response.stream) return response;
-      return { ...response, message: mapStreamErrors(response.message, (error) => mapped(error, request)) };
+      return Object.assign({}, response, {
+        message: mapStreamErrors(response.message, (error) => mapped(error, request)),
+      });
     } catch (error) {
       throw mapped(error, request);
     }

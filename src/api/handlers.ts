@@ -83,7 +83,6 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
   serveStrictly(router, PaymentService, {
     async authorizePayment(request, context) {
       const payment = await app.authorizePayment(context.values.get(callerKey), {
-        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         payerAccountId: request.payerAccountId,
         payeeAccountId: request.payeeAccountId,
@@ -91,23 +90,24 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
         description: request.description,
         captureMode: CAPTURE_MODES[request.captureMode],
         holdDurationMs: durationMs(request.holdDuration),
+        ...callOptionsOf(context),
       });
       return { payment: toPayment(unwrap(context, payment)) };
     },
     async capturePayment(request, context) {
       const payment = await app.capturePayment(context.values.get(callerKey), {
-        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         paymentId: request.paymentId,
         amount: request.amount,
+        ...callOptionsOf(context),
       });
       return { payment: toPayment(unwrap(context, payment)) };
     },
     async voidPayment(request, context) {
       const payment = await app.voidPayment(context.values.get(callerKey), {
-        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         paymentId: request.paymentId,
+        ...callOptionsOf(context),
       });
       return { payment: toPayment(unwrap(context, payment)) };
     },
@@ -115,11 +115,11 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
       const result = unwrap(
         context,
         await app.refundPayment(context.values.get(callerKey), {
-          ...callOptionsOf(context),
           idempotencyKey: request.idempotencyKey,
           paymentId: request.paymentId,
           amount: request.amount,
           reason: request.reason,
+          ...callOptionsOf(context),
         }),
       );
       return { refund: toRefund(result.refund), payment: toPayment(result.payment) };
@@ -182,11 +182,11 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
   serveStrictly(router, AccountService, {
     async createAccount(request, context) {
       const account = await app.createAccount(context.values.get(callerKey), {
-        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         ownerRef: request.ownerRef,
         currency: request.currency,
         type: ACCOUNT_TYPES[request.type],
+        ...callOptionsOf(context),
       });
       return { account: toAccount(unwrap(context, account)) };
     },
@@ -197,10 +197,10 @@ export function registerLedgerServices(router: ConnectRouter, app: PaymentsApp):
     },
     async depositFunds(request, context) {
       const deposit = await app.deposit(context.values.get(callerKey), {
-        ...callOptionsOf(context),
         idempotencyKey: request.idempotencyKey,
         accountId: request.accountId,
         amount: request.amount,
+        ...callOptionsOf(context),
       });
       return { deposit: toDeposit(unwrap(context, deposit)) };
     },

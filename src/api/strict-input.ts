@@ -189,7 +189,9 @@ function decodeStrictJson(input: DescMessage, data: Uint8Array): string {
 /** Connect handler JSON options for one method: JSON_OPTIONS, with the strict reading of its input. */
 export function strictJsonOptionsFor(input: DescMessage) {
   // Connect's JSON serialization reads the body through this decoder (serialization.ts: createJsonSerialization).
-  return { ...JSON_OPTIONS, textDecoder: { decode: (data: Uint8Array) => decodeStrictJson(input, data) } };
+  return Object.assign({}, JSON_OPTIONS, {
+    textDecoder: { decode: (data: Uint8Array) => decodeStrictJson(input, data) },
+  });
 }
 
 /**
@@ -281,7 +283,9 @@ export function strictInputInterceptor(): Interceptor {
     // Streaming requests (WatchAccount, Health/Watch): every message is checked as it is read, before the
     // handler sees it.
     const input = request.method.input;
-    return next({ ...request, message: checkedMessages(input, request.message as AsyncIterable<Message>) });
+    return next(
+      Object.assign({}, request, { message: checkedMessages(input, request.message as AsyncIterable<Message>) }),
+    );
   };
 }
 

@@ -386,7 +386,7 @@ export class PaymentsApp {
     const { signal } = call;
     // Past its deadline already (e.g. spent in authentication): not started at all.
     stopIfAborted(signal);
-    const [result] = await this.ledger.apply([{ ...command, origin: call.origin }], { signal });
+    const [result] = await this.ledger.apply([Object.assign({}, command, { origin: call.origin })], { signal });
     invariant(result, 'ledger returned no result');
     if (!result.ok) throw result.error satisfies DomainError;
     return { value: result.outcome, replayed: result.replayed };

@@ -100,7 +100,7 @@ export function checkRequestString(path: string, fieldName: string, value: strin
 /** A string field checked by the one rule (see checkString), and present when `required`. */
 export function requireText(field: string, value: string, maxLength: number, required: boolean): string {
   if (required && value.length === 0) throw invalidArgument(field, 'FIELD_REQUIRED', `${field} is required`);
-  return checkString(field, value, { ...stringRuleFor(field), maxLength });
+  return checkString(field, value, Object.assign({}, stringRuleFor(field), { maxLength }));
 }
 
 export function requireCurrency(field: string, currency: string): string {

@@ -68,7 +68,7 @@ export async function revokeApiKey(db: LedgerDb, id: string, signal?: AbortSigna
 /** Keys oldest first, at most `limit`. */
 export async function listApiKeys(db: LedgerDb, limit = 1000): Promise<ApiKeyInfo[]> {
   const rows = await db.select().from(apiKeys).orderBy(asc(apiKeys.createdAt)).limit(limit);
-  return rows.map((row) => ({ ...row, scopes: row.scopes.filter(isScope) }));
+  return rows.map((row) => Object.assign({}, row, { scopes: row.scopes.filter(isScope) }));
 }
 
 /** The service caller a presented key stands for, or undefined if it is malformed, unknown or revoked. */

@@ -23,8 +23,8 @@ export async function loadOrCreateDevKeyPair(dataDir: string): Promise<DevKeyPai
   if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as DevKeyPair;
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
   const pair: DevKeyPair = {
-    publicJwk: { ...(await exportJWK(publicKey)), alg: 'ES256', use: 'sig', kid: 'dev' } as JsonWebKeyLike,
-    privateJwk: { ...(await exportJWK(privateKey)), alg: 'ES256', kid: 'dev' } as JsonWebKeyLike,
+    publicJwk: Object.assign(await exportJWK(publicKey), { alg: 'ES256', use: 'sig', kid: 'dev' }) as JsonWebKeyLike,
+    privateJwk: Object.assign(await exportJWK(privateKey), { alg: 'ES256', kid: 'dev' }) as JsonWebKeyLike,
   };
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(path, JSON.stringify(pair), { mode: 0o600 });

@@ -9,7 +9,7 @@ import { openDatabase } from './client.js';
 
 try {
   const settings = loadDatabaseSettings();
-  const database = await openDatabase({ ...settings, dbPoolSize: 1 });
+  const database = await openDatabase(Object.assign({}, settings, { dbPoolSize: 1 }));
   await database.close();
   console.log(`migrations applied (${settings.databaseUrl ? 'DATABASE_URL' : settings.dataDir})`);
 } catch (error) {

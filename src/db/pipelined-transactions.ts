@@ -72,7 +72,7 @@ class PipelinedQuery extends QueryBase {
     private readonly withCommit: boolean,
   ) {
     // Extended protocol even without parameters: a simple Query message would end the exchange early.
-    super({ ...config, queryMode: 'extended' } as pg.QueryConfig);
+    super(Object.assign({}, config, { queryMode: 'extended' }) as pg.QueryConfig);
   }
 
   /** One socket write for the whole exchange (pg.Query.submit corks only its own messages). */
@@ -146,7 +146,7 @@ function configOf(args: unknown[]): pg.QueryConfig | undefined {
   if (typeof (first as { submit?: unknown } | undefined)?.submit === 'function') return undefined;
   if (typeof first === 'string') return { text: first, values: values as unknown[] | undefined };
   const config = first as pg.QueryConfig;
-  return values === undefined ? config : { ...config, values: values as unknown[] };
+  return values === undefined ? config : Object.assign({}, config, { values: values as unknown[] });
 }
 
 /** Sends a query that follows a held-back BEGIN: both in one exchange once BEGIN is parsed here, else in turn. */

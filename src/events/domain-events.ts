@@ -54,16 +54,17 @@ export type PaymentEventType =
   | 'PaymentVoided'
   | 'PaymentExpired';
 
-export type DomainEvent = EventBase &
-  (
-    | { type: 'AccountCreated'; account: AccountRecord }
-    | { type: 'AccountFrozen' | 'AccountUnfrozen' | 'AccountClosed'; account: AccountRecord; reason: string }
-    | { type: 'FundsPaidOut'; payout: PayoutRecord; balance: BalanceRecord }
-    | { type: 'FundsDeposited'; deposit: DepositRecord; balance: BalanceRecord }
-    | { type: PaymentEventType; payment: PaymentRecord }
-    | { type: 'PaymentRefunded' | 'RefundDeclined'; refund: RefundRecord; payment: PaymentRecord }
-    | { type: 'SettlementCompleted'; settlement: SettlementRecord }
-  );
+/** What each kind of event carries besides EventBase: its type and its payload. */
+export type DomainEventBody =
+  | { type: 'AccountCreated'; account: AccountRecord }
+  | { type: 'AccountFrozen' | 'AccountUnfrozen' | 'AccountClosed'; account: AccountRecord; reason: string }
+  | { type: 'FundsPaidOut'; payout: PayoutRecord; balance: BalanceRecord }
+  | { type: 'FundsDeposited'; deposit: DepositRecord; balance: BalanceRecord }
+  | { type: PaymentEventType; payment: PaymentRecord }
+  | { type: 'PaymentRefunded' | 'RefundDeclined'; refund: RefundRecord; payment: PaymentRecord }
+  | { type: 'SettlementCompleted'; settlement: SettlementRecord };
+
+export type DomainEvent = EventBase & DomainEventBody;
 
 export type EventType = DomainEvent['type'];
 

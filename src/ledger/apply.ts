@@ -158,7 +158,7 @@ export class Ledger {
     results: (CommandResult | undefined)[],
     now: Date,
   ) {
-    const claims = firstUses.map((index) => ({ ...commands[index]!, params: params[index]! }));
+    const claims = firstUses.map((index) => Object.assign({}, commands[index]!, { params: params[index]! }));
     const retentionMs = this.options.idempotencyRetentionMs;
     const firstCommands = firstUses.map((index) => commands[index]!);
     const knownUpFront =

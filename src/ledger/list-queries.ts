@@ -54,7 +54,7 @@ export async function listAccountsOfOwner(
   cursor: Cursor | undefined,
 ): Promise<Keyed<AccountRecord>[]> {
   const rows = await db
-    .select({ ...ACCOUNT_COLUMNS, micros: microsOf(accounts.createdAt) })
+    .select(Object.assign({}, ACCOUNT_COLUMNS, { micros: microsOf(accounts.createdAt) }))
     .from(accounts)
     .where(
       and(
@@ -92,7 +92,7 @@ export async function listPaymentsOfAccount(
 ): Promise<Keyed<PaymentRecord>[]> {
   const side = (party: PgColumn) =>
     db
-      .select({ ...getTableColumns(payments), micros: microsOf(payments.createdAt) })
+      .select(Object.assign({}, getTableColumns(payments), { micros: microsOf(payments.createdAt) }))
       .from(payments)
       .where(
         and(
@@ -113,12 +113,12 @@ export async function listPaymentsOfAccount(
   const rows = await unionAll(side(payments.payerAccountId), side(payments.payeeAccountId))
     .orderBy(...order(payments.createdAt, payments.id, 'desc'))
     .limit(limit);
-  return keyed(rows.map((row) => ({ ...row, declineReason: row.declineReason as DeclineReason | null })));
+  return keyed(rows.map((row) => Object.assign({}, row, { declineReason: row.declineReason as DeclineReason | null })));
 }
 
 export async function findRefund(db: LedgerDb, id: string): Promise<RefundRecord | undefined> {
   const [row] = await db.select().from(refunds).where(eq(refunds.id, id));
-  return row && { ...row, declineReason: row.declineReason as DeclineReason | null };
+  return row && Object.assign({}, row, { declineReason: row.declineReason as DeclineReason | null });
 }
 
 /** A payment's refunds, newest first, before `cursor`, at most `limit`. */
@@ -144,5 +144,5 @@ export async function listRefundsOfPayment(
     .where(and(eq(refunds.paymentId, paymentId), after(refunds.createdAt, refunds.id, cursor, 'desc')))
     .orderBy(...order(refunds.createdAt, refunds.id, 'desc'))
     .limit(limit);
-  return keyed(rows.map((row) => ({ ...row, declineReason: row.declineReason as DeclineReason | null })));
+  return keyed(rows.map((row) => Object.assign({}, row, { declineReason: row.declineReason as DeclineReason | null })));
 }

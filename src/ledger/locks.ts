@@ -128,7 +128,10 @@ export async function claimKeysAndLockAccounts(
 type PaymentRow = typeof payments.$inferSelect;
 
 function toState(row: PaymentRow): PaymentState {
-  return { ...row, declineReason: row.declineReason as DeclineReason | null, lockedVersion: row.version };
+  return Object.assign({}, row, {
+    declineReason: row.declineReason as DeclineReason | null,
+    lockedVersion: row.version,
+  });
 }
 
 const LOCK_PAYMENTS: PreparedShape = {

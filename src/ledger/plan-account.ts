@@ -27,7 +27,7 @@ import {
   availableOf,
   balanceOf,
   customerAccount,
-  eventBase,
+  domainEvent,
   fundingAccountId,
   type PlanContext,
   post,
@@ -84,12 +84,13 @@ export function planChangeAccountStatus(
   touchAccount(context, account);
   context.effects.statusChangedAccountIds.add(account.id);
   const record = accountOf(account);
-  context.effects.events.push({
-    ...eventBase('account', account.id, account.version, context.now),
-    type: EVENT_TYPE[target],
-    account: record,
-    reason: command.reason,
-  });
+  context.effects.events.push(
+    domainEvent('account', account.id, account.version, context.now, {
+      type: EVENT_TYPE[target],
+      account: record,
+      reason: command.reason,
+    }),
+  );
   return { kind: 'account', account: record };
 }
 
@@ -131,11 +132,12 @@ export function planPayout(command: PayoutCommand, context: PlanContext): Ledger
   );
   context.effects.payouts.push(payout);
   const balance = balanceOf(account);
-  context.effects.events.push({
-    ...eventBase('account', account.id, account.version, context.now),
-    type: 'FundsPaidOut',
-    payout,
-    balance,
-  });
+  context.effects.events.push(
+    domainEvent('account', account.id, account.version, context.now, {
+      type: 'FundsPaidOut',
+      payout,
+      balance,
+    }),
+  );
   return { kind: 'payout', payout, balance };
 }

@@ -25,7 +25,7 @@ import {
   bucketBalance,
   changePayment,
   customerAccount,
-  eventBase,
+  domainEvent,
   type PaymentState,
   type PlanContext,
   post,
@@ -53,11 +53,12 @@ function declineReasonFor(
 }
 
 function paymentEvent(context: PlanContext, type: PaymentEventType, payment: PaymentRecord) {
-  context.effects.events.push({
-    ...eventBase('payment', payment.id, BigInt(payment.version), context.now),
-    type,
-    payment,
-  });
+  context.effects.events.push(
+    domainEvent('payment', payment.id, BigInt(payment.version), context.now, {
+      type,
+      payment,
+    }),
+  );
 }
 
 /**
@@ -361,11 +362,12 @@ export function planRefundPayment(command: RefundPaymentCommand, context: PlanCo
   }
   context.effects.refunds.push(refund);
   const record = snapshot(payment);
-  context.effects.events.push({
-    ...eventBase('payment', payment.id, BigInt(record.version), context.now),
-    type: declineReason ? 'RefundDeclined' : 'PaymentRefunded',
-    refund,
-    payment: record,
-  });
+  context.effects.events.push(
+    domainEvent('payment', payment.id, BigInt(record.version), context.now, {
+      type: declineReason ? 'RefundDeclined' : 'PaymentRefunded',
+      refund,
+      payment: record,
+    }),
+  );
   return { kind: 'refund', refund, payment: record };
 }

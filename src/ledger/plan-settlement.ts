@@ -9,7 +9,7 @@ import type { SettlementRecord } from '../domain/records.js';
 import {
   type AccountState,
   changePayment,
-  eventBase,
+  domainEvent,
   type PaymentState,
   type PlanContext,
   post,
@@ -65,10 +65,11 @@ export function planSettlement(
     createdAt: context.now,
   };
   context.effects.settlements.push(settlement);
-  context.effects.events.push({
-    ...eventBase('account', merchant.id, merchant.version, context.now),
-    type: 'SettlementCompleted',
-    settlement,
-  });
+  context.effects.events.push(
+    domainEvent('account', merchant.id, merchant.version, context.now, {
+      type: 'SettlementCompleted',
+      settlement,
+    }),
+  );
   return settlement;
 }

@@ -23,7 +23,7 @@ import {
   accountOf,
   activeAccountIn,
   balanceOf,
-  eventBase,
+  domainEvent,
   fundingAccountId,
   MAX_CURRENCY_SUPPLY_MINOR,
   type PlanContext,
@@ -48,7 +48,7 @@ function planCreateAccount(command: CreateAccountCommand, context: PlanContext):
   context.accounts.set(state.id, state);
   context.effects.newAccounts.push(state);
   const account = accountOf(state);
-  context.effects.events.push({ ...eventBase('account', state.id, 0n, context.now), type: 'AccountCreated', account });
+  context.effects.events.push(domainEvent('account', state.id, 0n, context.now, { type: 'AccountCreated', account }));
   return { kind: 'account', account };
 }
 
@@ -75,12 +75,13 @@ function planDeposit(command: DepositCommand, context: PlanContext): LedgerOutco
   );
   context.effects.deposits.push(deposit);
   const balance = balanceOf(account);
-  context.effects.events.push({
-    ...eventBase('account', account.id, account.version, context.now),
-    type: 'FundsDeposited',
-    deposit,
-    balance,
-  });
+  context.effects.events.push(
+    domainEvent('account', account.id, account.version, context.now, {
+      type: 'FundsDeposited',
+      deposit,
+      balance,
+    }),
+  );
   return { kind: 'deposit', deposit, balance };
 }
 

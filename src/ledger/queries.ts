@@ -68,7 +68,9 @@ export async function findBalance(
     .from(accountBalances)
     .innerJoin(accounts, eq(accounts.id, accountBalances.accountId))
     .where(and(eq(accountBalances.accountId, accountId), eq(accounts.ledgerRole, 'USER')));
-  return row && { ...row, availableMinor: row.postedMinor - row.heldMinor - row.pendingSettlementMinor };
+  return (
+    row && Object.assign({}, row, { availableMinor: row.postedMinor - row.heldMinor - row.pendingSettlementMinor })
+  );
 }
 
 /** The owner references of the given accounts (customer accounts only). */
@@ -82,7 +84,7 @@ export async function ownerRefsOf(db: LedgerDb, accountIds: string[]): Promise<s
 
 export async function findPayment(db: LedgerDb, id: string): Promise<PaymentRecord | undefined> {
   const [row] = await db.select().from(payments).where(eq(payments.id, id));
-  return row && { ...row, declineReason: row.declineReason as DeclineReason | null };
+  return row && Object.assign({}, row, { declineReason: row.declineReason as DeclineReason | null });
 }
 
 /**
@@ -119,7 +121,7 @@ async function withPaymentIds(db: LedgerDb, rows: (typeof settlements.$inferSele
     .orderBy(asc(payments.id));
   const idsBySettlement = new Map<string, string[]>(rows.map((row) => [row.id, []]));
   for (const payment of covered) idsBySettlement.get(payment.settlementId ?? '')?.push(payment.id);
-  return rows.map((row) => ({ ...row, paymentIds: idsBySettlement.get(row.id) ?? [] }));
+  return rows.map((row) => Object.assign({}, row, { paymentIds: idsBySettlement.get(row.id) ?? [] }));
 }
 
 export async function findSettlement(db: LedgerDb, id: string): Promise<SettlementRecord | undefined> {

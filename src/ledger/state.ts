@@ -20,7 +20,7 @@ import type {
   RefundRecord,
   SettlementRecord,
 } from '../domain/records.js';
-import type { DomainEvent } from '../events/domain-events.js';
+import type { DomainEvent, DomainEventBody } from '../events/domain-events.js';
 
 /**
  * An account's role in the ledger (stored in column `kind`): USER is a customer's account, personal or
@@ -198,8 +198,19 @@ export function post(context: PlanContext, from: BucketRef, to: BucketRef, amoun
   writeEntry(context, to.account, to.bucket, 'CREDIT', amountMinor, referenceId);
 }
 
-export function eventBase(aggregateType: 'account' | 'payment', aggregateId: string, aggregateSeq: bigint, now: Date) {
-  return { eventId: newId('evt'), aggregateType, aggregateId, aggregateSeq, occurredAt: now };
+/**
+ * A new event about an aggregate at `now`: a fresh event id, the aggregate and its sequence number (the account's
+ * balance version or the payment's version), then `body`, the event's type and payload.
+ */
+export function domainEvent(
+  aggregateType: 'account' | 'payment',
+  aggregateId: string,
+  aggregateSeq: bigint,
+  now: Date,
+  body: DomainEventBody,
+): DomainEvent {
+  // Object.assign, not `{ ...base, ...body }`: see test/unit/object-spread.test.ts.
+  return Object.assign({ eventId: newId('evt'), aggregateType, aggregateId, aggregateSeq, occurredAt: now }, body);
 }
 
 /** Customers see only USER accounts; the ledger's own accounts answer NOT_FOUND like a missing one. */

@@ -49,10 +49,10 @@ export class OutboxMaintenance {
       const stats = await outboxStats(this.db);
       if (stats.oldestAgeMs > this.options.lagWarnMs) {
         this.lagging = true;
-        this.logger.warn({ ...stats, role }, 'outbox publisher is lagging');
+        this.logger.warn(Object.assign({}, stats, { role }), 'outbox publisher is lagging');
       } else if (this.lagging) {
         this.lagging = false;
-        this.logger.info({ ...stats, role }, 'outbox publisher caught up');
+        this.logger.info(Object.assign({}, stats, { role }), 'outbox publisher caught up');
       }
     } catch (error) {
       this.logger.warn({ err: error }, 'outbox lag check failed');

@@ -75,7 +75,7 @@ export function createRateLimiter({
 /** Adds the onRequest hook to `fastify` (call it after CORS is registered and before the routes). */
 export function registerRateLimit(fastify: FastifyInstance, setup: RateLimitSetup): RateLimiter {
   const { config } = setup;
-  const limiter = createRateLimiter({ ...setup, breaker: config.rateLimit.redisBreaker });
+  const limiter = createRateLimiter(Object.assign({}, setup, { breaker: config.rateLimit.redisBreaker }));
   fastify.addHook(
     'onRequest',
     rateLimitHook({

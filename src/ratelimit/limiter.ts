@@ -15,7 +15,12 @@
  */
 
 import { metrics } from '../observability/metrics.js';
-import { type BreakerStats, CircuitBreaker, type CircuitBreakerSettings } from './circuit-breaker.js';
+import {
+  type BreakerStats,
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  type CircuitBreakerSettings,
+} from './circuit-breaker.js';
 import type { Decision, MemoryTokenBuckets } from './memory-buckets.js';
 import type { BucketPolicy } from './policy.js';
 import type { RedisTokenBuckets } from './redis-buckets.js';
@@ -51,27 +56,25 @@ export class RateLimiter {
     this.memory = options.memory;
     this.redis = options.redis;
     const logger = options.logger;
-    this.breaker = new CircuitBreaker({
-      ...options.breaker,
-      ...(options.now ? { now: options.now } : {}),
-      onStateChange: (from, to, cause) => {
-        metrics.rateLimitFallback(to !== 'closed');
-        const stats = this.breaker.stats();
-        if (from === 'closed') {
-          logger.warn(
-            { err: cause, circuit: to, failuresToOpen: this.breaker.settings.failuresToOpen },
-            'rate limiter: Redis unavailable; failing open to per-process in-memory buckets until it answers again',
-          );
-        } else if (to === 'closed') {
-          logger.info(
-            { circuit: to, opened: stats.opened },
-            'rate limiter: Redis answers again; using the shared buckets',
-          );
-        } else {
-          logger.debug?.({ circuit: to, err: cause }, `rate limiter: Redis circuit ${from} -> ${to}`);
-        }
-      },
-    });
+    const onStateChange: CircuitBreakerOptions['onStateChange'] = (from, to, cause) => {
+      metrics.rateLimitFallback(to !== 'closed');
+      const stats = this.breaker.stats();
+      if (from === 'closed') {
+        logger.warn(
+          { err: cause, circuit: to, failuresToOpen: this.breaker.settings.failuresToOpen },
+          'rate limiter: Redis unavailable; failing open to per-process in-memory buckets until it answers again',
+        );
+      } else if (to === 'closed') {
+        logger.info(
+          { circuit: to, opened: stats.opened },
+          'rate limiter: Redis answers again; using the shared buckets',
+        );
+      } else {
+        logger.debug?.({ circuit: to, err: cause }, `rate limiter: Redis circuit ${from} -> ${to}`);
+      }
+    };
+    const now = options.now ? { now: options.now } : {};
+    this.breaker = new CircuitBreaker(Object.assign({}, options.breaker, now, { onStateChange }));
   }
 
   /** Whether requests are being decided from memory rather than Redis (no Redis, or the circuit is not closed). */
@@ -87,14 +90,15 @@ export class RateLimiter {
   async take(key: string, policy: BucketPolicy): Promise<LimiterDecision> {
     const redis = this.redis;
     const permit = redis === undefined ? undefined : this.breaker.tryAcquire();
-    if (redis === undefined || permit === undefined) return { ...this.memory.take(key, policy), source: 'memory' };
+    if (redis === undefined || permit === undefined)
+      return Object.assign({}, this.memory.take(key, policy), { source: 'memory' as const });
     try {
       const decision = await redis.take(key, policy);
       this.breaker.recordSuccess(permit);
-      return { ...decision, source: 'redis' };
+      return Object.assign({}, decision, { source: 'redis' as const });
     } catch (error) {
       this.breaker.recordFailure(permit, error);
-      return { ...this.memory.take(key, policy), source: 'memory' };
+      return Object.assign({}, this.memory.take(key, policy), { source: 'memory' as const });
     }
   }
 }

@@ -95,7 +95,7 @@ function conformingRequest(
     };
     body = checkedBody(body, check);
   }
-  return { request: { ...request, header, body }, text };
+  return { request: Object.assign({}, request, { header, body }), text };
 }
 
 async function* fixingTrailerAfter(body: AsyncIterable<Uint8Array>, trailer: Headers): AsyncGenerator<Uint8Array> {
@@ -141,11 +141,11 @@ function conformingResponse(response: UniversalServerResponse, text: boolean): U
     header.set('content-type', TEXT_RESPONSE_CONTENT_TYPE);
     if (body) body = encodeTextBody(body);
   }
-  return { ...response, header, ...(body ? { body } : {}) };
+  return Object.assign({}, response, body ? { header, body } : { header });
 }
 
 function connectRoutesPlugin(instance: FastifyInstance, options: ConnectRoutesOptions, done: () => void): void {
-  const router = createConnectRouter({ ...options, acceptCompression: [...ACCEPTED_COMPRESSIONS] });
+  const router = createConnectRouter(Object.assign({}, options, { acceptCompression: [...ACCEPTED_COMPRESSIONS] }));
   options.routes(router);
   // Scoped to this plugin: the bodies of its routes are read by Connect, not Fastify. Exact names first:
   // they win over patterns, and replace Fastify's own JSON parser here only.

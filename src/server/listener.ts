@@ -208,25 +208,22 @@ function createHttp2Server(handler: ListenerHandler, options: ListenerOptions) {
     maxSendHeaderBlockLength: options.maxHeaderBytes,
   };
   if (!options.tls) return http2.createServer(http2Options, handler);
-  return http2.createSecureServer(
-    {
-      ...http2Options,
-      cert: readFileSync(options.tls.certFile),
-      key: readFileSync(options.tls.keyFile),
-      allowHTTP1: true,
-      handshakeTimeout: options.headersTimeoutMs,
-      // mTLS: a client certificate is asked for and verified against the CA; the request hook reads its
-      // subject only when verification succeeded. Required or optional by configuration.
-      ...(options.tls.clientCaFile
-        ? {
-            ca: readFileSync(options.tls.clientCaFile),
-            requestCert: true,
-            rejectUnauthorized: options.tls.clientCertRequired,
-          }
-        : {}),
-    },
-    handler,
-  );
+  // mTLS: a client certificate is asked for and verified against the CA; the request hook reads its subject
+  // only when verification succeeded. Required or optional by configuration.
+  const clientCertificates = options.tls.clientCaFile
+    ? {
+        ca: readFileSync(options.tls.clientCaFile),
+        requestCert: true,
+        rejectUnauthorized: options.tls.clientCertRequired,
+      }
+    : {};
+  const tlsOptions = {
+    cert: readFileSync(options.tls.certFile),
+    key: readFileSync(options.tls.keyFile),
+    allowHTTP1: true,
+    handshakeTimeout: options.headersTimeoutMs,
+  };
+  return http2.createSecureServer(Object.assign({}, http2Options, tlsOptions, clientCertificates), handler);
 }
 
 /** The listener's open sockets, HTTP/2 sessions and HTTP/1.1 requests in flight, for a graceful shutdown. */

@@ -136,11 +136,13 @@ function openLedger(config: Config, database: Database): { ledger: Ledger; batch
     maxPaymentMinor: maxPaymentMinorFor(config.maxPaymentMajorUnits),
     maxDepositMinor: maxPaymentMinorFor(config.maxDepositMajorUnits),
   });
-  const batcher = new CommandBatcher(ledger, {
-    ...config.batch,
-    // Embedded PGlite has one connection: a second transaction would only queue behind the first.
-    maxBatchesInFlight: database.kind === 'pglite' ? 1 : config.batch.maxBatchesInFlight,
-  });
+  const batcher = new CommandBatcher(
+    ledger,
+    Object.assign({}, config.batch, {
+      // Embedded PGlite has one connection: a second transaction would only queue behind the first.
+      maxBatchesInFlight: database.kind === 'pglite' ? 1 : config.batch.maxBatchesInFlight,
+    }),
+  );
   return { ledger, batcher };
 }
 
