@@ -207,6 +207,16 @@ async function pgbenchOpenLoop(
   return run;
 }
 
+/**
+ * Health/Check at the rate of the half-peak round, when health is among --scenarios: the p99 the RPC stack alone
+ * (HTTP/2, Fastify, Connect, GC) gives at that rate, next to the service's and PostgreSQL's.
+ */
+async function healthOpenLoop(context: Context, concurrency: number, ratePerSecond: number) {
+  if (!context.options.scenarios.includes('health') || context.signal.aborted) return undefined;
+  progress(`health, open loop at ${ratePerSecond.toFixed(0)} checks/s (the same rate)…`);
+  return round(context, context.workloads.health, concurrency, { ratePerSecond });
+}
+
 /** 4x the peak's concurrency, then the peak's concurrency again: the server must refuse cleanly and recover. */
 async function overloadRounds(context: Context, peak: RoundResult): Promise<OverloadReport> {
   const peakConcurrency = peak.concurrency;
@@ -304,12 +314,14 @@ async function benchmark(options: BenchOptions, target: Target, signal: AbortSig
     );
     let halfPeak: RoundResult | undefined;
     let halfPeakPgbench: PgbenchRun | undefined;
+    let halfPeakHealth: RoundResult | undefined;
     let overload: OverloadReport | undefined;
     if (peak && peak.throughput > 0 && !signal.aborted) {
       const rate = peak.throughput / 2;
       progress(`uniform, open loop at ${rate.toFixed(0)} payments/s (half the peak)…`);
       halfPeak = await round(context, context.workloads.uniform, peak.concurrency, { ratePerSecond: rate });
       halfPeakPgbench = await pgbenchOpenLoop(context, pgbench, peak.concurrency, rate);
+      halfPeakHealth = await healthOpenLoop(context, peak.concurrency, rate);
       if (options.overload && !signal.aborted) overload = await overloadRounds(context, peak);
     }
     if (overload) overload.serverFaults = serverFaults(context.all);
@@ -340,6 +352,7 @@ async function benchmark(options: BenchOptions, target: Target, signal: AbortSig
       pgbenchSkipped: pgbench.skipped,
       halfPeak,
       halfPeakPgbench,
+      halfPeakHealth,
       overload,
       verification,
       serverLogLines: target.logLines(),
@@ -356,6 +369,7 @@ function exitCode(report: BenchReport, interrupted: boolean): number {
   const faults = serverFaults([
     ...report.rounds,
     ...(report.halfPeak ? [report.halfPeak] : []),
+    ...(report.halfPeakHealth ? [report.halfPeakHealth] : []),
     ...(report.overload ? [report.overload.overload, report.overload.recovery] : []),
   ]);
   const problems = [

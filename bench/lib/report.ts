@@ -30,6 +30,8 @@ export interface BenchReport {
   halfPeak: RoundResult | undefined;
   /** pgbench at the half-peak round's rate, with its per-transaction latencies (absent without pgbench). */
   halfPeakPgbench?: PgbenchRun | undefined;
+  /** Health/Check at the half-peak round's rate: the RPC stack's own tail (absent without the health scenario). */
+  halfPeakHealth?: RoundResult | undefined;
   overload: OverloadReport | undefined;
   verification: Verification | undefined;
   serverLogLines: number;
@@ -107,6 +109,7 @@ export function renderTable(report: BenchReport): string {
   rows.push(...report.pgbench.map((run) => pgbenchRow(run)));
   if (report.halfPeak) rows.push(roundRow(report.halfPeak, 'uniform, open loop at half peak'));
   if (report.halfPeakPgbench) rows.push(pgbenchRow(report.halfPeakPgbench, 'pgbench, open loop at the same rate'));
+  if (report.halfPeakHealth) rows.push(roundRow(report.halfPeakHealth, 'health, open loop at the same rate'));
   if (report.overload) {
     rows.push(roundRow(report.overload.overload, `uniform, overload (4x)`));
     rows.push(roundRow(report.overload.recovery, `uniform, recovery`));
@@ -114,7 +117,11 @@ export function renderTable(report: BenchReport): string {
   lines.push(...alignColumns([header, ...rows]));
 
   const notes: string[] = [];
-  const allRounds = [...report.rounds, ...(report.halfPeak ? [report.halfPeak] : [])];
+  const allRounds = [
+    ...report.rounds,
+    ...(report.halfPeak ? [report.halfPeak] : []),
+    ...(report.halfPeakHealth ? [report.halfPeakHealth] : []),
+  ];
   if (report.overload) allRounds.push(report.overload.overload, report.overload.recovery);
   for (const round of allRounds) {
     for (const [code, count] of Object.entries(round.codes)) {
