@@ -2,10 +2,11 @@
  * Dependencies point down: a module of src/ may import its own folder and the folders below it in LAYERS,
  * never one above. The order is written here once; a test below keeps the README's statement of it equal.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { SRC, sourceFiles } from '../support/source-files.js';
 
 /**
  * Top to bottom. A folder of src/ (or a file directly in src/, by its name) per entry; `gen` is the
@@ -43,7 +44,6 @@ const LAYERS = [
 ] as const;
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const SRC = path.join(ROOT, 'src');
 
 /** The layer of a file under the repository root, or undefined when it is outside src/ and gen/. */
 function layerOf(file: string): string | undefined {
@@ -75,12 +75,6 @@ function violationsOf(file: string, source: string): string[] {
     }
   }
   return found;
-}
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
-    .map((entry) => path.join(entry.parentPath, entry.name));
 }
 
 describe('import direction', () => {

@@ -3,13 +3,14 @@
  * each one is raised somewhere, and the error table of docs/errors.md and the proto's ErrorDetail comment list exactly
  * it, under the code each reason is sent with.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Code } from '@connectrpc/connect';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { CODE_OF } from '../../src/api/errors.js';
 import { type DomainErrorKind, ERROR_REASONS } from '../../src/domain/errors.js';
+import { sourceFiles } from '../support/source-files.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** Where the error table lives. */
@@ -40,12 +41,6 @@ function reasonsByCode(): Map<string, string[]> {
     byCode.set(name, [...(byCode.get(name) ?? []), ...ERROR_REASONS[kind]].sort());
   }
   return byCode;
-}
-
-function sourceFiles(): string[] {
-  return readdirSync(path.join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
-    .filter((file) => file.endsWith('.ts'))
-    .map((file) => path.join(ROOT, 'src', file));
 }
 
 /** Reason-shaped string literals passed to a raiser, and every reason-shaped literal outside ERROR_REASONS. */

@@ -4,21 +4,13 @@
  * Lines are counted from the function's first line to its closing brace, comments and blank lines included,
  * so what is measured is what a reader scrolls through.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { SRC, sourceFiles } from '../support/source-files.js';
 
 const MAX_FUNCTION_LINES = 60;
-const SRC = path.resolve(import.meta.dirname, '../../src');
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(full);
-    return entry.name.endsWith('.ts') ? [full] : [];
-  });
-}
 
 function isFunctionLike(node: ts.Node): node is ts.FunctionLikeDeclaration {
   return (
