@@ -113,6 +113,43 @@ describe('undecodable input is INVALID_ARGUMENT on every protocol', () => {
   });
 });
 
+describe('frame flags other than "compressed" are INVALID_ARGUMENT on every protocol', () => {
+  // 0x02 is Connect's end of stream, 0x80 gRPC-Web's trailer: both only ever sent by a server. 0x03 was INTERNAL
+  // ("received compressed envelope…", Connect-ES's own text), 0x80 was a message on gRPC and no message on
+  // gRPC-Web, 0x04 and 0x40 were ignored.
+  const FLAGS = [0x02, 0x03, 0x04, 0x40, 0x80, 0x81, 0xff];
+  const flagged = (flags: number) => frame(Buffer.alloc(0), flags);
+  // The default headers carry a valid key; the second one overrides it with a wrong one.
+  const KEYS: Record<string, string>[] = [{}, { 'x-api-key': 'not-a-key' }];
+
+  it.each(FLAGS)('gRPC and gRPC-Web, unary and streaming, with a valid or a wrong key: flags %d', async (flags) => {
+    for (const path of [AUTHORIZE, HEALTH_WATCH]) {
+      for (const key of KEYS) {
+        const answers = {
+          grpc: await grpcCall(path, flagged(flags), key),
+          web: await grpcWebCall(path, flagged(flags), key),
+        };
+        for (const [protocol, status] of Object.entries(answers)) {
+          expect({ protocol, path, code: status.code }).toEqual({ protocol, path, code: INVALID_ARGUMENT });
+          expect(status.message).toMatch(/frame flags 0x[0-9a-f]{2} are not valid in a request/);
+        }
+      }
+    }
+  });
+
+  it.each(FLAGS)('Connect streaming: flags %d', async (flags) => {
+    const response = await fetch(`${server.url}${HEALTH_WATCH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/connect+proto', 'connect-protocol-version': '1' },
+      body: flagged(flags),
+    });
+    const body = Buffer.from(await response.arrayBuffer());
+    const endStream = JSON.parse(body.subarray(5).toString('utf8')) as { error?: { code: string; message: string } };
+    expect(endStream.error?.code).toBe('invalid_argument');
+    expect(endStream.error?.message).toMatch(/frame flags/);
+  });
+});
+
 describe('compression', () => {
   it('serves a grpc-js channel that compresses with deflate, and advertises the encodings in headers', async () => {
     const channelOptions = { 'grpc.default_compression_algorithm': 1 };

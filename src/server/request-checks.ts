@@ -4,8 +4,9 @@
  * INTERNAL, and reads a frame header with no data after it as "no message"; none of those is the server's
  * fault. A body that passes is handed on byte for byte, so Connect decodes exactly what was checked.
  *
- * Checked: frame boundaries (a frame cut short is refused), the compressed flag against the declared
- * encoding, decompression, and (binary formats) that each message parses as the method's input type.
+ * Checked: frame boundaries (a frame cut short is refused), the frame flags (a request frame has only the
+ * compressed flag: Connect-ES reads other bits per protocol, as a trailer, an end of stream or not at all, and
+ * a compressed end of stream as INTERNAL), the compressed flag against the declared encoding, decompression, and (binary formats) that each message parses as the method's input type.
  * JSON bodies are left to Connect, which already answers INVALID_ARGUMENT for them. Memory is bounded by
  * `readMaxBytes` per frame (the same limit Connect applies after us).
  */
@@ -15,8 +16,6 @@ import type { Compression } from '@connectrpc/connect/protocol';
 
 const FRAME_HEADER_BYTES = 5;
 const COMPRESSED_FLAG = 0b0000_0001;
-// Connect's end-of-stream flag; only servers send it, Connect itself refuses it in a request.
-const END_STREAM_FLAG = 0b0000_0010;
 
 export interface BodyCheck {
   /** The method's input message type. */
@@ -35,6 +34,11 @@ export interface BodyCheck {
 
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
+}
+
+function invalidFlags(flags: number): ConnectError {
+  const hex = `0x${flags.toString(16).padStart(2, '0')}`;
+  return invalid(`message frame flags ${hex} are not valid in a request: only 0x01 (compressed) may be set`);
 }
 
 function tooLarge(bytes: number, readMaxBytes: number): ConnectError {
@@ -75,15 +79,15 @@ async function* checkedFrames(body: AsyncIterable<Uint8Array>, check: BodyCheck)
     buffered = buffered.length === 0 ? Buffer.from(chunk) : Buffer.concat([buffered, chunk]);
     while (buffered.length >= FRAME_HEADER_BYTES) {
       const flags = buffered[0]!;
+      // gRPC-Web's trailer flag (0x80) and Connect's end-of-stream flag (0x02) are for answers only.
+      if ((flags & ~COMPRESSED_FLAG) !== 0) throw invalidFlags(flags);
       const length = buffered.readUInt32BE(1);
       if (length > check.readMaxBytes) throw tooLarge(length, check.readMaxBytes);
       if (buffered.length < FRAME_HEADER_BYTES + length) break;
       const frame = buffered.subarray(0, FRAME_HEADER_BYTES + length);
       buffered = buffered.subarray(FRAME_HEADER_BYTES + length);
-      if ((flags & END_STREAM_FLAG) === 0) {
-        if (check.singleMessage && ++messages > 1) throw invalid('this method takes exactly one request message');
-        await checkMessage(check, frame.subarray(FRAME_HEADER_BYTES), (flags & COMPRESSED_FLAG) !== 0);
-      }
+      if (check.singleMessage && ++messages > 1) throw invalid('this method takes exactly one request message');
+      await checkMessage(check, frame.subarray(FRAME_HEADER_BYTES), (flags & COMPRESSED_FLAG) !== 0);
       yield frame;
     }
   }
