@@ -8,6 +8,7 @@ import { Code, ConnectError, type ContextValues, type Interceptor } from '@conne
 import { ErrorDetailSchema } from '../../gen/payment/v1/errors_pb.js';
 import { isConnectionFailure, isPoolWaitTimeout } from '../db/errors.js';
 import { DomainError, type DomainErrorKind, databasePoolExhausted, databaseUnavailable } from '../domain/errors.js';
+import { endedBy } from './call-signal.js';
 import { rpcLogKey } from './observe.js';
 
 /** The protocol code of each kind of domain error. */
@@ -36,12 +37,18 @@ export interface ErrorLogger {
 }
 
 export function errorMappingInterceptor(logger: ErrorLogger): Interceptor {
-  const mapped = (error: unknown, request: { url: string; contextValues: ContextValues }): unknown => {
+  const mapped = (
+    error: unknown,
+    request: { url: string; contextValues: ContextValues; signal: AbortSignal },
+  ): unknown => {
     if (error instanceof DomainError) return toConnectError(error);
     // Reads and authentication reach the pool outside the ledger core; a wait that timed out is retryable.
     if (isPoolWaitTimeout(error)) return toConnectError(databasePoolExhausted());
     // Errors we raised on purpose as ConnectErrors (e.g. from the protocol layer) pass through unchanged.
     if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
+    // Reading the body or writing the stream fails once the client has gone: its doing, not a bug to log.
+    const ended = endedBy(request.signal);
+    if (ended) return ended;
     // Reads reach the database outside the ledger core: an outage there is retryable too, not a bug.
     if (isConnectionFailure(error)) return toConnectError(databaseUnavailable());
     // The request's own logger carries request id, principal and procedure; the root one needs them said.

@@ -12,6 +12,7 @@ import { Code, ConnectError, type ContextValues, createContextKey, type Intercep
 import { codeLabel, metrics, type RpcProtocol, rpcProtocolOf } from '../observability/metrics.js';
 import { type CommandOrigin, commandOrigin, type RequestLogger } from '../observability/request-context.js';
 import { contextFromHeaders, SpanKind, SpanStatusCode, tracer } from '../observability/tracing.js';
+import { endedBy } from './call-signal.js';
 import { IDEMPOTENT_REPLAYED_HEADER } from './headers.js';
 
 /** What the HTTP layer knows about a request, handed to the interceptor through Connect's context values. */
@@ -104,6 +105,62 @@ function lazyChild(parent: RequestLogger, bindings: Record<string, unknown>): Re
   };
 }
 
+function codeOf(error: unknown): Code {
+  return error instanceof ConnectError ? error.code : Code.Internal;
+}
+
+/**
+ * Passes a server stream's messages on and reports, once, how it ended: OK at its end (unless the call's
+ * signal says it was cut short: client gone, deadline, shutdown), the code of the error
+ * that ended it (the reader's own error, such as a failed write, after the inner interceptors mapped it), or
+ * CANCELED when the reader stopped early (the client went away). An iterator, not a generator: a generator
+ * returned before its first message would never run its `finally`.
+ */
+function observedStream<T>(
+  messages: AsyncIterable<T>,
+  signal: AbortSignal,
+  answered: (code: Code | undefined) => void,
+): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      const inner = messages[Symbol.asyncIterator]();
+      let reported = false;
+      const report = (code: Code | undefined) => {
+        if (!reported) answered(code);
+        reported = true;
+      };
+      const settled = async (step: () => Promise<IteratorResult<T>>, codeIfDone: () => Code | undefined) => {
+        try {
+          const result = await step();
+          if (result.done) report(codeIfDone());
+          return result;
+        } catch (error) {
+          report(codeOf(error));
+          throw error;
+        }
+      };
+      return {
+        // A handler that ends its stream when the call is aborted ends it normally: the signal says why.
+        next: () =>
+          settled(
+            () => inner.next(),
+            () => endedBy(signal)?.code,
+          ),
+        return: (value?: unknown) =>
+          settled(
+            () => inner.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
+            () => Code.Canceled,
+          ),
+        throw: (error?: unknown) =>
+          settled(
+            () => inner.throw?.(error) ?? Promise.reject(error),
+            () => codeOf(error),
+          ),
+      };
+    },
+  };
+}
+
 /** `accessLog`: one info line per RPC (ACCESS_LOG); process-wide, like the metrics registry. */
 export function observabilityInterceptor(options: { accessLog: boolean }): Interceptor {
   accessLog = options.accessLog;
@@ -123,22 +180,28 @@ export function observabilityInterceptor(options: { accessLog: boolean }): Inter
     const parent = contextFromHeaders(request.header);
     request.contextValues.set(rpcLogKey, log);
     return tracer().startActiveSpan(procedure, { kind: SpanKind.SERVER, attributes }, parent, async (span) => {
-      let code: Code | undefined;
-      let replayed = false;
-      try {
-        const response = await next(request);
-        replayed = response.header.get(IDEMPOTENT_REPLAYED_HEADER) === 'true';
-        return response;
-      } catch (error) {
-        code = error instanceof ConnectError ? error.code : Code.Internal;
-        span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
-        throw error;
-      } finally {
+      const answered = (code: Code | undefined, replayed: boolean) => {
+        if (code !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
         span.setAttribute('rpc.grpc.status_code', code ?? 0);
         span.end();
         const durationSeconds = (performance.now() - started) / 1000;
         rpcAnswered({ procedure, protocol, code, durationSeconds, log, principal, replayed });
+      };
+      let response: Awaited<ReturnType<typeof next>>;
+      try {
+        response = await next(request);
+      } catch (error) {
+        answered(codeOf(error), false);
+        throw error;
       }
+      // A server stream is answered when its last message is written, not when it starts.
+      if (response.stream) {
+        return Object.assign({}, response, {
+          message: observedStream(response.message, request.signal, (code) => answered(code, false)),
+        });
+      }
+      answered(undefined, response.header.get(IDEMPOTENT_REPLAYED_HEADER) === 'true');
+      return response;
     });
   };
 }
