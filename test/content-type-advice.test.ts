@@ -39,3 +39,20 @@ it('a unary method sent a streaming Connect type is told the unary types', async
   // Answered in the protocol the client spoke (a Connect end-of-stream envelope), with the unary advice.
   expect(await response.text()).toMatch(/use application\/json or application\/proto/);
 });
+
+it.each(['application/grpc-web-text+json', 'application/grpc-web-text+xml', 'application/grpc-web+xml'])(
+  'a gRPC-Web variant the server does not serve (%s) is refused with a status a gRPC-Web client reads',
+  async (contentType) => {
+    // Connect's gRPC-Web handler claims every text variant and answered text+json with a bare 415.
+    for (const path of ['grpc.health.v1.Health/Check', 'payment.v1.PaymentService/WatchAccount']) {
+      const response = await fetch(`${server.url}/${path}`, {
+        method: 'POST',
+        headers: { 'x-api-key': server.backendKey, 'content-type': contentType },
+        body: Buffer.from('AAAAAAA=', 'utf8'),
+      });
+      expect({ path, status: response.status }).toEqual({ path, status: 200 });
+      expect(response.headers.get('grpc-status')).toBe('3');
+      expect(decodeURIComponent(response.headers.get('grpc-message') ?? '')).toContain('unsupported content type');
+    }
+  },
+);

@@ -159,6 +159,15 @@ function connectRoutesPlugin(instance: FastifyInstance, options: ConnectRoutesOp
   done();
 }
 
+// Connect's gRPC-Web handler claims every text variant (its content-type pattern) and then answers a bare
+// 415 itself: text mode is ours (grpc-web-text.ts), and only with protobuf.
+const ANY_GRPC_WEB_TEXT = /^application\/grpc-web-text/i;
+
+function servedContentType(handler: { supportedContentType(type: string): boolean }, contentType: string): boolean {
+  if (ANY_GRPC_WEB_TEXT.test(contentType.trim())) return isGrpcWebText(contentType);
+  return handler.supportedContentType(contentType);
+}
+
 async function serve(
   handler: UniversalHandler & {
     method: { input: DescMessage; methodKind: string };
@@ -169,10 +178,7 @@ async function serve(
   reply: FastifyReply,
 ): Promise<void> {
   const contentType = request.headers['content-type'];
-  if (
-    request.method === 'POST' &&
-    !(contentType && (handler.supportedContentType(contentType) || isGrpcWebText(contentType)))
-  ) {
+  if (request.method === 'POST' && !(contentType && servedContentType(handler, contentType))) {
     // Connect would answer a bare 415 that no client can read as a status.
     const { error, httpStatus } = unsupportedContentType(contentType, handler.method.methodKind !== 'unary');
     answerEarly(request, reply, error, { httpStatus });
