@@ -150,6 +150,26 @@ describe('frame flags other than "compressed" are INVALID_ARGUMENT on every prot
   });
 });
 
+describe("each protocol's deadline header is read only for that protocol", () => {
+  const healthRequest = frame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: '' })));
+
+  it("gRPC ignores Connect's connect-timeout-ms, and still refuses a bad grpc-timeout", async () => {
+    expect((await grpcCall(HEALTH_CHECK, healthRequest, { 'connect-timeout-ms': 'abc' })).code).toBe(0);
+    expect((await grpcCall(HEALTH_CHECK, healthRequest, { 'grpc-timeout': 'abc' })).code).toBe(INVALID_ARGUMENT);
+  });
+
+  it("Connect ignores gRPC's grpc-timeout, and still refuses a bad connect-timeout-ms", async () => {
+    const check = (headers: Record<string, string>) =>
+      fetch(`${server.url}${HEALTH_CHECK}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'connect-protocol-version': '1', ...headers },
+        body: '{}',
+      });
+    expect((await check({ 'grpc-timeout': 'abc' })).status).toBe(200);
+    expect((await check({ 'connect-timeout-ms': 'abc' })).status).toBe(400);
+  });
+});
+
 describe('compression', () => {
   it('serves a grpc-js channel that compresses with deflate, and advertises the encodings in headers', async () => {
     const channelOptions = { 'grpc.default_compression_algorithm': 1 };

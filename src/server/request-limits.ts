@@ -19,13 +19,18 @@ function single(header: string | string[] | undefined): string | null {
   return (Array.isArray(header) ? header[0] : header) ?? null;
 }
 
-/** Connect's own parsers, so a deadline is read exactly as the handler will read it. */
+/**
+ * Connect's own parsers, so a deadline is read exactly as the handler will read it, and only the header of the
+ * caller's protocol: gRPC and gRPC-Web send grpc-timeout, Connect connect-timeout-ms; the other is ignored.
+ */
 function deadlineError(request: FastifyRequest, maxTimeoutMs: number): ConnectError | undefined {
-  const grpcTimeout = single(request.headers['grpc-timeout']);
-  if (grpcTimeout !== null) return parseGrpcTimeout(grpcTimeout, maxTimeoutMs).error;
+  const grpcFamily = /^application\/grpc/i.test(single(request.headers['content-type']) ?? '');
+  if (grpcFamily) {
+    const grpcTimeout = single(request.headers['grpc-timeout']);
+    return grpcTimeout === null ? undefined : parseGrpcTimeout(grpcTimeout, maxTimeoutMs).error;
+  }
   const connectTimeout = single(request.headers['connect-timeout-ms']);
-  if (connectTimeout !== null) return parseConnectTimeout(connectTimeout, maxTimeoutMs).error;
-  return undefined;
+  return connectTimeout === null ? undefined : parseConnectTimeout(connectTimeout, maxTimeoutMs).error;
 }
 
 export function registerRequestLimits(fastify: FastifyInstance, limits: RequestLimitSettings): void {
