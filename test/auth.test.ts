@@ -3,6 +3,7 @@
  * checked against the caller (PERMISSION_DENIED), and someone else's resource is indistinguishable from a
  * missing one (NOT_FOUND), with nothing changed.
  */
+import http from 'node:http';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureMode, PaymentStatus } from '../gen/payment/v1/payment_pb.js';
@@ -239,4 +240,54 @@ it('refuses a deadline longer than the configured maximum before doing any work'
   } finally {
     await limited.stop();
   }
+});
+
+describe('credential headers as HTTP writes them', () => {
+  /** GetAccountBalance of Alice's account over Connect JSON on HTTP/1.1, with headers as given (arrays repeat). */
+  function balanceCall(headers: Record<string, string | string[]>) {
+    const url = new URL('/payment.v1.PaymentService/GetAccountBalance', server.url);
+    const body = JSON.stringify({ accountId: alicePayer });
+    return new Promise<{ status: number; body: { code?: string; message?: string } }>((resolve, reject) => {
+      const request = http.request(url, {
+        method: 'POST',
+        headers: Object.assign({ 'content-type': 'application/json', 'connect-protocol-version': '1' }, headers),
+      });
+      request.on('response', (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString() || '{}') }),
+        );
+      });
+      request.on('error', reject);
+      request.end(body);
+    });
+  }
+
+  it('takes the Bearer scheme in any case, with one or more spaces (RFC 9110)', async () => {
+    for (const authorization of [`bearer ${aliceToken}`, `BEARER  ${aliceToken}`, `Bearer ${aliceToken}`]) {
+      expect({
+        authorization: authorization.split(' ')[0],
+        status: (await balanceCall({ authorization })).status,
+      }).toEqual({ authorization: authorization.split(' ')[0], status: 200 });
+    }
+  });
+
+  it('refuses a credential header sent twice, even the same value twice, instead of picking one', async () => {
+    // HTTP keeps only the first Authorization header: Bob's token first read Bob's view of Alice's account.
+    const cases: Record<string, string | string[]>[] = [
+      { authorization: [`Bearer ${bobToken}`, `Bearer ${aliceToken}`] },
+      { authorization: [`Bearer ${aliceToken}`, `Bearer ${aliceToken}`] },
+      { 'x-api-key': [server.backendKey, server.backendKey] },
+    ];
+    for (const headers of cases) {
+      const answer = await balanceCall(headers);
+      expect({ headers: Object.keys(headers), status: answer.status, code: answer.body.code }).toEqual({
+        headers: Object.keys(headers),
+        status: 401,
+        code: 'unauthenticated',
+      });
+      expect(answer.body.message).toContain('send exactly one credential');
+    }
+  });
 });

@@ -23,6 +23,8 @@ export interface PresentedCredentials {
   apiKey: string | undefined;
   /** A client certificate the TLS layer verified against the configured CA, if any. */
   certificateSubject: string | undefined;
+  /** A credential header came more than once (HTTP keeps the first Authorization and joins x-api-key). */
+  repeated: boolean;
 }
 
 export interface AuthenticatorOptions {
@@ -34,7 +36,8 @@ export interface AuthenticatorOptions {
   verifyApiKey?: (presented: string) => Promise<Caller | undefined>;
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/;
+// The scheme is case-insensitive, then one or more spaces (RFC 9110 §11.4, §11.6.2).
+const BEARER = /^Bearer +([A-Za-z0-9_.-]{1,8192})$/i;
 const MAX_API_KEY_LENGTH = 200;
 
 export class Authenticator {
@@ -42,7 +45,7 @@ export class Authenticator {
 
   async authenticate(credentials: PresentedCredentials): Promise<AuthResult> {
     try {
-      if (credentials.authorization !== undefined && credentials.apiKey !== undefined) {
+      if (credentials.repeated || (credentials.authorization !== undefined && credentials.apiKey !== undefined)) {
         return { status: 'invalid', credential: 'credentials' };
       }
       if (credentials.authorization !== undefined) {

@@ -20,6 +20,17 @@ function single(header: string | string[] | undefined): string | undefined {
   return Array.isArray(header) ? header[0] : header;
 }
 
+const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key']);
+
+/** Whether a credential header came more than once; `rawHeaders` alternates names and values. */
+function credentialRepeated(rawHeaders: readonly string[]): boolean {
+  let seen = 0;
+  for (let index = 0; index < rawHeaders.length; index += 2) {
+    if (CREDENTIAL_HEADERS.has(rawHeaders[index]!.toLowerCase())) seen++;
+  }
+  return seen > 1;
+}
+
 /** The CN of a client certificate that the TLS layer verified against the configured CA. */
 function verifiedCertificateSubject(request: FastifyRequest): string | undefined {
   const socket = request.raw.socket as TLSSocket | undefined;
@@ -34,6 +45,7 @@ export function registerAuthentication(fastify: FastifyInstance, authenticator: 
       authorization: single(request.headers.authorization),
       apiKey: single(request.headers['x-api-key']),
       certificateSubject: verifiedCertificateSubject(request),
+      repeated: credentialRepeated(request.raw.rawHeaders),
     });
     request.auth = auth;
     if (auth.status === 'authenticated') request.principal = auth.caller.principal;

@@ -34,7 +34,7 @@ export function authInterceptor(): Interceptor {
     if (auth.status === 'invalid') {
       const message =
         auth.credential === 'credentials'
-          ? 'send one credential, not both a bearer token and an API key'
+          ? 'send exactly one credential: one Authorization (Bearer) header or one x-api-key header'
           : `invalid ${auth.credential}`;
       throw unauthenticated('CREDENTIALS_INVALID', message, CREDENTIAL_HEADER[auth.credential]);
     }
