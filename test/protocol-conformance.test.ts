@@ -2,6 +2,7 @@
  * What real clients expect of each protocol (issue 12), checked with raw frames where a client library would
  * never send the bytes, and with @grpc/grpc-js and Connect clients where the client's own reading matters.
  */
+import http2 from 'node:http2';
 import https from 'node:https';
 import { gzipSync } from 'node:zlib';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
@@ -167,6 +168,39 @@ describe("each protocol's deadline header is read only for that protocol", () =>
       });
     expect((await check({ 'grpc-timeout': 'abc' })).status).toBe(200);
     expect((await check({ 'connect-timeout-ms': 'abc' })).status).toBe(400);
+  });
+});
+
+describe("what Fastify's router or Connect refused bare is answered in the caller's protocol", () => {
+  const BAD_URL = '/payment.v1.PaymentService/Get%zz';
+
+  it('a path with a malformed percent-escape: INVALID_ARGUMENT on gRPC, gRPC-Web and Connect', async () => {
+    expect((await grpcCall(BAD_URL, frame(Buffer.alloc(0)))).code).toBe(INVALID_ARGUMENT);
+    expect((await grpcWebCall(BAD_URL, frame(Buffer.alloc(0)))).code).toBe(INVALID_ARGUMENT);
+    const connect = await connectUnaryCall(BAD_URL, Buffer.from('{}'), { 'content-type': 'application/json' });
+    expect(connect).toEqual({ status: 400, error: expect.objectContaining({ code: 'invalid_argument' }) });
+  });
+
+  it('GET (no method is marked side-effect free): UNIMPLEMENTED with Allow: POST, never a bare 405', async () => {
+    // node:http2 ends a GET's stream with its headers, so this one is written out (h2Call sends a body).
+    const session = http2.connect(server.url);
+    try {
+      const stream = session.request(Object.assign(grpcHeaders(), { ':method': 'GET', ':path': HEALTH_CHECK }));
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        stream.once('response', resolve);
+        stream.once('error', reject);
+      });
+      expect(headers['grpc-status']).toBe(String(UNIMPLEMENTED));
+    } finally {
+      session.close();
+    }
+    const query = '?connect=v1&encoding=json&message=%7B%7D';
+    const connectGet = await fetch(`${server.url}/payment.v1.PaymentService/GetAccountBalance${query}`, {
+      headers: { 'x-api-key': server.backendKey },
+    });
+    expect(connectGet.status).toBe(405);
+    expect(connectGet.headers.get('allow')).toBe('POST');
+    expect(((await connectGet.json()) as { code: string }).code).toBe('unimplemented');
   });
 });
 

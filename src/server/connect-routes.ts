@@ -159,6 +159,8 @@ function connectRoutesPlugin(instance: FastifyInstance, options: ConnectRoutesOp
   done();
 }
 
+const HTTP_METHOD_NOT_ALLOWED = 405;
+
 // Connect's gRPC-Web handler claims every text variant (its content-type pattern) and then answers a bare
 // 415 itself: text mode is ours (grpc-web-text.ts), and only with protobuf.
 const ANY_GRPC_WEB_TEXT = /^application\/grpc-web-text/i;
@@ -171,12 +173,23 @@ function servedContentType(handler: { supportedContentType(type: string): boolea
 async function serve(
   handler: UniversalHandler & {
     method: { input: DescMessage; methodKind: string };
+    allowedMethods: string[];
     supportedContentType(type: string): boolean;
   },
   options: ConnectRoutesOptions,
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<void> {
+  if (!handler.allowedMethods.includes(request.method)) {
+    // Connect would answer a bare 405 (GET serves only methods marked side-effect free; none is).
+    reply.header('allow', handler.allowedMethods.join(', '));
+    const error = new ConnectError(
+      `HTTP ${request.method} is not served for this method: use ${handler.allowedMethods.join(' or ')}`,
+      Code.Unimplemented,
+    );
+    answerEarly(request, reply, error, { httpStatus: HTTP_METHOD_NOT_ALLOWED });
+    return;
+  }
   const contentType = request.headers['content-type'];
   if (request.method === 'POST' && !(contentType && servedContentType(handler, contentType))) {
     // Connect would answer a bare 415 that no client can read as a status.

@@ -33,7 +33,7 @@ import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
 import { registerConnectRoutes } from './connect-routes.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
-import { registerProtocolErrorAnswers } from './protocol-errors.js';
+import { answerFrameworkError, registerProtocolErrorAnswers } from './protocol-errors.js';
 import { registerRequestLimits } from './request-limits.js';
 import { registerWallet } from './wallet.js';
 
@@ -125,6 +125,7 @@ function createFastify(deps: ServerDependencies): FastifyInstance {
         isExemptFromPerClientCap: (address) => trustedProxies.has(address),
       }) as unknown as Server,
     forceCloseConnections: 'idle',
+    frameworkErrors: answerFrameworkError,
     bodyLimit: config.requestBodyMaxBytes,
     // A client's x-request-id is kept only when it is a short token: it is logged and sent back in a header,
     // so it must not carry control characters or grow a response with the input.

@@ -94,12 +94,25 @@ export function registerProtocolErrorAnswers(fastify: FastifyInstance): void {
     return answerEarly(request, reply, error, { httpStatus: HTTP_NOT_FOUND });
   });
 
-  fastify.setErrorHandler((fastifyError: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const { error, httpStatus, logLevel } = classify(fastifyError, request);
-    if (logLevel !== undefined) {
-      request.log[logLevel]({ err: fastifyError, code: Code[error.code] }, 'request failed outside the handler');
-    }
-    if (reply.sent || reply.raw.headersSent) return reply;
-    return answerEarly(request, reply, error, httpStatus === undefined ? {} : { httpStatus });
-  });
+  fastify.setErrorHandler(answerFailure);
+}
+
+/** Answers a failure outside the handlers in the caller's protocol (see the module comment). */
+function answerFailure(fastifyError: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const { error, httpStatus, logLevel } = classify(fastifyError, request);
+  if (logLevel !== undefined) {
+    request.log[logLevel]({ err: fastifyError, code: Code[error.code] }, 'request failed outside the handler');
+  }
+  if (reply.sent || reply.raw.headersSent) return reply;
+  return answerEarly(request, reply, error, httpStatus === undefined ? {} : { httpStatus });
+}
+
+/**
+ * Fastify's `frameworkErrors`: what its router refuses before any hook runs (a path with a malformed
+ * percent-escape, FST_ERR_BAD_URL; an over-long path parameter), answered like any other failure, with the
+ * request id the hooks would have set. Without it Fastify writes its own JSON, which no gRPC client reads.
+ */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id);
+  answerFailure(error, request, reply);
 }
