@@ -130,7 +130,8 @@ describe('CORS for configured browser origins', () => {
       headers: {
         origin: from,
         'access-control-request-method': 'POST',
-        'access-control-request-headers': 'content-type,connect-protocol-version,x-grpc-web,authorization,x-api-key',
+        'access-control-request-headers':
+          'content-type,connect-protocol-version,x-grpc-web,authorization,x-api-key,traceparent,tracestate',
       },
     });
   const list = (value: string | null) => (value ?? '').toLowerCase().split(/,\s*/);
@@ -141,7 +142,15 @@ describe('CORS for configured browser origins', () => {
     expect(response.headers.get('access-control-allow-origin')).toBe(origin);
     expect(response.headers.get('access-control-allow-methods')).toMatch(/POST/);
     expect(list(response.headers.get('access-control-allow-headers'))).toEqual(
-      expect.arrayContaining(['content-type', 'connect-protocol-version', 'x-grpc-web', 'authorization', 'x-api-key']),
+      expect.arrayContaining([
+        'content-type',
+        'connect-protocol-version',
+        'x-grpc-web',
+        'authorization',
+        'x-api-key',
+        'traceparent',
+        'tracestate',
+      ]),
     );
   });
 

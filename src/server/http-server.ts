@@ -61,7 +61,8 @@ const IDLE_TIMEOUT_MS = 60_000;
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const READY_CHECK_TIMEOUT_MS = 2_000;
 // Headers of our own that browsers must be allowed to send or read, beyond Connect's lists.
-const EXTRA_REQUEST_HEADERS = ['authorization', 'x-api-key', 'x-request-id'];
+// traceparent/tracestate: a browser's W3C trace context, which the server continues (docs/observability.md).
+const EXTRA_REQUEST_HEADERS = ['authorization', 'x-api-key', 'x-request-id', 'traceparent', 'tracestate'];
 const EXTRA_RESPONSE_HEADERS = [IDEMPOTENT_REPLAYED_HEADER, 'x-request-id', ...RATE_LIMIT_RESPONSE_HEADERS];
 
 /**
