@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountType } from '../gen/payment/v1/account_pb.js';
+import { WALLET_CSP } from '../src/server/wallet.js';
 import { type Clients, clientsFor } from './support/clients.js';
 import { signToken } from './support/credentials.js';
 import { authorizeHold, deposit, key, openAccount } from './support/fixtures.js';
@@ -100,7 +101,9 @@ describe('the browser wallet', () => {
     }
     const token = await signToken(owner);
 
-    await page.goto(`${server.url}/wallet/#token=${token}`);
+    const response = await page.goto(`${server.url}/wallet/#token=${token}`);
+    // The page works under its policy (the rest of this test), so the policy is the one served.
+    expect(response?.headers()['content-security-policy']).toBe(WALLET_CSP);
     await expectText('#who', (text) => text.includes('user:wallet-'));
     await expectText('#available', (text) => text === '992.79 USD');
     await expectText('#live', (text) => text === 'Live updates: on');

@@ -36,6 +36,10 @@ function collect(dir: string, root: string, into: Map<string, StaticFile>): void
   }
 }
 
+// Own origin only; no <base> (it would redirect relative URLs) and forms post only to the wallet itself.
+export const WALLET_CSP =
+  "default-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 /** Registers /wallet/ routes when the wallet was built; returns whether it was. */
 export function registerWallet(fastify: FastifyInstance, dir: string = WALLET_DIST_DIR): boolean {
   const files = new Map<string, StaticFile>();
@@ -56,7 +60,7 @@ export function registerWallet(fastify: FastifyInstance, dir: string = WALLET_DI
     return reply
       .header('cache-control', cache)
       .header('x-content-type-options', 'nosniff')
-      .header('content-security-policy', "default-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+      .header('content-security-policy', WALLET_CSP)
       .type(file.contentType)
       .send(file.body);
   });
