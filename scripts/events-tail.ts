@@ -6,40 +6,77 @@
  * topic, partition, offset, key, headers and the payload decoded with the generated protobuf types, looked up
  * by the record's content-type (messageType=…) or event-type header. Uses its own throw-away consumer group,
  * so it never disturbs real consumers; without --from-beginning it starts at the end. Ctrl-C to stop, or
- * --limit N to exit after N records.
+ * --limit N to exit after N records. Bad arguments or settings: one line, exit 2; a failure to consume (e.g. no
+ * broker answers): one `events:tail failed: …` line, exit 1.
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { Kafka } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import { collectConfigErrors } from '../src/config/env.js';
 import { readKafka, readOutbox } from '../src/config/kafka.js';
 import { ConfigError, type KafkaConfig, type OutboxConfig } from '../src/config.js';
 import { kafkaClientConfig } from '../src/outbox/kafka-sink.js';
 import { decodeEventJson, typeNameFromHeaders } from '../src/outbox/routing.js';
+import type { OutboxLogger } from '../src/outbox/sink.js';
 
-const stderrLogger = {
-  debug() {},
-  info(details: object, message: string) {
-    process.stderr.write(`${JSON.stringify({ level: 'info', message, ...details })}\n`);
-  },
-  warn(details: object, message: string) {
-    process.stderr.write(`${JSON.stringify({ level: 'warn', message, ...details })}\n`);
-  },
-  error(details: object, message: string) {
-    process.stderr.write(`${JSON.stringify({ level: 'error', message, ...details })}\n`);
-  },
+const USAGE = 'usage: npm run -s events:tail -- [--from-beginning] [--limit N] [--topic NAME ...]';
+
+/** Bad command-line arguments: one line with the usage, exit 2. */
+class UsageError extends Error {}
+
+interface TailOptions {
+  fromBeginning: boolean;
+  limit: number | undefined;
+  topics: string[] | undefined;
+}
+
+/** The error's message on one line, without its stack. */
+function oneLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * kafkajs's own log lines, one short line each without details or stacks. The client runs at logLevel
+ * NOTHING, so these appear only when an operator sets KAFKAJS_LOG_LEVEL to debug a connection; failures
+ * reach the operator as this script's own `events:tail failed: …` line.
+ */
+function kafkajsLine(level: string) {
+  return (_details: object, message: string) =>
+    process.stderr.write(`events:tail: kafkajs ${level}: ${oneLine(message)}\n`);
+}
+const kafkajsLogger: OutboxLogger = {
+  debug: kafkajsLine('debug'),
+  info: kafkajsLine('info'),
+  warn: kafkajsLine('warn'),
+  error: kafkajsLine('error'),
 };
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      'from-beginning': { type: 'boolean', default: false },
-      limit: { type: 'string' },
-      topic: { type: 'string', multiple: true },
-    },
-  });
+/** The options from argv; an unknown flag, a positional argument or a bad --limit is a UsageError. */
+function parseArguments(argv: string[]): TailOptions {
+  let values: { 'from-beginning'?: boolean; limit?: string; topic?: string[] };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        'from-beginning': { type: 'boolean', default: false },
+        limit: { type: 'string' },
+        topic: { type: 'string', multiple: true },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(oneLine(error));
+  }
   const limit = values.limit === undefined ? undefined : Number(values.limit);
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new Error('--limit must be a whole number');
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+    throw new UsageError(`--limit must be a whole number of at least 1, not '${values.limit}'`);
+  }
+  return { fromBeginning: values['from-beginning'] === true, limit, topics: values.topic };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const options = parseArguments(argv);
+  const { limit } = options;
 
   // Only the Kafka settings: tailing events needs no database, JWT or TLS settings.
   let config: { kafka: KafkaConfig | undefined; outbox: OutboxConfig };
@@ -56,9 +93,11 @@ async function main(): Promise<void> {
     console.error('KAFKA_BROKERS is not set (e.g. KAFKA_BROKERS=127.0.0.1:9092 npm run events:tail)');
     process.exit(2);
   }
-  const topics = values.topic ?? [config.outbox.topics.accounts, config.outbox.topics.payments];
+  const topics = options.topics ?? [config.outbox.topics.accounts, config.outbox.topics.payments];
 
-  const kafka = new Kafka(kafkaClientConfig(config.kafka, stderrLogger, `${config.kafka.clientId}-tail`));
+  // Same client settings as the service, but kafkajs itself stays quiet (its error lines carry stacks).
+  const clientConfig = kafkaClientConfig(config.kafka, kafkajsLogger, `${config.kafka.clientId}-tail`);
+  const kafka = new Kafka(Object.assign({}, clientConfig, { logLevel: logLevel.NOTHING }));
   const consumer = kafka.consumer({ groupId: `events-tail-${randomUUID()}`, maxWaitTimeInMs: 500 });
   let printed = 0;
   let stopping = false;
@@ -70,9 +109,17 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (payload.restart) {
+      process.stderr.write(`events:tail: ${oneLine(payload.error)} (restarting the consumer)\n`);
+      return;
+    }
+    console.error(`events:tail failed: ${oneLine(payload.error)}`);
+    void stop(1);
+  });
 
   await consumer.connect();
-  await consumer.subscribe({ topics, fromBeginning: values['from-beginning'] });
+  await consumer.subscribe({ topics, fromBeginning: options.fromBeginning });
   await consumer.run({
     eachMessage: async ({ topic, partition, message }) => {
       if (stopping) return;
@@ -105,7 +152,11 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((error: unknown) => {
-  console.error('events:tail failed:', error instanceof Error ? error.message : error);
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(`events:tail: ${error.message}; ${USAGE}`);
+    process.exit(2);
+  }
+  console.error(`events:tail failed: ${oneLine(error)}`);
   process.exit(1);
 });

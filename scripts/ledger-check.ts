@@ -1,10 +1,25 @@
 /**
  * `npm run ledger:check`: verifies the ledger in DATABASE_URL (or the embedded database in DATA_DIR) and
- * prints what it checked. Exits 1 on any violation, 2 if it could not run.
+ * prints what it checked. Exits 1 on any violation, 2 if it could not run. Takes no arguments: any is refused
+ * with a usage line (exit 2).
  */
+import { parseArgs } from 'node:util';
 import { loadDatabaseSettings } from '../src/config/database.js';
 import { openDatabase } from '../src/db/client.js';
 import { checkLedger } from '../src/ledger/check.js';
+
+const USAGE = 'usage: npm run -s ledger:check (no arguments; DATABASE_URL, else DATA_DIR, names the database)';
+
+/** Refuses any argument (an unknown flag or a positional one) with one line and the usage, exit 2. */
+function refuseArguments(argv: string[]): void {
+  try {
+    parseArgs({ args: argv, strict: true, allowPositionals: false, options: {} });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    console.error(`ledger:check: ${reason.replace(/\s+/g, ' ')}; ${USAGE}`);
+    process.exit(2);
+  }
+}
 
 async function main(): Promise<number> {
   const database = await openDatabase(loadDatabaseSettings());
@@ -21,6 +36,7 @@ async function main(): Promise<number> {
   }
 }
 
+refuseArguments(process.argv.slice(2));
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {

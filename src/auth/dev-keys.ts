@@ -10,7 +10,8 @@ import type { JsonWebKeyLike } from '../config/security.js';
 
 export const DEV_ISSUER = 'payment-ledger-dev';
 export const DEV_AUDIENCE = 'payment-ledger';
-const KEY_FILE = 'dev-jwt-key.json';
+/** The key pair's file in a data directory. */
+export const DEV_KEY_FILE = 'dev-jwt-key.json';
 const TOKEN_LIFETIME = '24h';
 
 export interface DevKeyPair {
@@ -19,7 +20,7 @@ export interface DevKeyPair {
 }
 
 export async function loadOrCreateDevKeyPair(dataDir: string): Promise<DevKeyPair> {
-  const path = join(dataDir, KEY_FILE);
+  const path = join(dataDir, DEV_KEY_FILE);
   if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as DevKeyPair;
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
   const pair: DevKeyPair = {
