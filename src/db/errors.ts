@@ -40,8 +40,22 @@ const CONNECTION_ERRNOS = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
 ]);
-// SQLSTATEs of a server that is down, starting, shutting down or out of connection slots.
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+// SQLSTATEs of a database that cannot serve now, through no fault of the query: down, starting or shutting
+// down (57P01–57P03); out of connection slots, memory or disk (53xxx); gone or not ours to use: dropped or
+// misnamed (3D000), a role refused (28000, 28P01); a standby after a failover (25006, read-only).
+const UNAVAILABLE_SQLSTATES = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '53000',
+  '53100',
+  '53200',
+  '53300',
+  '3D000',
+  '28000',
+  '28P01',
+  '25006',
+]);
 // node-postgres reports a lost or never-made connection by message only.
 const CONNECTION_MESSAGES = [
   /connection terminated/i,

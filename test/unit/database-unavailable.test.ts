@@ -34,6 +34,10 @@ describe('a lost or refused database connection', () => {
     ],
     ['refused', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
     ['connection exception class', pgError('connection failure', '08006')],
+    ['the database was dropped', pgError('database "ledger" does not exist', '3D000')],
+    ['the role was refused', pgError('password authentication failed for user "ledger"', '28P01')],
+    ['out of disk', pgError('could not extend file: No space left on device', '53100')],
+    ['a standby after failover', pgError('cannot execute INSERT in a read-only transaction', '25006')],
   ])('%s is UNAVAILABLE', (_what, error) => {
     expect(isConnectionFailure(error)).toBe(true);
     const translated = translateDatabaseError(error);
