@@ -102,6 +102,10 @@ function readUrlStrict(env: Env, name: string, protocols: string[], example: str
       `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got "${url.protocol}//"`,
     );
   }
+  // new URL('redis://') parses; a client would then quietly use its default host. PostgreSQL alone may name
+  // its host elsewhere (postgres:///ledger?host=/run/postgresql, a Unix socket).
+  const hostElsewhere = url.protocol.startsWith('postgres') && url.searchParams.has('host');
+  if (url.hostname === '' && !hostElsewhere) throw new ConfigError(name, `names no host (expected ${example})`);
   return raw;
 }
 

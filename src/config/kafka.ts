@@ -57,6 +57,7 @@ export function readKafka(env: Env): KafkaConfig | undefined {
     .split(',')
     .map((broker) => broker.trim())
     .filter((broker) => broker !== '');
+  if (brokers.length === 0) throw new ConfigError('KAFKA_BROKERS', `must name at least one host:port, got "${raw}"`);
   for (const broker of brokers) {
     const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(broker);
     const port = Number(match?.[2]);

@@ -3,7 +3,7 @@
  * embedded mode the server refuses to start without real token-verification keys.
  */
 
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { isScope, type Scope } from '../contract.js';
@@ -70,6 +70,7 @@ export function readTls(env: Env): TlsConfig | undefined {
     return undefined;
   }
   checkKeyPair(certFile, keyFile);
+  if (clientCaFile) checkCaFile(clientCaFile);
   return { certFile, keyFile, clientCaFile, clientCertRequired };
 }
 
@@ -99,6 +100,25 @@ function checkKeyPair(certFile: string, keyFile: string): void {
         new ConfigError('TLS_CERT_FILE', `with TLS_KEY_FILE is not a usable certificate and key: ${reason}`),
       );
     }
+  }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * The client CA file must hold PEM certificates; anything else would start a server that can never verify a
+ * client (Node does not complain until a handshake).
+ */
+function checkCaFile(path: string): void {
+  try {
+    const blocks = readFileSync(path, 'utf8').match(PEM_CERTIFICATE) ?? [];
+    if (blocks.length === 0) throw new Error('no PEM certificate in it');
+    for (const block of blocks) new X509Certificate(block);
+  } catch (error) {
+    const reason = (error as Error).message;
+    reportConfigError(
+      new ConfigError('TLS_CLIENT_CA_FILE', `is not a file of PEM CA certificates (${path}): ${reason}`),
+    );
   }
 }
 

@@ -76,6 +76,26 @@ describe('loadConfig', () => {
       }),
     ).toEqual(['AUTH_JWT_PUBLIC_KEY_FILE']);
   });
+
+  it('a client CA file without certificates (or a directory) names TLS_CLIENT_CA_FILE; a real one passes', () => {
+    const tls = { TLS_CERT_FILE: first.certFile, TLS_KEY_FILE: first.keyFile };
+    const garbage = join(first.certFile, '..', 'garbage.pem');
+    writeFileSync(garbage, 'not a certificate');
+    for (const caFile of [garbage, join(first.certFile, '..'), first.keyFile]) {
+      expect(problemsOf({ ...tls, TLS_CLIENT_CA_FILE: caFile })).toEqual(['TLS_CLIENT_CA_FILE']);
+    }
+    expect(problemsOf({ ...tls, TLS_CLIENT_CA_FILE: second.certFile })).toEqual([]);
+  });
+
+  it('a list or URL that names nothing is refused, not read as empty or as a default host', () => {
+    for (const brokers of [',', ' , ,']) expect(problemsOf({ KAFKA_BROKERS: brokers })).toEqual(['KAFKA_BROKERS']);
+    expect(problemsOf({ RATE_LIMIT_ENABLED: 'true', REDIS_URL: 'redis://' })).toEqual(['REDIS_URL']);
+    expect(problemsOf({ RATE_LIMIT_ENABLED: 'true', REDIS_URL: 'redis://127.0.0.1:6379' })).toEqual([]);
+    // PostgreSQL's Unix socket is named in ?host=.
+    const socket = { DATABASE_URL: 'postgres:///ledger?host=/run/postgresql' };
+    expect(problemsOf(socket).filter((variable) => variable === 'DATABASE_URL')).toEqual([]);
+    expect(problemsOf({ DATABASE_URL: 'postgres:///ledger' })).toContain('DATABASE_URL');
+  });
 });
 
 describe('loadDatabaseSettings', () => {
