@@ -47,7 +47,24 @@ async function readyzBecomes(status: number) {
   }
 }
 
-it('/readyz fails while PostgreSQL is down and recovers with it; /healthz stays up', async () => {
+/** Polls gRPC Health/Check for the payment service until it answers `status`. */
+async function paymentHealthBecomes(status: ServingStatus): Promise<void> {
+  const sessionManager = new Http2SessionManager(service.url);
+  try {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: service.url, sessionManager }));
+    const deadline = Date.now() + READY_CHANGE_TIMEOUT_MS;
+    for (;;) {
+      const answer = await health.check({ service: 'payment.v1.PaymentService' });
+      if (answer.status === status) return;
+      if (Date.now() > deadline) throw new Error(`gRPC health still ${ServingStatus[answer.status]}`);
+      await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+    }
+  } finally {
+    sessionManager.abort();
+  }
+}
+
+it('/readyz and gRPC health per service fail while PostgreSQL is down and recover with it; liveness stays', async () => {
   expect(await readyz()).toMatchObject({ status: 200, body: { status: 'ready', database: 'ok' } });
 
   await cluster.stop('immediate');
@@ -57,10 +74,17 @@ it('/readyz fails while PostgreSQL is down and recovers with it; /healthz stays 
   expect(JSON.stringify(down.body)).not.toMatch(/ECONNREFUSED|select|127\.0\.0\.1|postgres/i);
   // Liveness is about the process, not its dependencies: restarting the server would not help.
   expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+  // gRPC readiness probes ask per service; the overall entry ("") is liveness, like /healthz.
+  await paymentHealthBecomes(ServingStatus.NOT_SERVING);
+  const sessionManager = new Http2SessionManager(service.url);
+  const overall = createClient(Health, createGrpcTransport({ baseUrl: service.url, sessionManager }));
+  expect((await overall.check({ service: '' })).status).toBe(ServingStatus.SERVING);
+  sessionManager.abort();
 
   await cluster.start();
   const up = await readyzBecomes(200);
   expect(up.body).toMatchObject({ status: 'ready', database: 'ok' });
+  await paymentHealthBecomes(ServingStatus.SERVING);
 }, 180_000);
 
 it('gRPC health goes NOT_SERVING for watchers as soon as shutdown begins, then ends the stream', async () => {

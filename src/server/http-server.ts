@@ -32,6 +32,7 @@ import { TrustedProxies } from '../ratelimit/client-key.js';
 import { registerRateLimit } from '../ratelimit/hook.js';
 import { RATE_LIMIT_RESPONSE_HEADERS } from '../ratelimit/respond.js';
 import { registerConnectRoutes } from './connect-routes.js';
+import { READY_CHECK_TIMEOUT_MS, withTimeout } from './database-health.js';
 import { createListener, type DualProtocolServer, type ListenerHandler } from './listener.js';
 import { answerFrameworkError, registerProtocolErrorAnswers } from './protocol-errors.js';
 import { registerRequestLimits } from './request-limits.js';
@@ -59,7 +60,6 @@ export interface ServerDependencies {
 
 const IDLE_TIMEOUT_MS = 60_000;
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const READY_CHECK_TIMEOUT_MS = 2_000;
 // Headers of our own that browsers must be allowed to send or read, beyond Connect's lists.
 // traceparent/tracestate: a browser's W3C trace context, which the server continues (docs/observability.md).
 const EXTRA_REQUEST_HEADERS = ['authorization', 'x-api-key', 'x-request-id', 'traceparent', 'tracestate'];
@@ -225,18 +225,4 @@ function registerProbes(
 
 export function listenerOf(fastify: FastifyInstance): DualProtocolServer {
   return fastify.server as unknown as DualProtocolServer;
-}
-
-async function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -24,6 +24,7 @@ import { runSettlement } from '../ledger/settlement.js';
 import { startObservability } from '../observability/setup.js';
 import { createOutboxPublisher, type OutboxPublisher } from '../outbox/index.js';
 import { createRateLimitRedis, waitForRedis } from '../ratelimit/redis-client.js';
+import { startDatabaseHealth } from './database-health.js';
 import { buildHttpServer, listenerOf } from './http-server.js';
 import { type Periodic, startPeriodic } from './periodic.js';
 import { checkLedgerAtStart } from './startup-check.js';
@@ -36,7 +37,7 @@ export interface RunningService {
   /** Group commit in front of the ledger: the app's command runner. */
   batcher: CommandBatcher;
   /** Background jobs, exposed so that tests and tools can run one now. */
-  jobs: { keyReaper: Periodic; holdSweeper: Periodic; settlement: Periodic };
+  jobs: { keyReaper: Periodic; holdSweeper: Periodic; settlement: Periodic; databaseHealth: Periodic };
   /** Publishes the transactional outbox (to Kafka, or to the log without KAFKA_BROKERS). */
   outbox: OutboxPublisher;
   /** The embedded mode's development signing key, for the demo users' tokens; undefined otherwise. */
@@ -99,7 +100,9 @@ export async function startService(config: Config, options: ServiceOptions = {})
     });
   }
   logPoolWaitTimeout = poolWaitLogger(log, database, config.dbPoolSize);
-  const jobs = startJobs(config, database, ledger, log);
+  const jobs = Object.assign(startJobs(config, database, ledger, log), {
+    databaseHealth: startDatabaseHealth(database, health, log),
+  });
 
   const outbox = createOutboxPublisher(config, database, log.child({ component: 'outbox' }));
 
@@ -190,7 +193,12 @@ function poolWaitLogger(log: FastifyBaseLogger, database: Database, poolSize: nu
 }
 
 /** The background jobs, each on its own interval from the configuration. */
-function startJobs(config: Config, database: Database, ledger: Ledger, log: FastifyBaseLogger): RunningService['jobs'] {
+function startJobs(
+  config: Config,
+  database: Database,
+  ledger: Ledger,
+  log: FastifyBaseLogger,
+): Omit<RunningService['jobs'], 'databaseHealth'> {
   return {
     keyReaper: startPeriodic(
       'idempotency key reaper',
