@@ -15,6 +15,7 @@ import { testConfig } from './support/server.js';
 let database: TestDatabase;
 let service: RunningService;
 let apiKey: string;
+let dropped = false;
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -24,12 +25,13 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await service?.close();
-  await database?.drop();
+  if (!dropped) await database?.drop();
 });
 
 it('answers UNAVAILABLE on every protocol once its database is dropped', async () => {
   const accountId = await openAccount(clientsFor('connect-json', service.url, { apiKey }));
   await database.drop();
+  dropped = true;
   for (const protocol of PROTOCOLS) {
     const clients = clientsFor(protocol, service.url, { apiKey });
     for (const call of [
