@@ -147,7 +147,16 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  * (a ConfigError) whose message has a line per problem, each naming its variable.
  */
 export function loadConfig(env: Env = process.env): Config {
-  return collectConfigErrors(() => readConfig(env));
+  return collectConfigErrors(() => checkPorts(readConfig(env)));
+}
+
+/** Two listeners on one port would fail at start as "PORT is in use", naming the wrong setting. */
+function checkPorts(config: Config): Config {
+  const metricsPort = config.observability.metrics.port;
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === config.port) {
+    reportConfigError(new ConfigError('METRICS_PORT', `must differ from PORT (both ${config.port})`));
+  }
+  return config;
 }
 
 function readConfig(env: Env): Config {

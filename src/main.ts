@@ -58,6 +58,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // A setting found wrong only while starting (the database named, the port taken) exits like any other.
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(2);
+  }
   console.error('failed to start:', error instanceof Error ? error.message : error);
   process.exit(1);
 });

@@ -4,14 +4,18 @@
  * serves payments, stops cleanly on SIGTERM and finds its data again on the next start.
  */
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PaymentService, PaymentStatus } from '../gen/payment/v1/payment_pb.js';
 import { withCredentials } from './support/clients.js';
+import { TEST_AUTH_ENV } from './support/credentials.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { key } from './support/fixtures.js';
 import {
   MAIN_ARGS,
@@ -27,17 +31,19 @@ const START_TIMEOUT_MS = 45_000;
 const SHUTDOWN_GRACE_MS = '2000';
 const EXIT_TIMEOUT_MS = 10_000;
 
+/** Starts the server with `env` and waits for it to exit by itself (a timeout kill gives code null). */
+const startWith = (env: Record<string, string>) =>
+  new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      MAIN_ARGS,
+      { cwd: REPO_ROOT, env: serviceEnv(env), timeout: 30_000 },
+      (error, _stdout, stderr) => resolve({ code: error ? (error.code as number | null) : 0, stderr }),
+    );
+  });
+
 describe('configuration errors', () => {
   // Exits before listening, so a bad value is a failed start that names the culprit, not a half-working server.
-  const startWith = (env: Record<string, string>) =>
-    new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        MAIN_ARGS,
-        { cwd: REPO_ROOT, env: serviceEnv(env), timeout: 30_000 },
-        (error, _stdout, stderr) => resolve({ code: error ? (error.code as number | null) : 0, stderr }),
-      );
-    });
 
   it.each([
     ['PORT', { PORT: 'notaport' }],
@@ -48,6 +54,39 @@ describe('configuration errors', () => {
     expect(code).not.toBeNull(); // killed by the timeout would be null: it must exit by itself
     expect(stderr).toContain(variable);
     expect(stderr).toMatch(/invalid configuration/);
+  });
+});
+
+describe('settings found wrong only while starting', () => {
+  // The database, the address and the port are tried, not just parsed: each failure names its setting and
+  // exits 2 like a parse error, instead of "failed to start: listen EADDRINUSE" with exit 1.
+  let database: TestDatabase;
+  let blocker: net.Server;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    blocker = net.createServer().listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+  });
+  afterAll(async () => {
+    blocker?.close();
+    await database?.drop();
+  });
+
+  it('names HOST, PORT, METRICS_PORT or DATABASE_URL and exits 2', async () => {
+    const base = Object.assign({}, TEST_AUTH_ENV, { DATABASE_URL: database.url, LOG_LEVEL: 'fatal' });
+    const takenPort = String((blocker.address() as net.AddressInfo).port);
+    const cases: [string, Record<string, string>][] = [
+      ['HOST', { HOST: '192.0.2.1', PORT: '0' }],
+      ['PORT', { PORT: takenPort }],
+      ['METRICS_PORT', { PORT: '18765', METRICS_ENABLED: 'true', METRICS_PORT: '18765' }],
+      ['DATABASE_URL', { DATABASE_URL: database.url.replace(/\/[^/]+$/, '/no_such_database') }],
+    ];
+    for (const [variable, env] of cases) {
+      const { code, stderr } = await startWith(Object.assign({}, base, env));
+      expect({ variable, code }).toEqual({ variable, code: 2 });
+      expect(stderr).toMatch(new RegExp(`invalid configuration: ${variable} `));
+      expect(stderr).not.toMatch(/^\s+at /m);
+    }
   });
 });
 

@@ -61,12 +61,16 @@ export function reportConfigError(error: ConfigError): void {
   collected.push(error);
 }
 
+const MAX_ECHOED_DIGITS = 24;
+
 function readIntStrict(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
   const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  // The digits as given (Number would print 1e+23), at most a screenful.
+  const shown = raw.length > MAX_ECHOED_DIGITS ? `${raw.slice(0, MAX_ECHOED_DIGITS)}…` : raw;
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${shown}`);
   return value;
 }
 

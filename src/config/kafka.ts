@@ -1,5 +1,5 @@
 /** Kafka connection and outbox publisher settings (src/outbox/). */
-import { ConfigError, type Env, readBool, readInt } from './env.js';
+import { ConfigError, type Env, readBool, readInt, reportConfigError } from './env.js';
 
 export type KafkaSaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 
@@ -41,50 +41,68 @@ const KAFKA_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 
 function readKafkaName(env: Env, name: string, fallback: string): string {
   const raw = env[name] || fallback;
-  if (!KAFKA_NAME.test(raw)) throw new ConfigError(name, `must be 1-249 of A-Z a-z 0-9 . _ -, got "${raw}"`);
-  return raw;
+  if (KAFKA_NAME.test(raw)) return raw;
+  reportConfigError(new ConfigError(name, `must be 1-249 of A-Z a-z 0-9 . _ -, got "${raw}"`));
+  return fallback;
 }
 
+/**
+ * The broker connection, or undefined when KAFKA_BROKERS is unset (events go to the log). Every problem is
+ * reported (reportConfigError), not only the first.
+ */
 export function readKafka(env: Env): KafkaConfig | undefined {
   const raw = env.KAFKA_BROKERS;
   if (raw === undefined || raw.trim() === '') {
     for (const name of ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD']) {
-      if (env[name]) throw new ConfigError('KAFKA_BROKERS', `must be set when ${name} is`);
+      if (env[name]) reportConfigError(new ConfigError('KAFKA_BROKERS', `must be set when ${name} is`));
     }
     return undefined;
   }
+  return {
+    brokers: readBrokers(raw),
+    clientId: readKafkaName(env, 'KAFKA_CLIENT_ID', 'payment-ledger'),
+    ssl: readBool(env, 'KAFKA_SSL', false),
+    sasl: readSasl(env),
+  };
+}
+
+function readBrokers(raw: string): string[] {
   const brokers = raw
     .split(',')
     .map((broker) => broker.trim())
     .filter((broker) => broker !== '');
-  if (brokers.length === 0) throw new ConfigError('KAFKA_BROKERS', `must name at least one host:port, got "${raw}"`);
+  if (brokers.length === 0) {
+    reportConfigError(new ConfigError('KAFKA_BROKERS', `must name at least one host:port, got "${raw}"`));
+  }
   for (const broker of brokers) {
     const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(broker);
     const port = Number(match?.[2]);
     if (!match || port < 1 || port > 65535) {
-      throw new ConfigError('KAFKA_BROKERS', `must be a comma list of host:port, got "${broker}"`);
+      reportConfigError(new ConfigError('KAFKA_BROKERS', `must be a comma list of host:port, got "${broker}"`));
     }
   }
+  return brokers;
+}
+
+function readSasl(env: Env): KafkaConfig['sasl'] {
   const mechanism = env.KAFKA_SASL_MECHANISM || undefined;
-  let sasl: KafkaConfig['sasl'];
-  if (mechanism !== undefined) {
-    if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
-      throw new ConfigError('KAFKA_SASL_MECHANISM', `must be one of ${SASL_MECHANISMS.join(', ')}, got "${mechanism}"`);
+  const username = env.KAFKA_SASL_USERNAME || undefined;
+  const password = env.KAFKA_SASL_PASSWORD || undefined;
+  if (mechanism === undefined) {
+    if (username || password) {
+      const problem = 'must be set when KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is';
+      reportConfigError(new ConfigError('KAFKA_SASL_MECHANISM', problem));
     }
-    const username = env.KAFKA_SASL_USERNAME || undefined;
-    const password = env.KAFKA_SASL_PASSWORD || undefined;
-    if (!username) throw new ConfigError('KAFKA_SASL_USERNAME', 'must be set when KAFKA_SASL_MECHANISM is');
-    if (!password) throw new ConfigError('KAFKA_SASL_PASSWORD', 'must be set when KAFKA_SASL_MECHANISM is');
-    sasl = { mechanism: mechanism as KafkaSaslMechanism, username, password };
-  } else if (env.KAFKA_SASL_USERNAME || env.KAFKA_SASL_PASSWORD) {
-    throw new ConfigError('KAFKA_SASL_MECHANISM', 'must be set when KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is');
+    return undefined;
   }
-  return {
-    brokers,
-    clientId: readKafkaName(env, 'KAFKA_CLIENT_ID', 'payment-ledger'),
-    ssl: readBool(env, 'KAFKA_SSL', false),
-    sasl,
-  };
+  if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
+    const problem = `must be one of ${SASL_MECHANISMS.join(', ')}, got "${mechanism}"`;
+    reportConfigError(new ConfigError('KAFKA_SASL_MECHANISM', problem));
+  }
+  if (!username) reportConfigError(new ConfigError('KAFKA_SASL_USERNAME', 'must be set when KAFKA_SASL_MECHANISM is'));
+  if (!password) reportConfigError(new ConfigError('KAFKA_SASL_PASSWORD', 'must be set when KAFKA_SASL_MECHANISM is'));
+  if (!username || !password) return undefined;
+  return { mechanism: mechanism as KafkaSaslMechanism, username, password };
 }
 
 export function readOutbox(env: Env): OutboxConfig {

@@ -6,6 +6,7 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { explainListenError } from '../config/listen.js';
 import type { Config } from '../config.js';
 import { metrics, scrape } from './metrics.js';
 import { installTracing } from './tracing.js';
@@ -71,6 +72,8 @@ async function listenForScrapes(host: string, port: number): Promise<http.Server
     );
   });
   server.listen(port, host);
-  await once(server, 'listening');
+  await once(server, 'listening').catch((error: unknown) => {
+    throw explainListenError(error, host, port, 'METRICS_PORT');
+  });
   return server;
 }

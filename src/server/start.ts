@@ -11,6 +11,7 @@ import { SettlementsApp } from '../app/settlements-app.js';
 import { API_KEY_REVOKED_CHANNEL } from '../auth/api-keys.js';
 import type { DevKeyPair } from '../auth/dev-keys.js';
 import { setUpAuthentication } from '../auth/setup.js';
+import { explainListenError } from '../config/listen.js';
 import type { Config } from '../config.js';
 import { LEDGER_SERVICES } from '../contract.js';
 import { type Database, openDatabase } from '../db/client.js';
@@ -232,13 +233,17 @@ function startJobs(
 
 /** Listens on config.host:port; returns the port actually bound (config.port may be 0) and the URL to use. */
 async function listen(fastify: FastifyInstance, config: Config): Promise<{ url: string; port: number }> {
-  await fastify.listen({
-    host: config.host,
-    port: config.port,
-    // Fastify only knows its own https option; with TLS our listener serves https:// (h2 and HTTP/1.1).
-    listenTextResolver: (address) =>
-      `Server listening at ${config.tls ? address.replace(/^http:/, 'https:') : address}`,
-  });
+  await fastify
+    .listen({
+      host: config.host,
+      port: config.port,
+      // Fastify only knows its own https option; with TLS our listener serves https:// (h2 and HTTP/1.1).
+      listenTextResolver: (address) =>
+        `Server listening at ${config.tls ? address.replace(/^http:/, 'https:') : address}`,
+    })
+    .catch((error: unknown) => {
+      throw explainListenError(error, config.host, config.port, 'PORT');
+    });
   const address = fastify.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;

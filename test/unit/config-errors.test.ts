@@ -87,6 +87,20 @@ describe('loadConfig', () => {
     expect(problemsOf({ ...tls, TLS_CLIENT_CA_FILE: second.certFile })).toEqual([]);
   });
 
+  it('every Kafka problem is reported at once, not only the first', () => {
+    const problems = problemsOf({ KAFKA_BROKERS: 'foo', KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_CLIENT_ID: 'a b' });
+    expect(problems.sort()).toEqual(
+      ['KAFKA_BROKERS', 'KAFKA_CLIENT_ID', 'KAFKA_SASL_MECHANISM', 'KAFKA_SASL_PASSWORD', 'KAFKA_SASL_USERNAME'].sort(),
+    );
+  });
+
+  it('a number out of range is echoed as given, and at most a screenful', () => {
+    expect(() => loadConfig({ MAX_REQUEST_TIMEOUT_MS: '99999999999999999999999' })).toThrow(
+      /got 99999999999999999999999$/m,
+    );
+    expect(() => loadConfig({ PORT: '9'.repeat(5000) })).toThrow(/got 9{24}…$/m);
+  });
+
   it('a list or URL that names nothing is refused, not read as empty or as a default host', () => {
     for (const brokers of [',', ' , ,']) expect(problemsOf({ KAFKA_BROKERS: brokers })).toEqual(['KAFKA_BROKERS']);
     expect(problemsOf({ RATE_LIMIT_ENABLED: 'true', REDIS_URL: 'redis://' })).toEqual(['REDIS_URL']);
