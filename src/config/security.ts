@@ -135,12 +135,38 @@ function checkJwksFile(path: string): void {
   }
 }
 
-function checkPublicKeyFile(path: string): void {
+// What each algorithm verifies with: key type, and for EC the curve (RFC 7518 §3.4, RFC 8037).
+const KEY_OF_ALGORITHM: Readonly<Record<string, { types: string[]; curve?: string }>> = {
+  RS256: { types: ['rsa'] },
+  PS256: { types: ['rsa', 'rsa-pss'] },
+  ES256: { types: ['ec'], curve: 'prime256v1' },
+  ES384: { types: ['ec'], curve: 'secp384r1' },
+  EdDSA: { types: ['ed25519', 'ed448'] },
+};
+
+/** A PEM public key (SPKI, as the verifier imports it) of the kind `algorithm` verifies with. */
+function checkPublicKeyFile(path: string, algorithm: string): void {
   try {
-    createPublicKey(readFileSync(path, 'utf8'));
+    const pem = readFileSync(path, 'utf8');
+    // createPublicKey would also take a private key (deriving its public half); the verifier would not.
+    if (!pem.includes('-----BEGIN PUBLIC KEY-----')) throw new Error('no "BEGIN PUBLIC KEY" block (SPKI)');
+    const key = createPublicKey(pem);
+    const expected = KEY_OF_ALGORITHM[algorithm];
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (
+      expected &&
+      (!expected.types.includes(key.asymmetricKeyType ?? '') || (expected.curve && curve !== expected.curve))
+    ) {
+      throw new Error(
+        `a ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''} key cannot verify ${algorithm} (AUTH_JWT_ALGORITHM)`,
+      );
+    }
   } catch (error) {
     reportConfigError(
-      new ConfigError('AUTH_JWT_PUBLIC_KEY_FILE', `is not a PEM public key (${path}): ${(error as Error).message}`),
+      new ConfigError(
+        'AUTH_JWT_PUBLIC_KEY_FILE',
+        `is not a usable PEM public key (${path}): ${(error as Error).message}`,
+      ),
     );
   }
 }
@@ -172,7 +198,7 @@ function readJwtSource(env: Env): JwtKeySource | undefined {
     if (!JWT_ALGORITHMS.includes(algorithm)) {
       throw new ConfigError('AUTH_JWT_ALGORITHM', `must be one of ${JWT_ALGORITHMS.join(', ')}, got "${algorithm}"`);
     }
-    checkPublicKeyFile(publicKeyFile);
+    checkPublicKeyFile(publicKeyFile, algorithm);
     return { kind: 'public-key-file', path: publicKeyFile, algorithm };
   }
   if (hs256Secret) {

@@ -1,4 +1,5 @@
 /** Bad settings are reported all at once, each naming its variable; TLS and JWT key material is checked. */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +86,48 @@ describe('loadConfig', () => {
       expect(problemsOf({ ...tls, TLS_CLIENT_CA_FILE: caFile })).toEqual(['TLS_CLIENT_CA_FILE']);
     }
     expect(problemsOf({ ...tls, TLS_CLIENT_CA_FILE: second.certFile })).toEqual([]);
+  });
+
+  it('a PEM public key must be SPKI and of the kind AUTH_JWT_ALGORITHM verifies with', () => {
+    const dir = join(first.certFile, '..');
+    const pemOf = (name: string, pem: string) => {
+      const path = join(dir, `${name}.pem`);
+      writeFileSync(path, pem);
+      return path;
+    };
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const ed = generateKeyPairSync('ed25519');
+    const spki = (key: KeyObject) => key.export({ type: 'spki', format: 'pem' }).toString();
+    const files = {
+      ec: pemOf('ec-public', spki(ec.publicKey)),
+      ecPrivate: pemOf('ec-private', ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
+      rsa: pemOf('rsa-public', spki(rsa.publicKey)),
+      ed: pemOf('ed-public', spki(ed.publicKey)),
+    };
+    const problems = (file: string, algorithm: string) =>
+      problemsOf({
+        AUTH_JWT_PUBLIC_KEY_FILE: file,
+        AUTH_JWT_ALGORITHM: algorithm,
+        AUTH_JWT_ISSUER: 'i',
+        AUTH_JWT_AUDIENCE: 'a',
+      });
+    for (const [file, algorithm] of [
+      [files.ec, 'ES256'],
+      [files.rsa, 'RS256'],
+      [files.rsa, 'PS256'],
+      [files.ed, 'EdDSA'],
+    ] as const) {
+      expect({ algorithm, problems: problems(file, algorithm) }).toEqual({ algorithm, problems: [] });
+    }
+    for (const [file, algorithm] of [
+      [files.ecPrivate, 'ES256'],
+      [files.rsa, 'ES256'],
+      [files.ec, 'ES384'],
+      [files.ec, 'RS256'],
+    ] as const) {
+      expect(problems(file, algorithm)).toEqual(['AUTH_JWT_PUBLIC_KEY_FILE']);
+    }
   });
 
   it('every Kafka problem is reported at once, not only the first', () => {
