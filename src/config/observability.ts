@@ -1,5 +1,5 @@
 /** Settings for metrics, tracing and logs. */
-import { type Env, readBool, readInt, readUrl } from './env.js';
+import { ConfigError, type Env, readBool, readInt, readUrl, reportConfigError } from './env.js';
 
 export interface ObservabilityConfig {
   metrics: {
@@ -19,11 +19,14 @@ export interface ObservabilityConfig {
 
 export function readObservability(env: Env, embedded: boolean): ObservabilityConfig {
   const rawPort = env.METRICS_PORT;
+  const enabled = readBool(env, 'METRICS_ENABLED', embedded);
+  const port = rawPort === undefined || rawPort === '' ? undefined : readInt(env, 'METRICS_PORT', 0, 0, 65535);
+  // A port for metrics that are off would be a listener someone expects and never gets.
+  if (port !== undefined && !enabled) {
+    reportConfigError(new ConfigError('METRICS_PORT', 'needs METRICS_ENABLED=true (metrics are off)'));
+  }
   return {
-    metrics: {
-      enabled: readBool(env, 'METRICS_ENABLED', embedded),
-      port: rawPort === undefined || rawPort === '' ? undefined : readInt(env, 'METRICS_PORT', 0, 0, 65535),
-    },
+    metrics: { enabled, port },
     tracing: {
       otlpEndpoint: readUrl(
         env,

@@ -201,6 +201,10 @@ function readJwtSource(env: Env): JwtKeySource | undefined {
     checkPublicKeyFile(publicKeyFile, algorithm);
     return { kind: 'public-key-file', path: publicKeyFile, algorithm };
   }
+  if (env.AUTH_JWT_ALGORITHM) {
+    // Only a PEM key leaves the algorithm open; JWKS keys carry theirs, and a secret is HS256.
+    reportConfigError(new ConfigError('AUTH_JWT_ALGORITHM', 'applies only with AUTH_JWT_PUBLIC_KEY_FILE'));
+  }
   if (hs256Secret) {
     if (hs256Secret.length < 32) throw new ConfigError('AUTH_JWT_HS256_SECRET', 'must be at least 32 characters');
     return { kind: 'hs256', secret: hs256Secret };
@@ -211,6 +215,10 @@ function readJwtSource(env: Env): JwtKeySource | undefined {
 /** "subject=scope scope;subject=scope" → scopes per client-certificate subject. */
 function readCertificateScopes(env: Env): Map<string, Scope[]> {
   const scopes = new Map<string, Scope[]>();
+  // Without a CA no client certificate is verified, so the scopes would silently grant nothing.
+  if (env.TLS_CLIENT_SCOPES && !env.TLS_CLIENT_CA_FILE) {
+    reportConfigError(new ConfigError('TLS_CLIENT_SCOPES', 'needs TLS_CLIENT_CA_FILE to verify client certificates'));
+  }
   for (const entry of (env.TLS_CLIENT_SCOPES ?? '').split(';').filter((item) => item.trim() !== '')) {
     const [subject, granted = ''] = entry.split('=');
     const names = granted.split(/[\s,]+/).filter((name) => name !== '');

@@ -130,6 +130,14 @@ describe('loadConfig', () => {
     }
   });
 
+  it('a setting that would have no effect is refused, naming it', () => {
+    const jwt = { AUTH_JWT_HS256_SECRET: 's'.repeat(32), AUTH_JWT_ISSUER: 'i', AUTH_JWT_AUDIENCE: 'a' };
+    expect(problemsOf({ ...jwt, AUTH_JWT_ALGORITHM: 'ES256' })).toEqual(['AUTH_JWT_ALGORITHM']);
+    expect(problemsOf({ TLS_CLIENT_SCOPES: 'backend-a=payments:read' })).toEqual(['TLS_CLIENT_SCOPES']);
+    expect(problemsOf({ ...POSTGRES, ...jwt, METRICS_PORT: '9464' })).toEqual(['METRICS_PORT']);
+    expect(problemsOf({ ...POSTGRES, ...jwt, METRICS_PORT: '9464', METRICS_ENABLED: 'true' })).toEqual([]);
+  });
+
   it('every Kafka problem is reported at once, not only the first', () => {
     const problems = problemsOf({ KAFKA_BROKERS: 'foo', KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_CLIENT_ID: 'a b' });
     expect(problems.sort()).toEqual(
