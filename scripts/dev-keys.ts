@@ -9,7 +9,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   DEV_AUDIENCE,
   DEV_ISSUER,
@@ -18,12 +17,10 @@ import {
   loadOrCreateDevKeyPair,
   signDevToken,
 } from '../src/auth/dev-keys.js';
+import { exitOnUsageError, oneLine, strictArgs, UsageError } from './cli.js';
 
 const MAX_SUBJECTS = 20;
 const USAGE = `usage: npm run -s dev:keys -- <dir> [subject...] (at most ${MAX_SUBJECTS} subjects; put a subject starting with - after --)`;
-
-/** Bad command-line arguments: one line with the usage, exit 2. */
-class UsageError extends Error {}
 
 /** The key files could not be created, read or used: one line naming the file and the reason, exit 1. */
 class KeyFileError extends Error {
@@ -39,19 +36,12 @@ function reasonOf(error: unknown): string {
   let prefix = '';
   if (code && !error.message.startsWith(code)) prefix = `${code}: `;
   else if (!code && error.name !== 'Error') prefix = `${error.name}: `;
-  return `${prefix}${error.message}`.replace(/\s+/g, ' ').trim();
+  return oneLine(`${prefix}${error.message}`);
 }
 
 /** <dir> and the subjects; an unknown flag, no <dir> or too many subjects is a UsageError. */
 function parseArguments(argv: string[]): { dir: string; subjects: string[] } {
-  let positionals: string[];
-  try {
-    ({ positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: {} }));
-  } catch (error) {
-    // Node's hint about '--' is in USAGE, shorter.
-    const message = error instanceof Error ? error.message : String(error);
-    throw new UsageError(message.replace(/\. To specify a positional argument .*$/s, ''));
-  }
+  const { positionals } = strictArgs({ args: argv, allowPositionals: true, options: {} });
   const [dir, ...subjects] = positionals;
   if (!dir) throw new UsageError('missing <dir>');
   if (subjects.length > MAX_SUBJECTS) throw new UsageError(`${subjects.length} subjects are too many`);
@@ -97,10 +87,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError) {
-    console.error(`dev:keys: ${error.message}; ${USAGE}`);
-    process.exit(2);
-  }
+  exitOnUsageError('dev:keys', USAGE, error);
   console.error(`dev:keys: ${error instanceof KeyFileError ? error.message : `failed: ${reasonOf(error)}`}`);
   process.exit(1);
 });

@@ -10,7 +10,6 @@
  * broker answers): one `events:tail failed: …` line, exit 1.
  */
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { collectConfigErrors } from '../src/config/env.js';
 import { readKafka, readOutbox } from '../src/config/kafka.js';
@@ -18,21 +17,14 @@ import { ConfigError, type KafkaConfig, type OutboxConfig } from '../src/config.
 import { kafkaClientConfig } from '../src/outbox/kafka-sink.js';
 import { decodeEventJson, typeNameFromHeaders } from '../src/outbox/routing.js';
 import type { OutboxLogger } from '../src/outbox/sink.js';
+import { exitOnUsageError, oneLine, strictArgs, UsageError } from './cli.js';
 
 const USAGE = 'usage: npm run -s events:tail -- [--from-beginning] [--limit N] [--topic NAME ...]';
-
-/** Bad command-line arguments: one line with the usage, exit 2. */
-class UsageError extends Error {}
 
 interface TailOptions {
   fromBeginning: boolean;
   limit: number | undefined;
   topics: string[] | undefined;
-}
-
-/** The error's message on one line, without its stack. */
-function oneLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim();
 }
 
 /**
@@ -53,20 +45,14 @@ const kafkajsLogger: OutboxLogger = {
 
 /** The options from argv; an unknown flag, a positional argument or a bad --limit is a UsageError. */
 function parseArguments(argv: string[]): TailOptions {
-  let values: { 'from-beginning'?: boolean; limit?: string; topic?: string[] };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        'from-beginning': { type: 'boolean', default: false },
-        limit: { type: 'string' },
-        topic: { type: 'string', multiple: true },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(oneLine(error));
-  }
+  const { values } = strictArgs({
+    args: argv,
+    options: {
+      'from-beginning': { type: 'boolean', default: false },
+      limit: { type: 'string' },
+      topic: { type: 'string', multiple: true },
+    },
+  });
   const limit = values.limit === undefined ? undefined : Number(values.limit);
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
     throw new UsageError(`--limit must be a whole number of at least 1, not '${values.limit}'`);
@@ -153,10 +139,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError) {
-    console.error(`events:tail: ${error.message}; ${USAGE}`);
-    process.exit(2);
-  }
+  exitOnUsageError('events:tail', USAGE, error);
   console.error(`events:tail failed: ${oneLine(error)}`);
   process.exit(1);
 });

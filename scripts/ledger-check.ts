@@ -3,21 +3,20 @@
  * prints what it checked. Exits 1 on any violation, 2 if it could not run. Takes no arguments: any is refused
  * with a usage line (exit 2).
  */
-import { parseArgs } from 'node:util';
 import { loadDatabaseSettings } from '../src/config/database.js';
 import { openDatabase } from '../src/db/client.js';
 import { checkLedger } from '../src/ledger/check.js';
+import { exitOnUsageError, strictArgs } from './cli.js';
 
 const USAGE = 'usage: npm run -s ledger:check (no arguments; DATABASE_URL, else DATA_DIR, names the database)';
 
 /** Refuses any argument (an unknown flag or a positional one) with one line and the usage, exit 2. */
 function refuseArguments(argv: string[]): void {
   try {
-    parseArgs({ args: argv, strict: true, allowPositionals: false, options: {} });
+    strictArgs({ args: argv, allowPositionals: false, options: {} });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    console.error(`ledger:check: ${reason.replace(/\s+/g, ' ')}; ${USAGE}`);
-    process.exit(2);
+    exitOnUsageError('ledger:check', USAGE, error);
+    throw error;
   }
 }
 
